@@ -1,0 +1,76 @@
+/** Database rows → the public shapes of contracts (times as ISO strings, sizes as numbers). */
+import type { Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneSpec } from '@graft/contracts';
+import type { DatasetRow, EventRow, FineTuneRow, MetricRow } from '@graft/db';
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const SKIPPED_LISTED = 100;
+
+export function datasetOut(row: DatasetRow): Dataset {
+  const classes = row.classes as { name: string; images: number }[];
+  const skipped = row.skipped as { path: string; reason: string }[];
+  const counts = classes.map((c) => c.images);
+  const ratio = Math.max(...counts) / Math.max(1, Math.min(...counts));
+  return {
+    id: row.id,
+    object: 'dataset',
+    name: row.name,
+    task: row.task as Dataset['task'],
+    bytes: Number(row.bytes),
+    sha256: row.sha256,
+    imageCount: row.imageCount,
+    classes: classes.map((c, index) => ({ name: c.name, index, images: c.images, share: c.images / row.imageCount })),
+    balance: { imbalanceRatio: Math.round(ratio * 1000) / 1000, imbalanced: ratio > 3 },
+    skipped: skipped.slice(0, SKIPPED_LISTED),
+    skippedCount: skipped.length,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export function metricOut(row: Omit<MetricRow, 'fineTuneId'>): EpochMetrics {
+  return {
+    epoch: row.epoch,
+    phase: row.phase,
+    loss: row.loss,
+    accuracy: row.accuracy,
+    valLoss: row.valLoss,
+    valAccuracy: row.valAccuracy,
+    durationMs: row.durationMs,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export function fineTuneOut(row: FineTuneRow): FineTune {
+  const spec = row.request as FineTuneSpec;
+  const latest = row.latestMetrics as (Omit<EpochMetrics, 'createdAt'> & { createdAt: string }) | null;
+  return {
+    id: row.id,
+    object: 'fine_tune',
+    status: row.status,
+    baseModel: row.baseModelId,
+    dataset: row.datasetId,
+    validationSplit: spec.validationSplit,
+    hyperparameters: spec.hyperparameters,
+    seed: spec.seed,
+    metadata: spec.metadata,
+    progress: { epoch: row.epoch, epochs: row.epochs, batch: row.batch, batches: row.batches },
+    metrics: latest,
+    result: (row.result as FineTune['result']) ?? null,
+    error: (row.error as FineTune['error']) ?? null,
+    model: row.status === 'succeeded' && row.modelKey ? { url: `/v1/fine-tunes/${row.id}/model`, bytes: Number(row.modelBytes ?? 0) } : null,
+    createdAt: row.createdAt.toISOString(),
+    startedAt: iso(row.startedAt),
+    finishedAt: iso(row.finishedAt),
+    cancelRequestedAt: iso(row.cancelRequestedAt),
+  };
+}
+
+export function eventOut(row: EventRow): FineTuneEvent {
+  return {
+    id: row.id,
+    level: row.level,
+    type: row.type,
+    message: row.message,
+    data: (row.data as Record<string, unknown> | null) ?? null,
+    createdAt: row.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,14 @@
+import { CommonEnv, loadEnv } from '@graft/contracts';
+import { hostname } from 'node:os';
+import { Type, type Static } from 'typebox';
+
+export const WorkerEnv = Type.Object({
+  ...CommonEnv,
+  WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Jobs trained at once (each in its own process).' }),
+  WORKER_ID: Type.String({ default: `${hostname()}-${process.pid}`, description: 'Name shown in /readyz and in logs.' }),
+  WORKER_SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 30_000, description: 'On SIGTERM, how long running jobs may finish before they are handed back to the queue.' }),
+  TRAINER_MAX_OLD_SPACE_MB: Type.Integer({ minimum: 256, default: 4096, description: 'Heap limit of each training process.' }),
+});
+export type WorkerConfig = Static<typeof WorkerEnv>;
+
+export const loadWorkerConfig = (env: NodeJS.ProcessEnv = process.env): WorkerConfig => loadEnv(WorkerEnv, env);

@@ -1,0 +1,151 @@
+/**
+ * Runs one fine-tune job: claims it in Postgres (queued → running), trains in a child process,
+ * records progress, epochs and events as they come, stores the model, and ends the job
+ * succeeded, failed or cancelled. Postgres is the source of truth; BullMQ only carries the id.
+ */
+import { FineTuneJobData, parseWith, type FineTuneSpec } from '@graft/contracts';
+import { events, fineTunes, metrics, datasets, type Db } from '@graft/db';
+import type { LocalStorage } from '@graft/storage';
+import type { Job } from 'bullmq';
+import type { Logger } from 'pino';
+import type { ChildMessage } from './trainer/messages.ts';
+import { runTraining, type TrainingRun } from './trainer/run-training.ts';
+
+export interface JobContext {
+  db: Db;
+  storage: LocalStorage;
+  log: Logger;
+  maxOldSpaceMb: number;
+  /** Running trainings by fine-tune id, so cancel requests can reach them. */
+  running: Map<string, TrainingRun>;
+  /** Set when the worker stops its trainings on shutdown. */
+  shuttingDown: boolean;
+}
+
+/** Progress rows are written at most this often (a batch can take under a millisecond). */
+const PROGRESS_EVERY_MS = 500;
+
+export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>, signal?: AbortSignal): Promise<string> {
+  const { fineTuneId: id } = parseWith(FineTuneJobData, job.data, 'job');
+  const log = ctx.log.child({ jobId: id });
+  const row = await fineTunes.getFineTune(ctx.db, id);
+  if (!row) {
+    log.warn('job has no row in the database; dropped');
+    return 'missing';
+  }
+  if (row.cancelRequestedAt && (row.status === 'queued' || row.status === 'running')) {
+    await fineTunes.transition(ctx.db, id, ['queued', 'running'], 'cancelled', { finishedAt: new Date() }, {
+      level: 'info', type: 'status', message: 'Job cancelled before it started', data: { status: 'cancelled' },
+    });
+    return 'cancelled';
+  }
+  const restarted = row.status === 'running'; // a worker died mid-job; BullMQ handed it to us
+  const claimed = await fineTunes.transition(ctx.db, id, ['queued', 'running'], 'running', { startedAt: new Date(), attempts: { increment: 1 }, epoch: 0, batch: 0 }, {
+    level: restarted ? 'warning' : 'info',
+    type: 'status',
+    message: restarted ? 'Job restarted from the beginning: the worker running it was lost' : 'Job started',
+    data: { status: 'running', worker: job.processedBy ?? null },
+  });
+  if (!claimed) {
+    log.info({ status: row.status }, 'job is no longer runnable; skipped');
+    return row.status;
+  }
+  const dataset = await datasets.getDataset(ctx.db, row.datasetId);
+  if (!dataset) {
+    await fail(ctx, id, 'dataset_missing', `Dataset ${row.datasetId} no longer exists.`);
+    return 'failed';
+  }
+
+  const outKey = `jobs/${id}/attempt-${row.attempts + 1}`;
+  const start = {
+    kind: 'start' as const,
+    fineTuneId: id,
+    baseModelId: row.baseModelId,
+    datasetPath: ctx.storage.path(dataset.storageKey),
+    outDir: ctx.storage.path(outKey),
+    spec: row.request as FineTuneSpec,
+  };
+
+  // Messages are handled strictly in order (events must be stored in the order they happened).
+  let chain = Promise.resolve();
+  let lastProgress = 0;
+  let lastCancelCheck = Date.now();
+  const handle = async (m: ChildMessage) => {
+    if (m.kind === 'event') {
+      await events.appendEvent(ctx.db, { fineTuneId: id, level: m.level, type: m.type, message: m.message, data: m.data ?? null });
+    } else if (m.kind === 'batch') {
+      const now = Date.now();
+      if (now - lastProgress >= PROGRESS_EVERY_MS || m.batch === m.batches) {
+        lastProgress = now;
+        await fineTunes.updateRunning(ctx.db, id, { epoch: m.epoch, epochs: m.epochs, batch: m.batch, batches: m.batches });
+        await job.updateProgress({ epoch: m.epoch, epochs: m.epochs, batch: m.batch, batches: m.batches }).catch(() => {});
+      }
+      // Belt and braces for a lost pub/sub message: look at the row every few seconds.
+      if (now - lastCancelCheck > 3_000) {
+        lastCancelCheck = now;
+        const current = await fineTunes.getFineTune(ctx.db, id);
+        if (current?.cancelRequestedAt) ctx.running.get(id)?.cancel();
+      }
+    } else if (m.kind === 'epoch') {
+      const { kind: _kind, ...metric } = m;
+      const saved = await metrics.recordMetric(ctx.db, { fineTuneId: id, ...metric });
+      await fineTunes.updateRunning(ctx.db, id, { epoch: m.epoch, latestMetrics: { ...metric, createdAt: saved.createdAt.toISOString() } });
+      const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+      await events.appendEvent(ctx.db, {
+        fineTuneId: id, level: 'info', type: 'epoch',
+        message: `Epoch ${m.epoch}: loss ${fmt(m.loss)}, accuracy ${fmt(m.accuracy)}, val_loss ${fmt(m.valLoss)}, val_accuracy ${fmt(m.valAccuracy)}`,
+        data: metric,
+      });
+    }
+  };
+
+  const training = runTraining(start, (m) => {
+    chain = chain.then(() => handle(m)).catch((err) => log.error({ err }, 'recording a training message failed'));
+  }, { maxOldSpaceMb: ctx.maxOldSpaceMb });
+  ctx.running.set(id, training);
+  const onAbort = () => training.cancel();
+  signal?.addEventListener('abort', onAbort);
+  log.info({ pid: training.pid, restarted }, 'training started');
+  try {
+    const end = await training.done;
+    await chain;
+    if (end.kind === 'succeeded') {
+      const modelKey = `models/${id}/model.zip`;
+      await ctx.storage.commit(`${outKey}/model.zip`, modelKey);
+      await ctx.storage.remove(outKey);
+      const acc = end.result.valAccuracy;
+      const ok = await fineTunes.transition(ctx.db, id, ['running'], 'succeeded', {
+        finishedAt: new Date(), result: end.result, modelKey, modelBytes: BigInt(end.modelZipBytes), batch: 0,
+      }, {
+        level: 'info', type: 'status',
+        message: `Job succeeded${acc === null ? '' : `: validation accuracy ${(acc * 100).toFixed(1)}%`}`,
+        data: { status: 'succeeded', valAccuracy: acc },
+      });
+      log.info({ ok, valAccuracy: acc }, 'training succeeded');
+      return 'succeeded';
+    }
+    await ctx.storage.remove(outKey);
+    if (end.kind === 'cancelled') {
+      await fineTunes.transition(ctx.db, id, ['running'], 'cancelled', { finishedAt: new Date() }, {
+        level: 'info', type: 'status', message: 'Job cancelled; events and metrics so far are kept', data: { status: 'cancelled' },
+      });
+      log.info('training cancelled');
+      return 'cancelled';
+    }
+    if (ctx.shuttingDown) await fail(ctx, id, 'worker_shutdown', 'The worker was stopped before the job finished; submit it again.');
+    else await fail(ctx, id, end.code, end.message);
+    log.warn({ code: end.code, message: end.message }, 'training failed');
+    return 'failed';
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    ctx.running.delete(id);
+  }
+}
+
+async function fail(ctx: JobContext, id: string, code: string, message: string) {
+  await fineTunes.transition(ctx.db, id, ['running', 'queued'], 'failed', { finishedAt: new Date(), error: { code, message } }, {
+    level: 'error', type: 'status', message: `Job failed: ${message}`, data: { status: 'failed', code },
+  });
+}
+
+export { fail as failJob };

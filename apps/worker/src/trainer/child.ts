@@ -1,0 +1,50 @@
+/**
+ * The training process: one per job, forked by the worker. TensorFlow.js work is CPU-bound and
+ * would starve the worker's event loop (BullMQ lock renewal, cancel messages); here it can take
+ * the whole core. The engine yields between batches, so a `cancel` message is seen within one.
+ */
+import { fineTune, TrainingCancelled, TrainingError } from '@graft/engine';
+import type { ChildMessage, ParentMessage } from './messages.ts';
+
+const send = (m: ChildMessage) =>
+  new Promise<void>((resolve) => {
+    if (!process.send) return resolve();
+    process.send(m, undefined, undefined, () => resolve());
+  });
+
+const controller = new AbortController();
+
+process.on('message', (m: ParentMessage) => {
+  if (m.kind === 'cancel') controller.abort();
+  if (m.kind === 'start') void run(m);
+});
+process.on('disconnect', () => {
+  // The worker is gone: nobody will record what we do.
+  controller.abort();
+  process.exit(1);
+});
+
+async function run(m: Extract<ParentMessage, { kind: 'start' }>) {
+  try {
+    const outcome = await fineTune({
+      baseModelId: m.baseModelId,
+      datasetPath: m.datasetPath,
+      spec: m.spec,
+      outDir: m.outDir,
+      signal: controller.signal,
+      hooks: {
+        onEvent: (e) => send({ kind: 'event', ...e }),
+        onBatch: (p) => send({ kind: 'batch', ...p }),
+        onEpoch: (e) => send({ kind: 'epoch', ...e }),
+      },
+    });
+    await send({ kind: 'succeeded', ...outcome });
+  } catch (err) {
+    if (err instanceof TrainingCancelled) await send({ kind: 'cancelled' });
+    else if (err instanceof TrainingError) await send({ kind: 'failed', code: err.code, message: err.message });
+    else await send({ kind: 'failed', code: 'training_failed', message: `Training failed: ${(err as Error).message ?? String(err)}` });
+  } finally {
+    // Every message was flushed (send resolves on delivery); the process holds nothing else.
+    process.exit(0);
+  }
+}

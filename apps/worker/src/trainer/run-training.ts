@@ -1,0 +1,67 @@
+/** Forks the training process for one job and relays its messages; kills it when asked to stop. */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ChildMessage, StartMessage } from './messages.ts';
+
+const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+/** After a cancel, how long the process may take to stop by itself before it is killed. */
+const KILL_AFTER_MS = 10_000;
+
+export type TrainingEnd =
+  | Extract<ChildMessage, { kind: 'succeeded' }>
+  | Extract<ChildMessage, { kind: 'failed' }>
+  | { kind: 'cancelled' };
+
+export interface TrainingRun {
+  done: Promise<TrainingEnd>;
+  cancel(): void;
+  kill(): void;
+  pid: number | undefined;
+}
+
+export function runTraining(start: StartMessage, onMessage: (m: ChildMessage) => void, opts: { maxOldSpaceMb: number }): TrainingRun {
+  const child: ChildProcess = fork(CHILD, [], {
+    execArgv: ['--import', TSX, `--max-old-space-size=${opts.maxOldSpaceMb}`],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    serialization: 'advanced',
+  });
+  let end: TrainingEnd | undefined;
+  let cancelled = false;
+  let killTimer: NodeJS.Timeout | undefined;
+
+  const done = new Promise<TrainingEnd>((resolve) => {
+    child.on('message', (m: ChildMessage) => {
+      if (m.kind === 'succeeded' || m.kind === 'failed' || m.kind === 'cancelled') end = m;
+      else onMessage(m);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(killTimer);
+      if (end) return resolve(end);
+      if (cancelled) return resolve({ kind: 'cancelled' });
+      resolve({
+        kind: 'failed',
+        code: 'trainer_crashed',
+        message: `The training process exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`}); if it ran out of memory, use a smaller batch size or raise TRAINER_MAX_OLD_SPACE_MB.`,
+      });
+    });
+    child.on('error', (err) => {
+      if (!end) end = { kind: 'failed', code: 'trainer_crashed', message: `The training process could not run: ${err.message}` };
+    });
+  });
+  child.send(start);
+
+  return {
+    done,
+    pid: child.pid,
+    cancel() {
+      if (cancelled) return;
+      cancelled = true;
+      if (child.connected) child.send({ kind: 'cancel' });
+      killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
+    },
+    kill() {
+      child.kill('SIGKILL');
+    },
+  };
+}

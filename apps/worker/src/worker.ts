@@ -1,0 +1,74 @@
+/**
+ * The worker: a BullMQ consumer of the fine-tune queue. Its own event loop stays free (training
+ * runs in child processes), so lock renewal and cancel messages are never starved.
+ */
+import { cancelChannel, createRedis, FINE_TUNE_QUEUE, announceWorker, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
+import { createDb } from '@graft/db';
+import { LocalStorage } from '@graft/storage';
+import type { FineTuneJobData } from '@graft/contracts';
+import { Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import type { WorkerConfig } from './config.ts';
+import { failJob, processFineTune, type JobContext } from './process-job.ts';
+import type { TrainingRun } from './trainer/run-training.ts';
+
+export interface RunningWorker {
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startWorker(config: WorkerConfig, log: Logger, backend: string): Promise<RunningWorker> {
+  const db = createDb(config.DATABASE_URL, { max: 4 });
+  const storage = new LocalStorage(config.STORAGE_DIR);
+  await storage.init();
+  const connection = createRedis(config.REDIS_URL, { blocking: true });
+  const subscriber = createRedis(config.REDIS_URL, { blocking: true });
+  const running = new Map<string, TrainingRun>();
+  const ctx: JobContext = { db, storage, log, maxOldSpaceMb: config.TRAINER_MAX_OLD_SPACE_MB, running, shuttingDown: false };
+
+  const worker = new Worker<FineTuneJobData, string>(FINE_TUNE_QUEUE, (job, _token, signal) => processFineTune(ctx, job, signal), {
+    connection,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: config.WORKER_CONCURRENCY,
+    name: config.WORKER_ID,
+  });
+  worker.on('error', (err) => log.error({ err }, 'worker error'));
+  worker.on('failed', (job, err) => {
+    log.error({ jobId: job?.id, err: err.message }, 'job failed in the queue');
+    // A job that stalled twice (its workers died) is failed by BullMQ: end it in Postgres too.
+    if (job?.data?.fineTuneId) void failJob(ctx, job.data.fineTuneId, 'worker_lost', `The job was abandoned by its workers: ${err.message}`).catch(() => {});
+  });
+
+  await subscriber.subscribe(cancelChannel(config.QUEUE_PREFIX));
+  subscriber.on('message', (_channel, id: string) => {
+    const run = running.get(id);
+    if (run) {
+      log.info({ jobId: id }, 'cancel requested');
+      run.cancel();
+    }
+  });
+
+  const info = { id: config.WORKER_ID, backend, concurrency: config.WORKER_CONCURRENCY, since: new Date().toISOString() };
+  const beat = async () => announceWorker(connection, config.QUEUE_PREFIX, info).catch((err) => log.warn({ err: err.message }, 'heartbeat failed'));
+  await beat();
+  const heartbeat = setInterval(beat, (WORKER_TTL_SECONDS * 1000) / 3);
+  log.info({ worker: config.WORKER_ID, concurrency: config.WORKER_CONCURRENCY, queue: `${config.QUEUE_PREFIX}:${FINE_TUNE_QUEUE}`, backend }, 'worker ready');
+
+  return {
+    async close(graceMs = config.WORKER_SHUTDOWN_GRACE_MS) {
+      clearInterval(heartbeat);
+      // Stop taking jobs; let running ones finish within the grace period, then stop them: they
+      // end `failed` with code `worker_shutdown` (a user resubmits; nothing is left half-done).
+      const closing = worker.close();
+      const timer = setTimeout(() => {
+        ctx.shuttingDown = true;
+        for (const run of running.values()) run.kill();
+      }, graceMs);
+      await Promise.race([closing, new Promise((r) => setTimeout(r, graceMs + 2_000))]);
+      clearTimeout(timer);
+      await withdrawWorker(connection, config.QUEUE_PREFIX, config.WORKER_ID).catch(() => {});
+      subscriber.disconnect();
+      connection.disconnect();
+      await db.$disconnect();
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import { newId } from '@graft/contracts';
+import type { Db } from './client.ts';
+import type { Prisma } from './generated/prisma/client.ts';
+
+export interface NewEvent {
+  fineTuneId: string;
+  level: 'info' | 'warning' | 'error';
+  type: string;
+  message: string;
+  data?: Record<string, unknown> | null;
+}
+
+export function appendEvent(db: Db, e: NewEvent) {
+  return db.event.create({
+    data: {
+      id: newId('event'),
+      fineTuneId: e.fineTuneId,
+      level: e.level,
+      type: e.type,
+      message: e.message,
+      data: (e.data ?? null) as Prisma.InputJsonValue,
+    },
+  });
+}
+
+/** Oldest first (the order they happened in); `after` is the id of the last event already seen. */
+export async function listEvents(db: Db, fineTuneId: string, opts: { limit: number; after?: string | undefined }) {
+  let afterSeq: bigint | undefined;
+  if (opts.after) {
+    const cursor = await db.event.findUnique({ where: { id: opts.after }, select: { seq: true, fineTuneId: true } });
+    if (!cursor || cursor.fineTuneId !== fineTuneId) return null;
+    afterSeq = cursor.seq;
+  }
+  const rows = await db.event.findMany({
+    where: { fineTuneId, ...(afterSeq !== undefined ? { seq: { gt: afterSeq } } : {}) },
+    orderBy: { seq: 'asc' },
+    take: opts.limit + 1,
+  });
+  const hasMore = rows.length > opts.limit;
+  const data = hasMore ? rows.slice(0, opts.limit) : rows;
+  return { data, hasMore, nextCursor: hasMore ? (data.at(-1)?.id ?? null) : null };
+}

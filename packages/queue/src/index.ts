@@ -1,0 +1,73 @@
+/**
+ * Queue names, payloads and Redis connections shared by the API (producer) and the worker.
+ * Every key lives under a prefix (`QUEUE_PREFIX`) so that test runs and deployments sharing a
+ * Redis cannot see each other's jobs.
+ */
+import { CANCEL_CHANNEL, FINE_TUNE_QUEUE, type FineTuneJobData } from '@graft/contracts';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+
+export { FINE_TUNE_QUEUE, CANCEL_CHANNEL };
+
+export interface QueueConfig {
+  redisUrl: string;
+  prefix: string;
+}
+
+/** BullMQ wants `maxRetriesPerRequest: null` on connections that block (workers, QueueEvents). */
+export function createRedis(url: string, opts: { blocking?: boolean } = {}): Redis {
+  return new Redis(url, { maxRetriesPerRequest: opts.blocking ? null : 3, lazyConnect: false });
+}
+
+export function createFineTuneQueue(cfg: QueueConfig, connection: Redis): Queue<FineTuneJobData> {
+  return new Queue<FineTuneJobData>(FINE_TUNE_QUEUE, {
+    connection,
+    prefix: cfg.prefix,
+    defaultJobOptions: {
+      // A training run is not retried blindly: a failure is reported to the user, who decides.
+      attempts: 1,
+      removeOnComplete: { age: 24 * 3600, count: 1000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  });
+}
+
+export function cancelChannel(prefix: string): string {
+  return `${prefix}:${CANCEL_CHANNEL}`;
+}
+
+/** Asks every worker to stop the job; the one running it aborts within one batch. */
+export async function publishCancel(redis: Redis, prefix: string, fineTuneId: string): Promise<void> {
+  await redis.publish(cancelChannel(prefix), fineTuneId);
+}
+
+/** What a worker says about itself while alive (a key with a short TTL, refreshed). */
+export interface WorkerInfo {
+  id: string;
+  backend: string;
+  concurrency: number;
+  since: string;
+}
+
+export const WORKER_TTL_SECONDS = 15;
+
+export async function announceWorker(redis: Redis, prefix: string, info: WorkerInfo): Promise<void> {
+  await redis.set(`${prefix}:workers:${info.id}`, JSON.stringify(info), 'EX', WORKER_TTL_SECONDS);
+}
+
+export async function withdrawWorker(redis: Redis, prefix: string, id: string): Promise<void> {
+  await redis.del(`${prefix}:workers:${id}`);
+}
+
+export async function listWorkers(redis: Redis, prefix: string): Promise<WorkerInfo[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:workers:*`, 'COUNT', 100);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  if (keys.length === 0) return [];
+  const values = await redis.mget(...keys);
+  return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as WorkerInfo);
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Brings a fresh clone to a runnable state, doing only what is missing:
+//   1. installs dependencies (npm ci) when node_modules is absent or older than package-lock.json;
+//   2. generates the Prisma client when it is absent or older than prisma/schema.prisma.
+// Plain JavaScript with no dependencies, because it runs before any are installed.
+// Databases are created and migrated by the programs that use them (start, demo, test).
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.argv.includes('--quiet');
+const log = (msg) => { if (!quiet) console.error(`[setup] ${msg}`); };
+const hash = (file) => createHash('sha256').update(readFileSync(join(root, file))).digest('hex');
+
+function run(cmd, args, env = {}) {
+  console.error(`[setup] ${cmd} ${args.join(' ')}`);
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } });
+  if (r.status !== 0) {
+    console.error(`[setup] failed: ${cmd} ${args.join(' ')} (exit ${r.status})`);
+    process.exit(r.status ?? 1);
+  }
+}
+
+// 1. dependencies
+const installStamp = join(root, 'node_modules', '.graft-install');
+const lockHash = existsSync(join(root, 'package-lock.json')) ? hash('package-lock.json') : 'none';
+if (!existsSync(installStamp) || readFileSync(installStamp, 'utf8') !== lockHash) {
+  // tfjs-node(-gpu) are optional: their install script downloads libtensorflow and may fail offline.
+  run('npm', [lockHash === 'none' ? 'install' : 'ci', '--no-audit', '--no-fund']);
+  writeFileSync(installStamp, lockHash);
+} else log('dependencies up to date');
+
+// 2. Prisma client
+const generatedStamp = join(root, 'packages/db/src/generated/.schema-hash');
+const schemaHash = hash('prisma/schema.prisma');
+if (!existsSync(generatedStamp) || readFileSync(generatedStamp, 'utf8') !== schemaHash) {
+  // `prisma generate` needs no engine, but Prisma 7's CLI looks for the schema engine binary and
+  // tries to download it when absent; pointing at any existing file skips that (offline machines).
+  run('npx', ['prisma', 'generate'], { PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath, PRISMA_HIDE_UPDATE_MESSAGE: '1' });
+  writeFileSync(generatedStamp, schemaHash);
+} else log('prisma client up to date');

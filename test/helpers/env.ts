@@ -1,0 +1,43 @@
+/**
+ * Per-test-file isolation on the real services: a database cloned from the run's migrated
+ * template, a Redis prefix and a storage directory of its own.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+
+export interface TestEnv {
+  DATABASE_URL: string;
+  REDIS_URL: string;
+  QUEUE_PREFIX: string;
+  STORAGE_DIR: string;
+  LOG_LEVEL: 'silent' | 'info' | 'debug' | 'warn' | 'error' | 'fatal' | 'trace';
+}
+
+export async function createTestEnv(name: string): Promise<TestEnv> {
+  const templateUrl = process.env.GRAFT_TEST_TEMPLATE_URL;
+  if (!templateUrl) throw new Error('run tests with `npm test` (it prepares the databases)');
+  const template = new URL(templateUrl).pathname.slice(1);
+  const suffix = `${name.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 16)}${Math.random().toString(36).slice(2, 6)}`;
+  const dbName = `${template}_${suffix}`;
+  const admin = new URL(templateUrl);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE "${dbName}" TEMPLATE "${template}"`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(templateUrl);
+  url.pathname = `/${dbName}`;
+  const storage = join(process.env.STORAGE_DIR ?? '/tmp', suffix);
+  mkdirSync(storage, { recursive: true });
+  return {
+    DATABASE_URL: url.toString(),
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    QUEUE_PREFIX: `${process.env.QUEUE_PREFIX ?? 'graft-test'}-${suffix}`,
+    STORAGE_DIR: storage,
+    LOG_LEVEL: (process.env.LOG_LEVEL as TestEnv['LOG_LEVEL']) ?? 'silent',
+  };
+}
