@@ -51,8 +51,8 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
     return row.status;
   }
   const dataset = await datasets.getDataset(ctx.db, row.datasetId);
-  if (!dataset) {
-    await fail(ctx, id, 'dataset_missing', `Dataset ${row.datasetId} no longer exists.`);
+  if (!dataset || (await ctx.storage.size(dataset.storageKey)) === null) {
+    await fail(ctx, id, 'dataset_missing', `The archive of dataset ${row.datasetId} is no longer in storage; upload it again and start a new job.`);
     return 'failed';
   }
 

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { after, test } from 'node:test';
+import pg from 'pg';
+import { createDb, dropDatabase, ensureDatabase, fineTunes, datasets, migrate } from '../src/index.ts';
+
+const MIGRATIONS = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
+const url = new URL(process.env.GRAFT_TEST_TEMPLATE_URL!);
+url.pathname = `${url.pathname}_fresh${Math.random().toString(36).slice(2, 6)}`;
+const fresh = url.toString();
+after(() => dropDatabase(fresh));
+
+test('a fresh database is created and migrated once, with Prisma-compatible bookkeeping', async () => {
+  assert.equal(await ensureDatabase(fresh), true);
+  assert.equal(await ensureDatabase(fresh), false);
+  const first = await migrate(fresh, MIGRATIONS);
+  assert.deepEqual(first.applied, ['20261128000000_init']);
+  const second = await migrate(fresh, MIGRATIONS);
+  assert.deepEqual(second, { applied: [], alreadyApplied: ['20261128000000_init'] });
+
+  const client = new pg.Client({ connectionString: fresh });
+  await client.connect();
+  const rows = (await client.query('SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations')).rows;
+  await client.end();
+  const sql = readFileSync(`${MIGRATIONS}/20261128000000_init/migration.sql`);
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].checksum, createHash('sha256').update(sql).digest('hex'));
+  assert.ok(rows[0].finished_at);
+  assert.equal(rows[0].applied_steps_count, 1);
+});
+
+test('the Prisma client works against the migrated schema, and transitions are guarded', async () => {
+  const db = createDb(fresh);
+  try {
+    const ds = await datasets.createDataset(db, {
+      name: 'd', task: 'image-classification', storageKey: 'datasets/x.zip', bytes: 10, sha256: 'ab', imageCount: 2,
+      classes: [{ name: 'a', images: 1 }, { name: 'b', images: 1 }], skipped: [],
+    });
+    const ft = await fineTunes.createFineTune(db, {
+      spec: { baseModel: 'bm_mnist_cnn', dataset: ds.id, validationSplit: 0.2, hyperparameters: { epochs: 1, batchSize: 8, learningRate: 0.01 }, seed: 1, metadata: {} },
+      requestHash: 'h',
+    });
+    const event = { level: 'info' as const, type: 'status', message: 'x' };
+    assert.equal(await fineTunes.transition(db, ft.id, ['queued'], 'running', { startedAt: new Date() }, event), true);
+    // The same transition again finds the job no longer queued: nothing changes, no event.
+    assert.equal(await fineTunes.transition(db, ft.id, ['queued'], 'running', {}, event), false);
+    assert.equal(await fineTunes.transition(db, ft.id, ['running'], 'succeeded', { finishedAt: new Date() }, event), true);
+    assert.equal(await fineTunes.updateRunning(db, ft.id, { epoch: 3 }), false);
+    const events = await db.event.findMany({ where: { fineTuneId: ft.id } });
+    assert.equal(events.length, 3); // queued, running, succeeded
+  } finally {
+    await db.$disconnect();
+  }
+});
+
+test('an edited migration is refused', async () => {
+  const { mkdtempSync, cpSync, appendFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(`${tmpdir()}/graft-mig-`);
+  cpSync(MIGRATIONS, dir, { recursive: true });
+  appendFileSync(`${dir}/20261128000000_init/migration.sql`, '\n-- edited\n');
+  await assert.rejects(migrate(fresh, dir), /edited after it was applied/);
+});

@@ -1,0 +1,32 @@
+/**
+ * `npm start`: the API and one worker together, each in its own process, with configuration
+ * from the environment (README lists every variable). Migrations are applied first; if either
+ * process exits, the other is stopped and `npm start` exits with its code.
+ */
+import { ensureDatabase, migrate } from '@graft/db';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/graft';
+await ensureDatabase(DATABASE_URL);
+const { applied } = await migrate(DATABASE_URL, `${ROOT}prisma/migrations`);
+if (applied.length) console.error(`[start] applied migrations: ${applied.join(', ')}`);
+
+const children: ChildProcess[] = ['apps/api/src/main.ts', 'apps/worker/src/main.ts'].map((entry) =>
+  spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, stdio: 'inherit', env: process.env }),
+);
+let stopping = false;
+const stop = (signal: NodeJS.Signals) => {
+  if (stopping) return;
+  stopping = true;
+  for (const c of children) if (c.exitCode === null) c.kill(signal);
+};
+for (const c of children) {
+  c.on('exit', (code) => {
+    stop('SIGTERM');
+    if (children.every((x) => x.exitCode !== null || x.signalCode !== null)) process.exit(code ?? 0);
+  });
+}
+process.on('SIGINT', () => stop('SIGINT'));
+process.on('SIGTERM', () => stop('SIGTERM'));
