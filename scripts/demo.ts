@@ -100,8 +100,9 @@ try {
   await mkdir(resolve(ROOT, '.data/demo'), { recursive: true });
   await writeFile(out, Buffer.from(await res.arrayBuffer()));
   say(`4. Model (${job.model!.bytes} bytes: model.json, weights, labels.json, preprocessing.json, training.json):`);
-  say(`   ${out}`);
-  say(`   also served at ${base}${job.model!.url} while the API runs (npm start)`);
+  say(`   saved to   ${out}`);
+  say(`   stored at  ${resolve(config.STORAGE_DIR, 'models', ft.id, 'model.zip')}`);
+  say(`   with \`npm start\` running: curl -o model.zip http://localhost:3000${job.model!.url}`);
   await shutdown(0);
 } catch (err) {
   say(`demo failed: ${(err as Error).message}`);

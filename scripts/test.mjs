@@ -2,7 +2,7 @@
 // `npm test`: runs every *.test.ts against the real Postgres and Redis, isolated per run:
 // a migrated template database `graft_t<run>` (each test file clones its own from it), Redis keys
 // under `graft-test-<run>`, files under a temporary directory. All of it is removed afterwards.
-// Extra arguments are test files (default: all).
+// Extra arguments are test files (default: all, after a strict type-check).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,6 +42,12 @@ const db = (cmd) => spawnSync(process.execPath, [...tsx, 'scripts/test-db.ts', c
 
 let status = 1;
 try {
+  // The whole suite also type-checks (strict) every workspace; a single file is run as is.
+  if (process.argv.length <= 2) {
+    console.error('[test] tsc --noEmit');
+    const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--noEmit'], { cwd: root, stdio: 'inherit' });
+    if (tsc.status !== 0) throw new Error('type errors');
+  }
   if (db('create').status !== 0) throw new Error('could not create the test database (is PostgreSQL running?)');
   // One file at a time: the training tests use a whole core each, and the machine has two.
   const r = spawnSync(process.execPath, [...tsx, '--test', '--test-concurrency=1', ...files], { cwd: root, env, stdio: 'inherit' });
