@@ -1,0 +1,174 @@
+/**
+ * End to end on the real sample: fine-tune graft's MNIST 0-4 CNN on digits 5-9, reload the exported
+ * model.zip and check it reproduces the reported validation accuracy; determinism; cancellation.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import type { FineTuneSpec } from '@graft/contracts';
+import {
+  fineTune,
+  loadModelZip,
+  preprocessImage,
+  readArchiveImages,
+  TrainingCancelled,
+  TrainingError,
+  type FineTuneOutcome,
+  type TrainingEvent,
+} from '../src/index.ts';
+import { writeZip } from '../src/zip-writer.ts';
+import { greyPng, makeDigitsZip, mnistPixels } from './fixtures.ts';
+
+const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
+let dir: string;
+
+const spec = (over: Partial<FineTuneSpec['hyperparameters']> & { seed?: number } = {}): FineTuneSpec => ({
+  baseModel: 'bm_mnist_cnn',
+  dataset: 'ds_test',
+  validationSplit: 0.2,
+  hyperparameters: { epochs: over.epochs ?? 10, batchSize: over.batchSize ?? 32, learningRate: over.learningRate ?? 0.001 },
+  seed: over.seed ?? 7,
+  metadata: {},
+});
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'graft-engine-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+let first: FineTuneOutcome;
+const events: TrainingEvent[] = [];
+const epochs: { epoch: number; valAccuracy: number | null }[] = [];
+
+test('fine-tunes bm_mnist_cnn on digits 5-9 well above chance, reporting events, epochs and batches', async () => {
+  let batches = 0;
+  const started = Date.now();
+  first = await fineTune({
+    baseModelId: 'bm_mnist_cnn',
+    datasetPath: SAMPLE,
+    spec: spec(),
+    outDir: join(dir, 'a'),
+    hooks: {
+      onEvent: (e) => { events.push(e); },
+      onEpoch: (m) => { epochs.push(m); },
+      onBatch: (p) => { batches++; assert.equal(p.batches, 8); }, // 240 training images / 32
+    },
+  });
+  const r = first.result;
+  console.log(`sample fine-tune, 10 epochs: ${Date.now() - started} ms; valAccuracy ${r.valAccuracy}, valLoss ${r.valLoss?.toFixed(4)}`);
+  assert.deepEqual(r.classes, ['eight', 'five', 'nine', 'seven', 'six']);
+  assert.equal(r.trainImages, 240);
+  assert.equal(r.validationImages, 60);
+  assert.equal(r.epochsRun, 10);
+  assert.equal(r.backend, 'wasm');
+  assert.ok(r.valAccuracy! > 0.8, `valAccuracy ${r.valAccuracy}`);
+  assert.equal(batches, 80);
+  assert.deepEqual(epochs.map((e) => e.epoch), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.equal(epochs.at(-1)!.valAccuracy, r.valAccuracy);
+  assert.deepEqual(events.map((e) => e.type).slice(0, 2), ['backend', 'dataset']);
+  assert.ok(!events.some((e) => e.type === 'imbalance'));
+  assert.deepEqual(r.confusionMatrix.map((row) => row.reduce((a, b) => a + b, 0)), [12, 12, 12, 12, 12]);
+  assert.deepEqual(r.perClass.map((c) => c.support), [12, 12, 12, 12, 12]);
+  assert.ok(first.modelZipBytes > 0 && first.modelZipBytes < 1_000_000);
+});
+
+test('model.zip reloads and gives the reported validation accuracy on the validation images', async () => {
+  const { model, labels, preprocessing, training } = await loadModelZip(first.modelZipPath);
+  assert.deepEqual(labels, first.result.classes);
+  assert.deepEqual(preprocessing, { height: 28, width: 28, channels: 1, resize: 'bilinear', scale: 1 / 255, offset: 0 });
+  assert.equal(model.layers.some((l) => l instanceof tf.LayersModel), false, 'flat graph, no nested model');
+  const split = training!.split as { train: string[]; validation: string[] };
+  assert.equal(split.validation.length, 60);
+  assert.equal(split.train.length, 240);
+  assert.equal(JSON.stringify(training).includes(dir), false, 'no local paths in training.json');
+  let correct = 0;
+  for await (const { path, data } of readArchiveImages(SAMPLE, new Set(split.validation))) {
+    const predicted = tf.tidy(() => (model.predict(preprocessImage(data, preprocessing).expandDims(0)) as tf.Tensor).argMax(1).dataSync()[0]!);
+    if (labels[predicted] === path.split('/')[0]) correct++;
+  }
+  const accuracy = correct / split.validation.length;
+  console.log(`reloaded model.zip: validation accuracy ${accuracy} (reported ${first.result.valAccuracy})`);
+  assert.ok(Math.abs(accuracy - first.result.valAccuracy!) <= 0.02, `reloaded ${accuracy} vs reported ${first.result.valAccuracy}`);
+  model.dispose();
+});
+
+test('same seed, data and backend → identical metrics; memory does not grow', async () => {
+  const tensorsBefore = tf.memory().numTensors;
+  const again = await fineTune({ baseModelId: 'bm_mnist_cnn', datasetPath: SAMPLE, spec: spec(), outDir: join(dir, 'b') });
+  assert.deepEqual({ ...again.result, trainingMs: 0 }, { ...first.result, trainingMs: 0 });
+  assert.equal(tf.memory().numTensors, tensorsBefore, 'no tensor outlives fineTune');
+});
+
+test('an AbortSignal stops training within one batch with TrainingCancelled', async () => {
+  const controller = new AbortController();
+  let afterAbort = 0;
+  let aborted = false;
+  const tensorsBefore = tf.memory().numTensors;
+  await assert.rejects(
+    fineTune({
+      baseModelId: 'bm_mnist_cnn',
+      datasetPath: SAMPLE,
+      spec: spec({ epochs: 5 }),
+      outDir: join(dir, 'c'),
+      signal: controller.signal,
+      hooks: {
+        onBatch: (p) => {
+          if (aborted) afterAbort++;
+          if (p.epoch === 2 && p.batch === 3) { controller.abort(); aborted = true; }
+        },
+      },
+    }),
+    TrainingCancelled,
+  );
+  assert.equal(afterAbort, 0, 'no batch ran after the abort');
+  assert.equal(tf.memory().numTensors, tensorsBefore);
+  // Already aborted: refused before any work.
+  await assert.rejects(fineTune({ baseModelId: 'bm_mnist_cnn', datasetPath: SAMPLE, spec: spec(), outDir: join(dir, 'd'), signal: AbortSignal.abort() }), TrainingCancelled);
+});
+
+test('an imbalanced dataset gets an imbalance warning; a tiny class still trains', async () => {
+  const zip = join(dir, 'imbalanced.zip');
+  await makeDigitsZip(zip, { digits: [5, 6], perClass: [40, 1], offset: 100 });
+  const seen: TrainingEvent[] = [];
+  const out = await fineTune({ baseModelId: 'bm_mnist_cnn', datasetPath: zip, spec: spec({ epochs: 2 }), outDir: join(dir, 'e'), hooks: { onEvent: (e) => { seen.push(e); } } });
+  const warning = seen.find((e) => e.type === 'imbalance');
+  assert.equal(warning?.level, 'warning');
+  assert.equal(warning?.data?.imbalanceRatio, 40);
+  assert.deepEqual(seen.find((e) => e.type === 'dataset')?.data?.classes, [
+    { name: 'five', train: 32, validation: 8 },
+    { name: 'six', train: 1, validation: 0 },
+  ]);
+  assert.equal(out.result.trainImages, 33);
+});
+
+test('user-actionable failures are TrainingErrors with a code', async () => {
+  const oneClass = join(dir, 'one-class.zip');
+  await makeDigitsZip(oneClass, { digits: [5], perClass: 3 });
+  await assert.rejects(
+    fineTune({ baseModelId: 'bm_mnist_cnn', datasetPath: oneClass, spec: spec(), outDir: join(dir, 'f') }),
+    (err: unknown) => err instanceof TrainingError && err.code === 'too_few_classes',
+  );
+  await assert.rejects(
+    fineTune({ baseModelId: 'bm_nope', datasetPath: SAMPLE, spec: spec(), outDir: join(dir, 'g') }),
+    (err: unknown) => err instanceof TrainingError && err.code === 'base_model_unavailable',
+  );
+  // A PNG whose header is fine (so the archive passes inspection) but whose pixel data is not.
+  const broken = Buffer.from(greyPng(mnistPixels(5, 0), 28, 28));
+  broken.fill(0x55, 40, broken.length - 20);
+  const damaged = join(dir, 'damaged.zip');
+  await writeZip(damaged, [
+    { name: 'five/ok.png', data: greyPng(mnistPixels(5, 1), 28, 28) },
+    { name: 'five/broken.png', data: broken },
+    { name: 'six/ok.png', data: greyPng(mnistPixels(6, 1), 28, 28) },
+  ]);
+  await assert.rejects(
+    fineTune({ baseModelId: 'bm_mnist_cnn', datasetPath: damaged, spec: spec(), outDir: join(dir, 'h') }),
+    (err: unknown) => err instanceof TrainingError && err.code === 'unreadable_image' && err.message.includes('five/broken.png'),
+  );
+});
