@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { Augmentation, CheckpointEvery, ClassWeights, EarlyStopping, TrainableLayers } from './training-options.ts';
 import { Literals, NullableTimestamp, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page, Timestamp } from './common.ts';
 
 export const FINE_TUNE_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
@@ -6,15 +7,35 @@ export type FineTuneStatus = (typeof FINE_TUNE_STATUSES)[number];
 export const FineTuneStatus = Literals(FINE_TUNE_STATUSES);
 export const TERMINAL_STATUSES: readonly FineTuneStatus[] = ['succeeded', 'failed', 'cancelled'];
 
-/** Defaults follow the Keras transfer-learning guide for a frozen base with a new head. */
-export const HYPERPARAMETER_DEFAULTS = { epochs: 10, batchSize: 32, learningRate: 0.001 } as const;
+/**
+ * Defaults follow the Keras transfer-learning guide (head at 1e-3 with Adam, dropout 0.2, then
+ * fine-tuning at a lower rate) and Model Maker's (batch 32, a few epochs).
+ */
+export const HYPERPARAMETER_DEFAULTS = {
+  epochs: 10,
+  batchSize: 32,
+  learningRate: 0.001,
+  fineTuneEpochs: 10,
+  fineTuneLearningRateFactor: 0.1,
+  dropout: 0.2,
+  headUnits: 128,
+  labelSmoothing: 0,
+  l2: 0,
+} as const;
 export const VALIDATION_SPLIT_DEFAULT = 0.2;
+export const TOP_K_DEFAULT = 3;
 
 export const Hyperparameters = Type.Object(
   {
-    epochs: Type.Integer({ minimum: 1, maximum: 500, default: HYPERPARAMETER_DEFAULTS.epochs }),
+    epochs: Type.Integer({ minimum: 1, maximum: 500, default: HYPERPARAMETER_DEFAULTS.epochs, description: 'Epochs of phase 1: the new head on the frozen base.' }),
     batchSize: Type.Integer({ minimum: 1, maximum: 512, default: HYPERPARAMETER_DEFAULTS.batchSize }),
-    learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: HYPERPARAMETER_DEFAULTS.learningRate }),
+    learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: HYPERPARAMETER_DEFAULTS.learningRate, description: 'Adam learning rate of phase 1.' }),
+    fineTuneEpochs: Type.Integer({ minimum: 0, maximum: 500, description: 'Epochs of phase 2 (unfrozen top layers). Default 10 when `trainableLayers` is not `none`, else 0.' }),
+    fineTuneLearningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Adam learning rate of phase 2. Default `learningRate` × 0.1.' }),
+    dropout: Type.Number({ minimum: 0, maximum: 0.9, default: HYPERPARAMETER_DEFAULTS.dropout, description: 'Dropout before the output layer.' }),
+    headUnits: Type.Integer({ minimum: 0, maximum: 4096, default: HYPERPARAMETER_DEFAULTS.headUnits, description: 'Units of the hidden Dense(relu) layer of the head; 0 for none.' }),
+    labelSmoothing: Type.Number({ minimum: 0, maximum: 0.5, default: HYPERPARAMETER_DEFAULTS.labelSmoothing }),
+    l2: Type.Number({ minimum: 0, maximum: 1, default: HYPERPARAMETER_DEFAULTS.l2, description: 'L2 penalty on the head\'s kernels.' }),
   },
   { additionalProperties: false },
 );
@@ -36,6 +57,17 @@ export const CreateFineTuneBody = Type.Object(
       description: 'Fraction of each class held out for validation (stratified).',
     }),
     hyperparameters: Type.Optional(Type.Partial(Hyperparameters, { additionalProperties: false })),
+    cutLayer: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "Layer the base is cut at (its output feeds the head). Default: the base's feature layer." })),
+    trainableLayers: Type.Optional(TrainableLayers),
+    earlyStopping: Type.Optional(Type.Union([Type.Partial(EarlyStopping, { additionalProperties: false }), Type.Literal(false)], {
+      description: 'On by default (patience 3 on val loss, best weights restored); `false` trains every epoch.',
+    })),
+    classWeights: Type.Optional(ClassWeights),
+    augmentation: Type.Optional(Type.Partial(Augmentation, { additionalProperties: false })),
+    baseline: Type.Optional(Literals(['none', 'scratch'], { description: '`scratch`: also train the same architecture from random weights on the same data, to measure the transfer gain.' })),
+    checkpointEvery: Type.Optional(CheckpointEvery),
+    testDataset: Type.Optional(Type.String({ minLength: 1, maxLength: 80, description: 'A dataset with the same classes, evaluated once at the end.' })),
+    topK: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'k of the top-k accuracy reported (default 3, at most the number of classes).' })),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, description: 'Same seed + data + backend → same split and metrics.' })),
     metadata: Type.Optional(Metadata),
   },
@@ -43,12 +75,31 @@ export const CreateFineTuneBody = Type.Object(
 );
 export type CreateFineTuneBody = Static<typeof CreateFineTuneBody>;
 
-/** The request after defaults are applied: what the worker trains with. */
+/** The request after defaults are applied (`normalizeFineTune`): exactly what the worker trains with. */
 export const FineTuneSpec = Type.Object({
   baseModel: Type.String(),
   dataset: Type.String(),
+  testDataset: Type.Union([Type.String(), Type.Null()]),
   validationSplit: Type.Number(),
-  hyperparameters: Hyperparameters,
+  hyperparameters: Type.Object({
+    epochs: Type.Integer(),
+    batchSize: Type.Integer(),
+    learningRate: Type.Number(),
+    fineTuneEpochs: Type.Integer(),
+    fineTuneLearningRate: Type.Number(),
+    dropout: Type.Number(),
+    headUnits: Type.Integer(),
+    labelSmoothing: Type.Number(),
+    l2: Type.Number(),
+  }),
+  cutLayer: Type.String(),
+  trainableLayers: TrainableLayers,
+  earlyStopping: Type.Union([EarlyStopping, Type.Literal(false)]),
+  classWeights: ClassWeights,
+  augmentation: Type.Union([Augmentation, Type.Null()]),
+  baseline: Literals(['none', 'scratch']),
+  checkpointEvery: CheckpointEvery,
+  topK: Type.Integer(),
   seed: Type.Integer(),
   metadata: Metadata,
 });
@@ -57,7 +108,7 @@ export type FineTuneSpec = Static<typeof FineTuneSpec>;
 export const EpochMetrics = Type.Object(
   {
     epoch: Type.Integer({ description: '1-based.' }),
-    phase: Type.String({ description: '`head`: new head on a frozen base.' }),
+    phase: Type.String({ description: '`head`: new head on the frozen base; `fine-tune`: unfrozen top layers; `baseline`: the from-scratch comparison.' }),
     loss: Type.Number(),
     accuracy: Type.Number(),
     valLoss: Type.Union([Type.Number(), Type.Null()]),
@@ -76,16 +127,42 @@ export const ClassMetrics = Type.Object({
   f1: Type.Number(),
 });
 
+/** Scores of one model on one labelled set. */
+export const Evaluation = Type.Object({
+  images: Type.Integer(),
+  accuracy: Type.Union([Type.Number(), Type.Null()]),
+  loss: Type.Union([Type.Number(), Type.Null()]),
+  topK: Type.Object({ k: Type.Integer(), accuracy: Type.Union([Type.Number(), Type.Null()]) }),
+  perClass: Type.Array(ClassMetrics),
+  confusionMatrix: Type.Array(Type.Array(Type.Integer()), { description: 'Rows: true class, columns: predicted.' }),
+});
+export type Evaluation = Static<typeof Evaluation>;
+
 export const FineTuneResult = Type.Object({
   classes: Type.Array(Type.String(), { description: 'Class names in output order.' }),
   trainImages: Type.Integer(),
   validationImages: Type.Integer(),
-  epochsRun: Type.Integer(),
+  epochsRun: Type.Integer({ description: 'Over both phases.' }),
   stoppedEarly: Type.Boolean(),
+  bestEpoch: Type.Union([Type.Integer(), Type.Null()], { description: 'The epoch whose weights the model has (lowest val loss when early stopping restores).' }),
   valAccuracy: Type.Union([Type.Number(), Type.Null()]),
   valLoss: Type.Union([Type.Number(), Type.Null()]),
   perClass: Type.Array(ClassMetrics, { description: 'On the validation split.' }),
-  confusionMatrix: Type.Array(Type.Array(Type.Integer()), { description: 'Rows: true class, columns: predicted.' }),
+  confusionMatrix: Type.Array(Type.Array(Type.Integer()), { description: 'Validation split. Rows: true class, columns: predicted.' }),
+  validation: Type.Optional(Evaluation),
+  test: Type.Optional(Type.Union([Evaluation, Type.Null()], { description: 'On `testDataset`, when given.' })),
+  baseline: Type.Optional(Type.Union([
+    Type.Object({
+      kind: Type.Literal('scratch'),
+      valAccuracy: Type.Union([Type.Number(), Type.Null()]),
+      valLoss: Type.Union([Type.Number(), Type.Null()]),
+      testAccuracy: Type.Union([Type.Number(), Type.Null()]),
+      epochsRun: Type.Integer(),
+      trainingMs: Type.Integer(),
+      transferGain: Type.Union([Type.Number(), Type.Null()], { description: 'Transfer val accuracy minus scratch val accuracy.' }),
+    }),
+    Type.Null(),
+  ])),
   backend: Type.String({ description: 'The TensorFlow.js backend that trained the model.' }),
   trainingMs: Type.Integer(),
 });
@@ -99,12 +176,22 @@ export const FineTune = Type.Object(
     baseModel: Type.String(),
     dataset: Type.String(),
     validationSplit: Type.Number(),
+    testDataset: Type.Union([Type.String(), Type.Null()]),
     hyperparameters: Hyperparameters,
+    cutLayer: Type.String(),
+    trainableLayers: TrainableLayers,
+    earlyStopping: Type.Union([EarlyStopping, Type.Literal(false)]),
+    classWeights: ClassWeights,
+    augmentation: Type.Union([Augmentation, Type.Null()]),
+    baseline: Literals(['none', 'scratch']),
+    checkpointEvery: CheckpointEvery,
+    topK: Type.Integer(),
     seed: Type.Integer(),
     metadata: Metadata,
     progress: Type.Object({
+      phase: Type.String({ description: '`features`, `head`, `fine-tune`, `baseline` or `evaluation`.' }),
       epoch: Type.Integer(),
-      epochs: Type.Integer(),
+      epochs: Type.Integer({ description: 'Planned epochs over both phases (early stopping may end sooner).' }),
       batch: Type.Integer(),
       batches: Type.Integer(),
     }),

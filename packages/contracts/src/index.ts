@@ -7,3 +7,5 @@ export * from './fine-tunes.ts';
 export * from './queue.ts';
 export * from './validate.ts';
 export * from './config.ts';
+export * from './training-options.ts';
+export * from './normalize.ts';

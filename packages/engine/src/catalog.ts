@@ -4,11 +4,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { BaseModel } from '@graft/contracts';
+import type { BaseModelSource, ResolvedBase } from './base-source.ts';
 
-/** Where a base model's weights come from; engine-internal, never sent to clients. */
-export type BaseModelSource =
-  | { kind: 'directory'; dir: string }
-  | { kind: 'nsfwjs'; model: 'mobilenet_v2' };
+export type { BaseModelSource, ResolvedBase } from './base-source.ts';
 
 const MODELS_DIR = fileURLToPath(new URL('../../../models/', import.meta.url));
 
@@ -67,4 +65,10 @@ export function getBaseModel(id: string): BaseModel | undefined {
 /** Engine-internal: where to load the weights of a catalog entry from. */
 export function getBaseModelSource(id: string): BaseModelSource | undefined {
   return ENTRIES.find((e) => e.model.id === id)?.source;
+}
+
+/** A catalog entry with its source, as the worker passes it to `fineTune`. */
+export function resolveCatalogBase(id: string): ResolvedBase | undefined {
+  const entry = ENTRIES.find((e) => e.model.id === id);
+  return entry && { descriptor: structuredClone(entry.model), source: structuredClone(entry.source) };
 }
