@@ -1,6 +1,6 @@
 /** Database rows → the public shapes of contracts (times as ISO strings, sizes as numbers). */
-import type { Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneSpec } from '@graft/contracts';
-import type { DatasetRow, EventRow, FineTuneRow, MetricRow } from '@graft/db';
+import type { BaseModel, Checkpoint, Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneSpec } from '@graft/contracts';
+import type { CheckpointRow, DatasetRow, EventRow, FineTuneRow, MetricRow, UserBaseRow } from '@graft/db';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const SKIPPED_LISTED = 100;
@@ -48,11 +48,20 @@ export function fineTuneOut(row: FineTuneRow): FineTune {
     status: row.status,
     baseModel: row.baseModelId,
     dataset: row.datasetId,
+    testDataset: spec.testDataset,
     validationSplit: spec.validationSplit,
     hyperparameters: spec.hyperparameters,
+    cutLayer: spec.cutLayer,
+    trainableLayers: spec.trainableLayers,
+    earlyStopping: spec.earlyStopping,
+    classWeights: spec.classWeights,
+    augmentation: spec.augmentation,
+    baseline: spec.baseline,
+    checkpointEvery: spec.checkpointEvery,
+    topK: spec.topK,
     seed: spec.seed,
     metadata: spec.metadata,
-    progress: { epoch: row.epoch, epochs: row.epochs, batch: row.batch, batches: row.batches },
+    progress: { phase: row.phase, epoch: row.epoch, epochs: row.epochs, batch: row.batch, batches: row.batches },
     metrics: latest,
     result: (row.result as FineTune['result']) ?? null,
     error: (row.error as FineTune['error']) ?? null,
@@ -72,5 +81,40 @@ export function eventOut(row: EventRow): FineTuneEvent {
     message: row.message,
     data: (row.data as Record<string, unknown> | null) ?? null,
     createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export function checkpointOut(row: CheckpointRow): Checkpoint {
+  return {
+    id: row.id,
+    object: 'checkpoint',
+    fineTune: row.fineTuneId,
+    phase: row.phase,
+    epoch: row.epoch,
+    batch: row.batch,
+    valLoss: row.valLoss,
+    valAccuracy: row.valAccuracy,
+    isBest: row.isBest,
+    bytes: Number(row.bytes),
+    url: `/v1/fine-tunes/${row.fineTuneId}/checkpoints/${row.id}/model`,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export function userBaseOut(row: UserBaseRow): BaseModel {
+  return {
+    id: row.id,
+    object: 'base_model',
+    name: row.name,
+    task: row.task as BaseModel['task'],
+    description: row.description,
+    format: row.format as BaseModel['format'],
+    inputShape: row.inputShape as number[],
+    featureLayer: row.featureLayer,
+    featureShape: row.featureShape as number[],
+    preprocessing: row.preprocessing as BaseModel['preprocessing'],
+    source: row.source,
+    license: row.license,
+    pretrainedOn: row.pretrainedOn,
   };
 }

@@ -39,10 +39,21 @@ describe('POST /v1/fine-tunes', () => {
     assert.equal(ft.object, 'fine_tune');
     assert.equal(ft.status, 'queued');
     assert.equal(ft.validationSplit, 0.2);
-    assert.deepEqual(ft.hyperparameters, { epochs: 10, batchSize: 32, learningRate: 0.001 });
+    assert.deepEqual(ft.hyperparameters, {
+      epochs: 10, batchSize: 32, learningRate: 0.001, fineTuneEpochs: 0, fineTuneLearningRate: 0.0001, dropout: 0.2, headUnits: 128, labelSmoothing: 0, l2: 0,
+    });
+    assert.equal(ft.cutLayer, 'features');
+    assert.equal(ft.trainableLayers, 'none');
+    assert.deepEqual(ft.earlyStopping, { patience: 3, minDelta: 0, restoreBestWeights: true });
+    assert.equal(ft.classWeights, 'none');
+    assert.equal(ft.augmentation, null);
+    assert.equal(ft.baseline, 'none');
+    assert.equal(ft.checkpointEvery, 'epoch');
+    assert.equal(ft.topK, 3);
+    assert.equal(ft.testDataset, null);
     assert.equal(Number.isInteger(ft.seed), true);
     assert.deepEqual(ft.metadata, { team: 'vision' });
-    assert.deepEqual(ft.progress, { epoch: 0, epochs: 10, batch: 0, batches: 0 });
+    assert.deepEqual(ft.progress, { phase: '', epoch: 0, epochs: 10, batch: 0, batches: 0 });
     assert.equal(ft.model, null);
     const job = await api.app.queue.getJob(ft.id);
     assert.equal(job?.data.fineTuneId, ft.id);
@@ -52,7 +63,59 @@ describe('POST /v1/fine-tunes', () => {
     assert.deepEqual(metrics.body, { data: [] });
   });
 
+  test('plans a second phase when layers are unfrozen, and keeps explicit options', async () => {
+    const res = await create({
+      baseModel: 'bm_mnist_cnn', dataset: datasetId, trainableLayers: 2, earlyStopping: false, classWeights: 'auto',
+      augmentation: { flip: 'horizontal' }, baseline: 'scratch', checkpointEvery: 5, topK: 2, hyperparameters: { learningRate: 0.01 },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const ft = res.body;
+    assert.equal(ft.hyperparameters.fineTuneEpochs, 10);
+    assert.ok(Math.abs(ft.hyperparameters.fineTuneLearningRate - 0.001) < 1e-12);
+    assert.equal(ft.progress.epochs, 20);
+    assert.equal(ft.trainableLayers, 2);
+    assert.equal(ft.earlyStopping, false);
+    assert.deepEqual(ft.augmentation, { flip: 'horizontal', rotation: 0, zoom: 0, brightness: 0, contrast: 0 });
+    assert.equal(ft.checkpointEvery, 5);
+    const from = await create({ baseModel: 'bm_mnist_cnn', dataset: datasetId, trainableLayers: { from: 'conv2' } });
+    assert.deepEqual(from.body.trainableLayers, { from: 'conv2' });
+    const noAug = await create({ baseModel: 'bm_mnist_cnn', dataset: datasetId, augmentation: { rotation: 0 } });
+    assert.equal(noAug.body.augmentation, null, 'an augmentation that changes nothing is no augmentation');
+  });
+
+  test('checks the test dataset and class weights against the training classes', async () => {
+    const missing = await create({ baseModel: 'bm_mnist_cnn', dataset: datasetId, testDataset: 'ds_nope' });
+    assert.equal(missing.status, 404);
+    assert.deepEqual([missing.body.error.code, missing.body.error.param], ['dataset_not_found', 'testDataset']);
+    const path = join(env.STORAGE_DIR, 'fx', 'other.zip');
+    await writeZip(path, colourEntries(2, { red: [200, 0, 0], green: [0, 200, 0] }));
+    const other = await request(api.url).post('/v1/datasets').field('task', 'image-classification').attach('file', path);
+    const mismatch = await create({ baseModel: 'bm_mnist_cnn', dataset: datasetId, testDataset: other.body.id });
+    assert.equal(mismatch.status, 422);
+    assert.deepEqual([mismatch.body.error.code, mismatch.body.error.param], ['class_mismatch', 'testDataset']);
+    assert.match(mismatch.body.error.message, /green/);
+    const weights = await create({ baseModel: 'bm_mnist_cnn', dataset: datasetId, classWeights: { red: 2, purple: 1 } });
+    assert.equal(weights.status, 422);
+    assert.deepEqual([weights.body.error.code, weights.body.error.param], ['class_mismatch', 'classWeights.purple']);
+    const ok = await create({ baseModel: 'bm_mnist_cnn', dataset: datasetId, classWeights: { red: 2, blue: 1 }, testDataset: datasetId });
+    assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  });
+
+  test('takes a fine-tune as a base only once it has succeeded', async () => {
+    const { body: queued } = await create({ baseModel: 'bm_mnist_cnn', dataset: datasetId });
+    const res = await create({ baseModel: queued.id, dataset: datasetId });
+    assert.equal(res.status, 422);
+    assert.deepEqual([res.body.error.code, res.body.error.param], ['base_model_unusable', 'baseModel']);
+    assert.match(res.body.error.message, /queued/);
+    const get = await request(api.url).get(`/v1/base-models/${queued.id}`);
+    assert.equal(get.status, 422);
+  });
+
   const invalid: [string, object, string][] = [
+    ['trainableLayers of a wrong kind', { trainableLayers: 'all' }, 'trainableLayers'],
+    ['an unknown augmentation', { augmentation: { blur: 1 } }, 'augmentation.blur'],
+    ['a negative dropout', { hyperparameters: { dropout: -0.1 } }, 'hyperparameters.dropout'],
+    ['checkpointEvery 0', { checkpointEvery: 0 }, 'checkpointEvery'],
     ['epochs out of range', { hyperparameters: { epochs: 0 } }, 'hyperparameters.epochs'],
     ['a string where a number belongs', { hyperparameters: { batchSize: '32' } }, 'hyperparameters.batchSize'],
     ['an unknown field', { epoch: 3 }, 'epoch'],
@@ -138,6 +201,14 @@ describe('listing, cancelling, downloading', () => {
     assert.deepEqual(events.body.data.map((e: { message: string }) => e.message), ['Job queued', 'Job cancelled before it started']);
   });
 
+  test('a job without checkpoints lists none, and an unknown checkpoint is a 404', async () => {
+    const { body: ft } = await create({ baseModel: 'bm_mnist_cnn', dataset: datasetId });
+    assert.deepEqual((await request(api.url).get(`/v1/fine-tunes/${ft.id}/checkpoints`)).body, { data: [] });
+    const res = await request(api.url).get(`/v1/fine-tunes/${ft.id}/checkpoints/ck_nope/model`);
+    assert.equal(res.status, 404);
+    assert.equal(res.body.error.code, 'checkpoint_not_found');
+  });
+
   test('pages events with after', async () => {
     const { body: ft } = await create({ baseModel: 'bm_mnist_cnn', dataset: datasetId });
     await request(api.url).post(`/v1/fine-tunes/${ft.id}/cancel`);
@@ -149,7 +220,7 @@ describe('listing, cancelling, downloading', () => {
   });
 
   test('answers 404 for unknown jobs on every route', async () => {
-    for (const path of ['', '/events', '/metrics', '/model']) {
+    for (const path of ['', '/events', '/metrics', '/model', '/checkpoints', '/checkpoints/ck_x/model']) {
       const res = await request(api.url).get(`/v1/fine-tunes/ft_nope${path}`);
       assert.equal(res.status, 404, path);
       assert.equal(res.body.error.code, 'fine_tune_not_found');

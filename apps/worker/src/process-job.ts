@@ -3,8 +3,9 @@
  * records progress, epochs and events as they come, stores the model, and ends the job
  * succeeded, failed or cancelled. Postgres is the source of truth; BullMQ only carries the id.
  */
-import { FineTuneJobData, parseWith, type FineTuneSpec } from '@graft/contracts';
-import { events, fineTunes, metrics, datasets, type Db } from '@graft/db';
+import { FineTuneJobData, newId, parseWith, type FineTuneSpec } from '@graft/contracts';
+import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, type Db } from '@graft/db';
+import { resolveBase } from '@graft/engine/resolve-base';
 import type { LocalStorage } from '@graft/storage';
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
@@ -50,20 +51,38 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
     log.info({ status: row.status }, 'job is no longer runnable; skipped');
     return row.status;
   }
+  const spec = row.request as FineTuneSpec;
   const dataset = await datasets.getDataset(ctx.db, row.datasetId);
   if (!dataset || (await ctx.storage.size(dataset.storageKey)) === null) {
     await fail(ctx, id, 'dataset_missing', `The archive of dataset ${row.datasetId} is no longer in storage; upload it again and start a new job.`);
     return 'failed';
   }
+  let testDatasetPath: string | null = null;
+  if (spec.testDataset) {
+    const test = await datasets.getDataset(ctx.db, spec.testDataset);
+    if (!test || (await ctx.storage.size(test.storageKey)) === null) {
+      await fail(ctx, id, 'dataset_missing', `The archive of test dataset ${spec.testDataset} is no longer in storage; upload it again and start a new job.`);
+      return 'failed';
+    }
+    testDatasetPath = ctx.storage.path(test.storageKey);
+  }
+  const resolved = await resolveBase(row.baseModelId, baseLookups(ctx.db, (k) => ctx.storage.path(k)));
+  if (!resolved.ok) {
+    await fail(ctx, id, 'base_model_unavailable', resolved.message);
+    return 'failed';
+  }
+  if (restarted) for (const key of await checkpoints.deleteCheckpoints(ctx.db, id)) await ctx.storage.remove(key);
 
   const outKey = `jobs/${id}/attempt-${row.attempts + 1}`;
   const start = {
     kind: 'start' as const,
     fineTuneId: id,
-    baseModelId: row.baseModelId,
+    base: resolved.base,
     datasetPath: ctx.storage.path(dataset.storageKey),
+    testDatasetPath,
     outDir: ctx.storage.path(outKey),
-    spec: row.request as FineTuneSpec,
+    cacheDir: ctx.storage.path('cache'),
+    spec,
   };
 
   // Messages are handled strictly in order (events must be stored in the order they happened).
@@ -77,8 +96,9 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
       const now = Date.now();
       if (now - lastProgress >= PROGRESS_EVERY_MS || m.batch === m.batches) {
         lastProgress = now;
-        await fineTunes.updateRunning(ctx.db, id, { epoch: m.epoch, epochs: m.epochs, batch: m.batch, batches: m.batches });
-        await job.updateProgress({ epoch: m.epoch, epochs: m.epochs, batch: m.batch, batches: m.batches }).catch(() => {});
+        const progress = { phase: m.phase, epoch: m.epoch, epochs: m.epochs, batch: m.batch, batches: m.batches };
+        await fineTunes.updateRunning(ctx.db, id, progress);
+        await job.updateProgress(progress).catch(() => {});
       }
       // Belt and braces for a lost pub/sub message: look at the row every few seconds.
       if (now - lastCancelCheck > 3_000) {
@@ -86,6 +106,14 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
         const current = await fineTunes.getFineTune(ctx.db, id);
         if (current?.cancelRequestedAt) ctx.running.get(id)?.cancel();
       }
+    } else if (m.kind === 'checkpoint') {
+      const ckId = newId('checkpoint');
+      const key = `models/${id}/checkpoints/${ckId}.zip`;
+      await ctx.storage.commit(ctx.storage.keyOf(m.zipPath), key);
+      await checkpoints.recordCheckpoint(ctx.db, {
+        id: ckId, fineTuneId: id, phase: m.phase, epoch: m.epoch, batch: m.batch, valLoss: m.valLoss, valAccuracy: m.valAccuracy, isBest: m.isBest, storageKey: key, bytes: m.bytes,
+      });
+      training.checkpointRecorded(m.zipPath);
     } else if (m.kind === 'epoch') {
       const { kind: _kind, ...metric } = m;
       const saved = await metrics.recordMetric(ctx.db, { fineTuneId: id, ...metric });
@@ -115,7 +143,7 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
       await ctx.storage.remove(outKey);
       const acc = end.result.valAccuracy;
       const ok = await fineTunes.transition(ctx.db, id, ['running'], 'succeeded', {
-        finishedAt: new Date(), result: end.result, modelKey, modelBytes: BigInt(end.modelZipBytes), batch: 0,
+        finishedAt: new Date(), result: end.result, modelKey, modelBytes: BigInt(end.modelZipBytes), batch: 0, phase: 'done',
       }, {
         level: 'info', type: 'status',
         message: `Job succeeded${acc === null ? '' : `: validation accuracy ${(acc * 100).toFixed(1)}%`}`,

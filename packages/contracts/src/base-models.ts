@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
-import { Page } from './common.ts';
-import { Task } from './datasets.ts';
+import { Literals, Page } from './common.ts';
+import { TASKS, Task } from './datasets.ts';
 
 /**
  * How raw pixels become the model's input: decode → RGB (or grey when `channels` is 1) → resize to
@@ -38,3 +38,29 @@ export const BaseModel = Type.Object(
 export type BaseModel = Static<typeof BaseModel>;
 
 export const BaseModelList = Page(BaseModel);
+
+/** What a user says about a base they register (`POST /v1/base-models`); the rest is measured. */
+export const CreateBaseModelSpec = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    featureLayer: Type.String({ minLength: 1, maxLength: 200, description: 'Layer (or graph node) whose output feeds the new head.' }),
+    preprocessing: Type.Object(
+      {
+        height: Type.Integer({ minimum: 8, maximum: 1024 }),
+        width: Type.Integer({ minimum: 8, maximum: 1024 }),
+        channels: Type.Union([Type.Literal(1), Type.Literal(3)]),
+        resize: Type.Optional(Type.Literal('bilinear')),
+        scale: Type.Number(),
+        offset: Type.Number(),
+      },
+      { additionalProperties: false },
+    ),
+    task: Type.Optional(Literals(TASKS)),
+    description: Type.Optional(Type.String({ maxLength: 2000 })),
+    license: Type.Optional(Type.String({ maxLength: 200 })),
+    pretrainedOn: Type.Optional(Type.String({ maxLength: 500, description: 'What the base learnt; shown to users judging transfer.' })),
+    url: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2000, description: "A hosted tfjs model's model.json; fetched once and stored." })),
+  },
+  { additionalProperties: false },
+);
+export type CreateBaseModelSpec = Static<typeof CreateBaseModelSpec>;

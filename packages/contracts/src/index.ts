@@ -9,3 +9,4 @@ export * from './validate.ts';
 export * from './config.ts';
 export * from './training-options.ts';
 export * from './normalize.ts';
+export * from './checkpoints.ts';

@@ -22,10 +22,11 @@ export async function createFineTune(db: Db, f: NewFineTune) {
         status: 'queued',
         baseModelId: f.spec.baseModel,
         datasetId: f.spec.dataset,
+        testDatasetId: f.spec.testDataset,
         request: json(f.spec),
         idempotencyKey: f.idempotencyKey ?? null,
         requestHash: f.requestHash,
-        epochs: f.spec.hyperparameters.epochs,
+        epochs: f.spec.hyperparameters.epochs + f.spec.hyperparameters.fineTuneEpochs,
       },
     }),
     db.event.create({
@@ -54,6 +55,7 @@ export async function listFineTunes(db: Db, opts: { limit: number; after?: strin
 }
 
 export type FineTunePatch = Partial<{
+  phase: string;
   epoch: number;
   epochs: number;
   batch: number;

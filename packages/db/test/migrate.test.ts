@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import pg from 'pg';
+import { normalizeFineTune } from '@graft/contracts';
 import { createDb, dropDatabase, ensureDatabase, fineTunes, datasets, migrate } from '../src/index.ts';
 
 const MIGRATIONS = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
@@ -16,19 +17,19 @@ test('a fresh database is created and migrated once, with Prisma-compatible book
   assert.equal(await ensureDatabase(fresh), true);
   assert.equal(await ensureDatabase(fresh), false);
   const first = await migrate(fresh, MIGRATIONS);
-  assert.deepEqual(first.applied, ['20261128000000_init']);
+  assert.deepEqual(first.applied, ['20261128000000_init', '20261128010000_engine_options']);
   const second = await migrate(fresh, MIGRATIONS);
-  assert.deepEqual(second, { applied: [], alreadyApplied: ['20261128000000_init'] });
+  assert.deepEqual(second, { applied: [], alreadyApplied: ['20261128000000_init', '20261128010000_engine_options'] });
 
   const client = new pg.Client({ connectionString: fresh });
   await client.connect();
   const rows = (await client.query('SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations')).rows;
   await client.end();
   const sql = readFileSync(`${MIGRATIONS}/20261128000000_init/migration.sql`);
-  assert.equal(rows.length, 1);
-  assert.equal(rows[0].checksum, createHash('sha256').update(sql).digest('hex'));
-  assert.ok(rows[0].finished_at);
-  assert.equal(rows[0].applied_steps_count, 1);
+  assert.equal(rows.length, 2);
+  const init = rows.find((r) => r.migration_name === '20261128000000_init');
+  assert.equal(init.checksum, createHash('sha256').update(sql).digest('hex'));
+  assert.ok(rows.every((r) => r.finished_at && r.applied_steps_count === 1));
 });
 
 test('the Prisma client works against the migrated schema, and transitions are guarded', async () => {
@@ -39,7 +40,7 @@ test('the Prisma client works against the migrated schema, and transitions are g
       classes: [{ name: 'a', images: 1 }, { name: 'b', images: 1 }], skipped: [],
     });
     const ft = await fineTunes.createFineTune(db, {
-      spec: { baseModel: 'bm_mnist_cnn', dataset: ds.id, validationSplit: 0.2, hyperparameters: { epochs: 1, batchSize: 8, learningRate: 0.01 }, seed: 1, metadata: {} },
+      spec: normalizeFineTune({ baseModel: 'bm_mnist_cnn', dataset: ds.id, validationSplit: 0.2, hyperparameters: { epochs: 1 } }, { id: 'bm_mnist_cnn', featureLayer: 'features' }, 1),
       requestHash: 'h',
     });
     const event = { level: 'info' as const, type: 'status', message: 'x' };

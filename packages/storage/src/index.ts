@@ -29,6 +29,13 @@ export class LocalStorage {
     return p;
   }
 
+  /** The key of an absolute path inside the root (e.g. a file a training process wrote). */
+  keyOf(absPath: string): string {
+    const p = resolve(absPath);
+    if (!p.startsWith(this.root + sep)) throw new Error(`path is outside storage: ${absPath}`);
+    return p.slice(this.root.length + 1);
+  }
+
   async init(): Promise<void> {
     await mkdir(join(this.root, 'tmp'), { recursive: true });
   }

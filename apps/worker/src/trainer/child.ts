@@ -13,9 +13,21 @@ const send = (m: ChildMessage) =>
   });
 
 const controller = new AbortController();
+const acks = new Map<string, () => void>();
+
+function checkpointAck(c: Omit<Extract<ChildMessage, { kind: 'checkpoint' }>, 'kind'>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    acks.set(c.zipPath, resolve);
+    void send({ kind: 'checkpoint', ...c });
+  });
+}
 
 process.on('message', (m: ParentMessage) => {
   if (m.kind === 'cancel') controller.abort();
+  if (m.kind === 'checkpoint-recorded') {
+    acks.get(m.zipPath)?.();
+    acks.delete(m.zipPath);
+  }
   if (m.kind === 'start') void run(m);
 });
 process.on('disconnect', () => {
@@ -27,8 +39,10 @@ process.on('disconnect', () => {
 async function run(m: Extract<ParentMessage, { kind: 'start' }>) {
   try {
     const outcome = await fineTune({
-      baseModelId: m.baseModelId,
+      base: m.base,
       datasetPath: m.datasetPath,
+      testDatasetPath: m.testDatasetPath,
+      cacheDir: m.cacheDir,
       spec: m.spec,
       outDir: m.outDir,
       signal: controller.signal,
@@ -36,6 +50,8 @@ async function run(m: Extract<ParentMessage, { kind: 'start' }>) {
         onEvent: (e) => send({ kind: 'event', ...e }),
         onBatch: (p) => send({ kind: 'batch', ...p }),
         onEpoch: (e) => send({ kind: 'epoch', ...e }),
+        // Waits for the worker to take the file: the engine may only go on once it is recorded.
+        onCheckpoint: (c) => checkpointAck(c),
       },
     });
     await send({ kind: 'succeeded', ...outcome });

@@ -1,19 +1,23 @@
 /** The protocol between a worker and the training process it forks (Node IPC, one job each). */
 import type { FineTuneResult, FineTuneSpec } from '@graft/contracts';
+import type { ResolvedBase } from '@graft/engine/catalog';
 
 export interface StartMessage {
   kind: 'start';
   fineTuneId: string;
-  baseModelId: string;
+  base: ResolvedBase;
   datasetPath: string;
+  testDatasetPath: string | null;
   outDir: string;
+  cacheDir: string;
   spec: FineTuneSpec;
 }
-export type ParentMessage = StartMessage | { kind: 'cancel' };
+export type ParentMessage = StartMessage | { kind: 'cancel' } | { kind: 'checkpoint-recorded'; zipPath: string };
 
 export type ChildMessage =
   | { kind: 'event'; level: 'info' | 'warning' | 'error'; type: string; message: string; data?: Record<string, unknown> }
-  | { kind: 'batch'; epoch: number; epochs: number; batch: number; batches: number }
+  | { kind: 'batch'; phase: string; epoch: number; epochs: number; batch: number; batches: number }
+  | { kind: 'checkpoint'; epoch: number; phase: string; batch: number | null; valLoss: number | null; valAccuracy: number | null; isBest: boolean; zipPath: string; bytes: number }
   | { kind: 'epoch'; epoch: number; phase: string; loss: number; accuracy: number; valLoss: number | null; valAccuracy: number | null; durationMs: number }
   | { kind: 'succeeded'; result: FineTuneResult; modelZipPath: string; modelZipBytes: number }
   | { kind: 'cancelled' }

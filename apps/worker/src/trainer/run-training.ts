@@ -15,6 +15,8 @@ export type TrainingEnd =
 
 export interface TrainingRun {
   done: Promise<TrainingEnd>;
+  /** Tells the training process a checkpoint file has been taken and recorded. */
+  checkpointRecorded(zipPath: string): void;
   cancel(): void;
   kill(): void;
   pid: number | undefined;
@@ -54,6 +56,9 @@ export function runTraining(start: StartMessage, onMessage: (m: ChildMessage) =>
   return {
     done,
     pid: child.pid,
+    checkpointRecorded(zipPath) {
+      if (child.connected) child.send({ kind: 'checkpoint-recorded', zipPath });
+    },
     cancel() {
       if (cancelled) return;
       cancelled = true;

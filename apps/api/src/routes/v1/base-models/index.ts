@@ -1,22 +1,152 @@
-import { BaseModel, BaseModelList, ErrorResponse, GraftError, IdParams } from '@graft/contracts';
-import { getBaseModel, listBaseModels } from '@graft/engine/catalog';
+import {
+  BaseModel,
+  BaseModelList,
+  CreateBaseModelSpec,
+  ErrorResponse,
+  GraftError,
+  IdParams,
+  PageQuery,
+  newId,
+  parseWith,
+  type Preprocessing,
+} from '@graft/contracts';
+import { baseLookups, baseModels } from '@graft/db';
+import { listBaseModels } from '@graft/engine/catalog';
+import { resolveBase } from '@graft/engine/resolve-base';
 import type { FastifyInstance } from 'fastify';
+import { inspectBaseInChild } from '../../../inspector/inspect-base.ts';
+import { userBaseOut } from '../../../serializers.ts';
+
+const errors = { '4xx': ErrorResponse };
 
 export default async function baseModelRoutes(app: FastifyInstance) {
   app.get(
     '',
-    { schema: { tags: ['base-models'], summary: 'The pretrained bases a worker can load', response: { 200: BaseModelList } } },
-    async () => ({ data: listBaseModels(), hasMore: false, nextCursor: null }),
+    {
+      schema: {
+        tags: ['base-models'],
+        summary: "The bases a worker can load: graft's catalog first, then bases users registered (newest first)",
+        querystring: PageQuery,
+        response: { 200: BaseModelList, ...errors },
+      },
+    },
+    async (request) => {
+      const { limit, after } = request.query as { limit: number; after?: string };
+      const catalog = listBaseModels();
+      const inCatalog = after ? catalog.findIndex((b) => b.id === after) : -1;
+      if (after && inCatalog < 0 && !(await baseModels.getUserBase(app.db, after))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
+      const fromCatalog = after && inCatalog < 0 ? [] : catalog.slice(inCatalog + 1, inCatalog + 1 + limit);
+      const room = limit - fromCatalog.length;
+      const users = room > 0 ? await baseModels.listUserBases(app.db, { limit: room, after: inCatalog < 0 ? after : undefined }) : null;
+      const data = [...fromCatalog, ...(users?.data.map(userBaseOut) ?? [])];
+      const hasMore = users ? users.hasMore : inCatalog + 1 + limit < catalog.length || (await baseModels.listUserBases(app.db, { limit: 1 })).data.length > 0;
+      return { data, hasMore, nextCursor: hasMore ? (data.at(-1)?.id ?? null) : null };
+    },
   );
 
   app.get(
     '/:id',
-    { schema: { tags: ['base-models'], summary: 'One base model', params: IdParams, response: { 200: BaseModel, '4xx': ErrorResponse } } },
+    {
+      schema: {
+        tags: ['base-models'],
+        summary: 'One base model (a catalog or registered `bm_` id, or a succeeded fine-tune `ft_` as a base)',
+        params: IdParams,
+        response: { 200: BaseModel, ...errors },
+      },
+    },
     async (request) => {
       const { id } = request.params as { id: string };
-      const base = getBaseModel(id);
-      if (!base) throw new GraftError('base_model_not_found', `No base model ${id}; see GET /v1/base-models.`);
-      return base;
+      const resolved = await resolveBase(id, baseLookups(app.db, (k) => app.storage.path(k)));
+      if (!resolved.ok) throw new GraftError(resolved.code, resolved.message);
+      return resolved.base.descriptor;
+    },
+  );
+
+  app.post(
+    '',
+    {
+      schema: {
+        tags: ['base-models'],
+        summary: 'Register a base: a tfjs model (.zip of model.json + shards) or the URL of a hosted one',
+        description:
+          'Either multipart/form-data with `file` (a .zip holding model.json and its weight shards) and `spec` (JSON: name, featureLayer, preprocessing, ...), ' +
+          'or a JSON body with `url` and the same fields. The model is loaded and checked (input shape matches the preprocessing, the feature layer exists ' +
+          'and yields rank-1 or rank-3 features, one forward pass works) before it is listed; a hosted model is fetched once and stored.',
+        consumes: ['multipart/form-data', 'application/json'],
+        body: { type: 'object' },
+        response: { 201: BaseModel, ...errors },
+      },
+      // Multipart bodies are parsed by the handler; JSON is checked against the contract there too.
+      validatorCompiler: () => () => true,
+    },
+    async (request, reply) => {
+      const { storage } = app;
+      const id = newId('baseModel');
+      const dirKey = `base-models/${id}`;
+      let zipKey: string | undefined;
+      let sha256 = '';
+      let spec: CreateBaseModelSpec;
+      try {
+        if (request.isMultipart()) {
+          let rawSpec: string | undefined;
+          for await (const part of request.parts({ limits: { fileSize: app.config.MAX_UPLOAD_BYTES, files: 1, fields: 4, fieldSize: 64 * 1024 } })) {
+            if (part.type === 'file') {
+              if (part.fieldname !== 'file') {
+                part.file.resume();
+                throw new GraftError('invalid_request', `Unexpected file part "${part.fieldname}"; send the model zip as \`file\`.`, part.fieldname);
+              }
+              zipKey = storage.tempKey('.zip');
+              sha256 = (await storage.writeStream(zipKey, part.file)).sha256;
+            } else if (part.fieldname === 'spec') rawSpec = String(part.value);
+          }
+          if (!zipKey) throw new GraftError('invalid_request', 'The `file` part (a .zip with model.json and its weights) is required.', 'file');
+          if (!rawSpec) throw new GraftError('invalid_request', 'The `spec` field (JSON: name, featureLayer, preprocessing) is required.', 'spec');
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(rawSpec);
+          } catch {
+            throw new GraftError('invalid_request', 'The `spec` field is not valid JSON.', 'spec');
+          }
+          spec = parseWith(CreateBaseModelSpec, parsed, 'spec');
+          if (spec.url) throw new GraftError('invalid_request', 'Send either a `file` or a `url`, not both.', 'spec.url');
+        } else {
+          spec = parseWith(CreateBaseModelSpec, request.body, 'body');
+          if (!spec.url) throw new GraftError('invalid_request', 'A JSON body must give `url`; to upload a model, send multipart/form-data with `file` and `spec`.', 'url');
+        }
+        const preprocessing: Preprocessing = { resize: 'bilinear', ...spec.preprocessing };
+        const inspected = await inspectBaseInChild({
+          dir: storage.path(dirKey),
+          ...(zipKey ? { zip: storage.path(zipKey) } : {}),
+          ...(spec.url ? { url: spec.url } : {}),
+          featureLayer: spec.featureLayer,
+          preprocessing,
+          maxBytes: app.config.MAX_UPLOAD_BYTES,
+        });
+        if (!inspected.ok) throw new GraftError('invalid_base_model', inspected.message);
+        const r = inspected.result;
+        const model: BaseModel = {
+          id,
+          object: 'base_model',
+          name: spec.name,
+          task: spec.task ?? 'image-classification',
+          description: spec.description ?? '',
+          format: r.format,
+          inputShape: r.inputShape,
+          featureLayer: r.featureLayer,
+          featureShape: r.featureShape,
+          preprocessing,
+          source: spec.url ? `hosted: ${spec.url} (fetched ${new Date().toISOString()})` : 'upload',
+          license: spec.license ?? 'unspecified',
+          pretrainedOn: spec.pretrainedOn ?? 'unspecified',
+        };
+        await baseModels.createUserBase(app.db, { model, storageKey: dirKey, sha256, bytes: r.bytes });
+        return reply.status(201).send(model);
+      } catch (err) {
+        await storage.remove(dirKey);
+        throw err;
+      } finally {
+        if (zipKey) await storage.remove(zipKey);
+      }
     },
   );
 }

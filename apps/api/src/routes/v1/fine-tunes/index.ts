@@ -1,24 +1,24 @@
 import {
   CreateFineTuneBody,
+  CheckpointList,
   ErrorResponse,
   FineTune,
   FineTuneEventList,
   FineTuneListQuery,
   FineTuneMetricList,
   GraftError,
-  HYPERPARAMETER_DEFAULTS,
   IdParams,
   PageQuery,
-  type FineTuneSpec,
+  normalizeFineTune,
   type FineTuneStatus,
 } from '@graft/contracts';
-import { datasets, events, fineTunes, metrics, type FineTuneRow } from '@graft/db';
-import { getBaseModel } from '@graft/engine/catalog';
+import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, type FineTuneRow } from '@graft/db';
+import { resolveBase } from '@graft/engine/resolve-base';
 import { publishCancel } from '@graft/queue';
 import { createHash, randomInt } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
-import { eventOut, fineTuneOut, metricOut } from '../../../serializers.ts';
+import { checkpointOut, eventOut, fineTuneOut, metricOut } from '../../../serializers.ts';
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse };
 const IdempotencyHeaders = Type.Object({
@@ -61,21 +61,37 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
         const previous = await fineTunes.findByIdempotencyKey(app.db, key);
         if (previous) return replay(previous);
       }
-      const base = getBaseModel(body.baseModel);
-      if (!base) throw new GraftError('base_model_not_found', `No base model ${body.baseModel}; see GET /v1/base-models.`, 'baseModel');
+      const resolved = await resolveBase(body.baseModel, baseLookups(app.db, (k) => app.storage.path(k)));
+      if (!resolved.ok) throw new GraftError(resolved.code, resolved.message, 'baseModel');
+      const base = resolved.base.descriptor;
       const dataset = await datasets.getDataset(app.db, body.dataset);
       if (!dataset) throw new GraftError('dataset_not_found', `No dataset ${body.dataset}.`, 'dataset');
       if (dataset.task !== base.task) {
         throw new GraftError('task_mismatch', `Dataset ${dataset.id} is for ${dataset.task}; base ${base.id} is for ${base.task}.`, 'dataset');
       }
-      const spec: FineTuneSpec = {
-        baseModel: base.id,
-        dataset: dataset.id,
-        validationSplit: body.validationSplit,
-        hyperparameters: { ...HYPERPARAMETER_DEFAULTS, ...body.hyperparameters },
-        seed: body.seed ?? randomInt(0, 2 ** 31 - 1),
-        metadata: body.metadata ?? {},
-      };
+      const classNames = (dataset.classes as { name: string }[]).map((c) => c.name);
+      if (body.testDataset) {
+        const test = await datasets.getDataset(app.db, body.testDataset);
+        if (!test) throw new GraftError('dataset_not_found', `No dataset ${body.testDataset}.`, 'testDataset');
+        const unknown = (test.classes as { name: string }[]).map((c) => c.name).filter((c) => !classNames.includes(c));
+        if (unknown.length) {
+          throw new GraftError('class_mismatch', `Test dataset ${test.id} has classes the training dataset lacks: ${unknown.slice(0, 10).join(', ')}.`, 'testDataset');
+        }
+      }
+      if (body.classWeights && typeof body.classWeights === 'object') {
+        const unknown = Object.keys(body.classWeights).filter((c) => !classNames.includes(c));
+        if (unknown.length) throw new GraftError('class_mismatch', `classWeights names classes the dataset lacks: ${unknown.slice(0, 10).join(', ')}.`, `classWeights.${unknown[0]}`);
+      }
+      if (base.format === 'tfjs-graph') {
+        // A graph model has no layers to unfreeze or re-initialise: it can only extract features.
+        if (body.trainableLayers !== undefined && body.trainableLayers !== 'none') {
+          throw new GraftError('base_model_unusable', `${base.id} is a graph model: it can only be a frozen feature extractor (trainableLayers must be "none").`, 'trainableLayers');
+        }
+        if (body.baseline === 'scratch') {
+          throw new GraftError('base_model_unusable', `${base.id} is a graph model: its architecture cannot be re-initialised for a scratch baseline.`, 'baseline');
+        }
+      }
+      const spec = normalizeFineTune(body, base, body.seed ?? randomInt(0, 2 ** 31 - 1));
       let row: FineTuneRow;
       try {
         row = await fineTunes.createFineTune(app.db, { spec, idempotencyKey: key, requestHash });
@@ -201,13 +217,47 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
       const { id } = request.params as { id: string };
       const row = await load(id);
       if (row.status !== 'succeeded' || !row.modelKey) throw new GraftError('model_not_ready', `Job ${id} is ${row.status}; a model exists once it has succeeded.`);
-      const size = await app.storage.size(row.modelKey);
-      if (size === null) throw new Error(`model artifact missing from storage: ${row.modelKey}`);
-      return reply
-        .header('content-type', 'application/zip')
-        .header('content-length', size)
-        .header('content-disposition', `attachment; filename="${id}.zip"`)
-        .send(app.storage.read(row.modelKey));
+      return sendZip(reply, row.modelKey, `${id}.zip`);
     },
   );
+
+  app.get(
+    '/:id/checkpoints',
+    { schema: { tags: ['fine-tunes'], summary: 'Checkpoints of a job, oldest first; the best by validation loss is marked', params: IdParams, response: { 200: CheckpointList, ...errors } } },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      await load(id);
+      return { data: (await checkpoints.listCheckpoints(app.db, id)).map(checkpointOut) };
+    },
+  );
+
+  app.get(
+    '/:id/checkpoints/:checkpoint/model',
+    {
+      schema: {
+        tags: ['fine-tunes'],
+        summary: 'Download a checkpoint as a model (.zip)',
+        params: Type.Object({ id: Type.String({ maxLength: 80 }), checkpoint: Type.String({ maxLength: 80 }) }),
+        produces: ['application/zip'],
+        response: { 200: Type.String({ format: 'binary' }), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { id, checkpoint } = request.params as { id: string; checkpoint: string };
+      await load(id);
+      const row = await checkpoints.getCheckpoint(app.db, id, checkpoint);
+      if (!row) throw new GraftError('checkpoint_not_found', `No checkpoint ${checkpoint} in job ${id}.`);
+      return sendZip(reply, row.storageKey, `${id}-${row.id}.zip`);
+    },
+  );
+
+  async function sendZip(reply: FastifyReply, key: string, filename: string) {
+    const size = await app.storage.size(key);
+    if (size === null) throw new Error(`artifact missing from storage: ${key}`);
+    return reply
+      .header('content-type', 'application/zip')
+      .header('content-length', size)
+      .header('content-disposition', `attachment; filename="${filename}"`)
+      .send(app.storage.read(key));
+  }
 }

@@ -1,0 +1,43 @@
+/** Starts the base inspector in a child process and waits for its one-line answer. */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Preprocessing } from '@graft/contracts';
+
+const CHILD = fileURLToPath(new URL('./inspect-base-child.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+const TIMEOUT_MS = 180_000;
+
+export interface BaseInspection {
+  format: 'tfjs-layers' | 'tfjs-graph';
+  inputShape: number[];
+  featureLayer: string;
+  featureShape: number[];
+  layers: number;
+  params: number;
+  bytes: number;
+}
+
+export function inspectBaseInChild(req: { dir: string; zip?: string; url?: string; featureLayer: string; preprocessing: Preprocessing; maxBytes: number }): Promise<
+  { ok: true; result: BaseInspection } | { ok: false; code: string; message: string }
+> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', TSX, CHILD, JSON.stringify(req)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      const line = out.trim().split('\n').at(-1) ?? '';
+      try {
+        const parsed = JSON.parse(line) as { result?: BaseInspection; error?: { code: string; message: string } };
+        if (parsed.result) return resolve({ ok: true, result: parsed.result });
+        if (parsed.error) return resolve({ ok: false, ...parsed.error });
+      } catch {
+        /* fall through */
+      }
+      resolve({ ok: false, code: 'invalid_base_model', message: `The model could not be inspected (${signal ?? `exit ${code}`}): ${err.trim().split('\n').at(-1) ?? 'no output'}` });
+    });
+  });
+}

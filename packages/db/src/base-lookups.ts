@@ -1,0 +1,44 @@
+/** The database side of base resolution (see @graft/engine/resolve-base): user bases and fine-tunes. */
+import type { BaseModel, FineTuneResult, FineTuneSpec } from '@graft/contracts';
+import type { BaseLookups } from '@graft/engine/resolve-base';
+import type { Db } from './client.ts';
+
+export function baseLookups(db: Db, pathOf: (storageKey: string) => string): BaseLookups {
+  return {
+    async userBase(id) {
+      const row = await db.userBaseModel.findUnique({ where: { id } });
+      if (!row) return null;
+      const model: BaseModel = {
+        id: row.id,
+        object: 'base_model',
+        name: row.name,
+        task: row.task as BaseModel['task'],
+        description: row.description,
+        format: row.format as BaseModel['format'],
+        inputShape: row.inputShape as number[],
+        featureLayer: row.featureLayer,
+        featureShape: row.featureShape as number[],
+        preprocessing: row.preprocessing as BaseModel['preprocessing'],
+        source: row.source,
+        license: row.license,
+        pretrainedOn: row.pretrainedOn,
+      };
+      return { model, dir: pathOf(row.storageKey) };
+    },
+    async fineTune(id) {
+      const row = await db.fineTune.findUnique({ where: { id } });
+      if (!row) return null;
+      const spec = row.request as FineTuneSpec;
+      const result = row.result as FineTuneResult | null;
+      return {
+        id: row.id,
+        status: row.status,
+        baseModelId: row.baseModelId,
+        cutLayer: spec.cutLayer,
+        classes: result?.classes ?? null,
+        modelZip: row.modelKey ? pathOf(row.modelKey) : null,
+        createdAt: row.createdAt.toISOString(),
+      };
+    },
+  };
+}
