@@ -114,6 +114,14 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
         id: ckId, fineTuneId: id, phase: m.phase, epoch: m.epoch, batch: m.batch, valLoss: m.valLoss, valAccuracy: m.valAccuracy, isBest: m.isBest, storageKey: key, bytes: m.bytes,
       });
       training.checkpointRecorded(m.zipPath);
+    } else if (m.kind === 'epoch' && m.phase === 'baseline') {
+      // The from-scratch comparison has epochs of its own; they are reported, not mixed into the job's metrics.
+      const { kind: _kind, ...metric } = m;
+      await events.appendEvent(ctx.db, {
+        fineTuneId: id, level: 'info', type: 'baseline_epoch',
+        message: `Baseline (from scratch) epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, val_accuracy ${m.valAccuracy === null ? 'n/a' : m.valAccuracy.toFixed(4)}`,
+        data: metric,
+      });
     } else if (m.kind === 'epoch') {
       const { kind: _kind, ...metric } = m;
       const saved = await metrics.recordMetric(ctx.db, { fineTuneId: id, ...metric });

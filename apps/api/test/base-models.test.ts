@@ -1,0 +1,127 @@
+/** Registering bases: an uploaded tfjs model zip, or a hosted model fetched by URL (served locally). */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import request from 'supertest';
+import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
+import { colourEntries, writeZip } from '../../../test/helpers/fixtures.ts';
+import { startApi } from '../../../test/helpers/processes.ts';
+
+const MNIST_BASE = fileURLToPath(new URL('../../../models/mnist-cnn-0-4/', import.meta.url));
+const SPEC = {
+  name: 'my digits CNN',
+  featureLayer: 'features',
+  preprocessing: { height: 28, width: 28, channels: 1, scale: 1 / 255, offset: 0 },
+  license: 'MIT',
+  pretrainedOn: 'MNIST 0-4',
+};
+
+let env: TestEnv;
+let api: Awaited<ReturnType<typeof startApi>>;
+let fx: string;
+let server: Server;
+let serverUrl: string;
+
+before(async () => {
+  env = await createTestEnv('bases');
+  api = await startApi(env);
+  fx = join(env.STORAGE_DIR, 'fx');
+  await mkdir(fx, { recursive: true });
+  // A "hosted" model on loopback: the same files a CDN would serve.
+  server = createServer((req, res) => {
+    const name = (req.url ?? '').split('/').pop() ?? '';
+    if (!['model.json', 'weights.bin'].includes(name)) return void res.writeHead(404).end();
+    res.writeHead(200).end(readFileSync(join(MNIST_BASE, name)));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  serverUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+});
+after(async () => {
+  server.close();
+  await api.close();
+});
+
+async function modelZip(name: string, files: Record<string, Buffer | string>) {
+  const path = join(fx, name);
+  await writeZip(path, Object.entries(files).map(([n, data]) => ({ name: n, data })));
+  return path;
+}
+const mnistFiles = () => ({ 'model.json': readFileSync(join(MNIST_BASE, 'model.json')), 'weights.bin': readFileSync(join(MNIST_BASE, 'weights.bin')) });
+const upload = (path: string, spec: unknown) => request(api.url).post('/v1/base-models').field('spec', typeof spec === 'string' ? spec : JSON.stringify(spec)).attach('file', path);
+
+describe('POST /v1/base-models', () => {
+  test('registers an uploaded model after loading it, lists it, and fine-tunes can use it', async () => {
+    const res = await upload(await modelZip('ok.zip', mnistFiles()), SPEC);
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const base = res.body;
+    assert.match(base.id, /^bm_/);
+    assert.equal(base.format, 'tfjs-layers');
+    assert.deepEqual(base.inputShape, [28, 28, 1]);
+    assert.deepEqual(base.featureShape, [800]);
+    assert.equal(base.source, 'upload');
+    assert.equal(base.pretrainedOn, 'MNIST 0-4');
+
+    const list = await request(api.url).get('/v1/base-models?limit=100');
+    const ids = list.body.data.map((b: { id: string }) => b.id);
+    assert.ok(ids.includes('bm_mnist_cnn') && ids.includes(base.id));
+    assert.deepEqual((await request(api.url).get(`/v1/base-models/${base.id}`)).body, base);
+
+    const dsPath = join(fx, 'ds.zip');
+    await writeZip(dsPath, colourEntries(3));
+    const ds = await request(api.url).post('/v1/datasets').field('task', 'image-classification').attach('file', dsPath);
+    const ft = await request(api.url).post('/v1/fine-tunes').send({ baseModel: base.id, dataset: ds.body.id });
+    assert.equal(ft.status, 201, JSON.stringify(ft.body));
+    assert.equal(ft.body.baseModel, base.id);
+    assert.equal(ft.body.cutLayer, 'features');
+  });
+
+  test('pages the catalog and registered bases together', async () => {
+    const first = await request(api.url).get('/v1/base-models?limit=1');
+    assert.equal(first.body.data.length, 1);
+    assert.equal(first.body.hasMore, true);
+    const all: string[] = [];
+    let after: string | null = null;
+    do {
+      const page: { body: { data: { id: string }[]; nextCursor: string | null } } = await request(api.url).get(`/v1/base-models?limit=2${after ? `&after=${after}` : ''}`);
+      all.push(...page.body.data.map((b) => b.id));
+      after = page.body.nextCursor;
+    } while (after);
+    const full = (await request(api.url).get('/v1/base-models?limit=100')).body.data.map((b: { id: string }) => b.id);
+    assert.deepEqual(all, full);
+  });
+
+  test('registers a hosted model by URL (fetched once and stored)', async () => {
+    const res = await request(api.url).post('/v1/base-models').send({ ...SPEC, name: 'hosted', url: `${serverUrl}/m/model.json` });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    assert.match(res.body.source, /^hosted: http:\/\/127\.0\.0\.1/);
+    const missing = await request(api.url).post('/v1/base-models').send({ ...SPEC, url: `${serverUrl}/m/nothing.json` });
+    assert.equal(missing.status, 422);
+    assert.equal(missing.body.error.code, 'invalid_base_model');
+    assert.match(missing.body.error.message, /cannot be fetched/);
+  });
+
+  const bad: [string, () => Promise<request.Response>, number, string, string | undefined, RegExp?][] = [
+    ['an unknown feature layer', async () => upload(await modelZip('l.zip', mnistFiles()), { ...SPEC, featureLayer: 'nope' }), 422, 'invalid_base_model', undefined, /nope/],
+    ['a preprocessing that does not fit the input', async () => upload(await modelZip('p.zip', mnistFiles()), { ...SPEC, preprocessing: { ...SPEC.preprocessing, height: 32, width: 32 } }), 422, 'invalid_base_model', undefined, /28/],
+    ['a zip without model.json', async () => upload(await modelZip('n.zip', { 'readme.txt': 'hi' }), SPEC), 422, 'invalid_base_model', undefined, /model\.json/],
+    ['missing weights', async () => upload(await modelZip('w.zip', { 'model.json': readFileSync(join(MNIST_BASE, 'model.json')) }), SPEC), 422, 'invalid_base_model', undefined],
+    ['a spec that is not JSON', async () => upload(await modelZip('j.zip', mnistFiles()), '{name:'), 400, 'invalid_request', 'spec'],
+    ['a spec with a bad field', async () => upload(await modelZip('f.zip', mnistFiles()), { ...SPEC, preprocessing: { ...SPEC.preprocessing, channels: 2 } }), 400, 'invalid_request', 'preprocessing.channels'],
+    ['a JSON body without url', async () => request(api.url).post('/v1/base-models').send(SPEC), 400, 'invalid_request', 'url'],
+    ['a JSON body with an unknown field', async () => request(api.url).post('/v1/base-models').send({ ...SPEC, url: `${serverUrl}/m/model.json`, extra: 1 }), 400, 'invalid_request', 'extra'],
+  ];
+  for (const [what, send, status, code, param, message] of bad) {
+    test(`rejects ${what} (${status} ${code})`, async () => {
+      const res = await send();
+      assert.equal(res.status, status, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, code);
+      if (param !== undefined) assert.equal(res.body.error.param, param);
+      if (message) assert.match(res.body.error.message, message);
+    });
+  }
+});
