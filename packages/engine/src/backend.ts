@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmGradientKernels } from './wasm-conv-grad.ts';
 
 export const BACKEND_CHOICES = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -17,6 +18,11 @@ export interface BackendInfo {
   tfBackend: string;
   /** Candidates that were tried before and failed, with why. */
   tried: { name: string; error: string }[];
+  /**
+   * Gradient kernels graft registered as composites because the backend lacks them (wasm:
+   * Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter/Input; see wasm-conv-grad.ts).
+   */
+  compositeKernels?: string[];
 }
 
 const require = createRequire(import.meta.url);
@@ -86,6 +92,7 @@ async function pick(): Promise<BackendInfo> {
     try {
       await LOADERS[name]();
       await tf.ready();
+      if (name === 'wasm') return { name, tfBackend: tf.getBackend(), tried, compositeKernels: registerWasmGradientKernels() };
       return { name, tfBackend: tf.getBackend(), tried };
     } catch (err) {
       tried.push({ name, error: firstLine(err) });

@@ -10,6 +10,14 @@ export type { BaseModelSource, ResolvedBase } from './base-source.ts';
 
 const MODELS_DIR = fileURLToPath(new URL('../../../models/', import.meta.url));
 
+/** The pooled 1792-d feature node of nsfwjs' mobilenet_v2_mid graph (its TF Hub module's `feature_vector`). */
+export const MOBILENET_V2_MID_FEATURE_NODE =
+  'StatefulPartitionedCall/sequential/keras_layer/StatefulPartitionedCall/StatefulPartitionedCall/StatefulPartitionedCall/predict/feature_vector/SpatialSqueeze';
+/** The TF Hub convention for a TF1 image module's pooled features (not verifiable offline; see README). */
+const TFHUB_FEATURE_NODE = 'module_apply_default/hub_output/feature_vector/SpatialSqueeze';
+const MOBILENET_V1_025_URL = 'https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.25_224/model.json';
+const MOBILENET_V2_TFHUB_URL = 'https://tfhub.dev/google/tfjs-model/imagenet/mobilenet_v2_100_224/feature_vector/3/default/1/model.json?tfjs-format=file';
+
 const ENTRIES: { model: BaseModel; source: BaseModelSource }[] = [
   {
     model: {
@@ -50,6 +58,92 @@ const ENTRIES: { model: BaseModel; source: BaseModelSource }[] = [
       pretrainedOn: 'ImageNet, then fine-tuned by nsfwjs on 5 NSFW classes',
     },
     source: { kind: 'nsfwjs', model: 'mobilenet_v2' },
+  },
+  {
+    model: {
+      id: 'bm_inception_v3',
+      object: 'base_model',
+      name: 'Inception V3 (299)',
+      task: 'image-classification',
+      description:
+        'Inception V3 (299x299 RGB, 22 M parameters) as the nsfwjs package ships it; cut at `mixed10` (8x8x2048) and ' +
+        'pooled to 2048 features. Richer features than MobileNetV2 at several times the cost of the feature pass.',
+      format: 'tfjs-layers',
+      inputShape: [299, 299, 3],
+      featureLayer: 'mixed10',
+      featureShape: [8, 8, 2048],
+      // nsfwjs (dist/esm/core.js): img.toFloat().div(255), resized to options.size = 299 for InceptionV3.
+      preprocessing: { height: 299, width: 299, channels: 3, resize: 'bilinear', scale: 1 / 255, offset: 0 },
+      source: 'npm package nsfwjs@4.4.0 (dist/models/inception_v3, uint8-quantized weights)',
+      license: 'MIT (nsfwjs)',
+      pretrainedOn: 'ImageNet, then fine-tuned by nsfwjs on 5 NSFW classes',
+    },
+    source: { kind: 'nsfwjs', model: 'inception_v3' },
+  },
+  {
+    model: {
+      id: 'bm_mobilenet_v2_mid',
+      object: 'base_model',
+      name: 'MobileNetV2 1.4 (224, graph)',
+      task: 'image-classification',
+      description:
+        'MobileNetV2 (alpha 1.4, 224x224 RGB; a TF Hub feature-vector module) as the nsfwjs package ships it, a tfjs ' +
+        'GRAPH model run up to its pooled 1792-feature node. A graph model can only be a frozen feature extractor: ' +
+        'trainableLayers must be "none" and baseline "scratch" is not available.',
+      format: 'tfjs-graph',
+      inputShape: [224, 224, 3],
+      featureLayer: MOBILENET_V2_MID_FEATURE_NODE,
+      featureShape: [1792],
+      preprocessing: { height: 224, width: 224, channels: 3, resize: 'bilinear', scale: 1 / 255, offset: 0 },
+      source: 'npm package nsfwjs@4.4.0 (dist/models/mobilenet_v2_mid, graph model, uint8-quantized weights)',
+      license: 'MIT (nsfwjs)',
+      pretrainedOn: 'ImageNet (TF Hub MobileNetV2 1.4 feature vector), then fine-tuned by nsfwjs on 5 NSFW classes',
+    },
+    source: { kind: 'nsfwjs', model: 'mobilenet_v2_mid' },
+  },
+  {
+    model: {
+      id: 'bm_mobilenet_v1_025_224_hosted',
+      object: 'base_model',
+      name: 'MobileNetV1 0.25 (224, hosted)',
+      task: 'image-classification',
+      description:
+        "Google's MobileNetV1 (alpha 0.25, 224x224 RGB) from the tfjs-models bucket, cut at `conv_pw_13_relu` (7x7x256) " +
+        'as the tfjs transfer-learning examples do. Fetched over HTTPS the first time a worker uses it, then cached: ' +
+        'needs network at the worker (a worker without it fails with base_model_unavailable; upload the model instead).',
+      format: 'tfjs-layers',
+      inputShape: [224, 224, 3],
+      featureLayer: 'conv_pw_13_relu',
+      featureShape: [7, 7, 256],
+      // Keras' mobilenet.preprocess_input: x / 127.5 - 1.
+      preprocessing: { height: 224, width: 224, channels: 3, resize: 'bilinear', scale: 1 / 127.5, offset: -1 },
+      source: `hosted: ${MOBILENET_V1_025_URL}`,
+      license: 'Apache-2.0 (Google, tensorflow/tfjs-models)',
+      pretrainedOn: 'ImageNet (1000 classes)',
+    },
+    source: { kind: 'url', url: MOBILENET_V1_025_URL },
+  },
+  {
+    model: {
+      id: 'bm_mobilenet_v2_100_224_hosted',
+      object: 'base_model',
+      name: 'MobileNetV2 1.0 (224, TF Hub, hosted graph)',
+      task: 'image-classification',
+      description:
+        "Google's TF Hub MobileNetV2 1.0/224 feature vector (imagenet/mobilenet_v2_100_224/feature_vector/3, tfjs graph " +
+        'model; tfhub.dev redirects to Kaggle Models), run to its pooled 1280-feature node; a frozen feature extractor only. ' +
+        'Fetched over HTTPS the first time a worker uses it, then cached: needs network at the worker.',
+      format: 'tfjs-graph',
+      inputShape: [224, 224, 3],
+      featureLayer: TFHUB_FEATURE_NODE,
+      featureShape: [1280],
+      // TF Hub image modules take RGB in [0, 1].
+      preprocessing: { height: 224, width: 224, channels: 3, resize: 'bilinear', scale: 1 / 255, offset: 0 },
+      source: `hosted: ${MOBILENET_V2_TFHUB_URL}`,
+      license: 'Apache-2.0 (Google, TF Hub)',
+      pretrainedOn: 'ImageNet (ILSVRC-2012-CLS)',
+    },
+    source: { kind: 'url', url: MOBILENET_V2_TFHUB_URL },
   },
 ];
 

@@ -7,11 +7,13 @@ import * as tf from '@tensorflow/tfjs';
 import type { Preprocessing } from '@graft/contracts';
 import { readArchiveImages } from './dataset-archive.ts';
 import { TrainingCancelled, TrainingError } from './errors.ts';
-import { preprocessImage } from './preprocess.ts';
+import { decodeImage, imageToPixels, scalePixels } from './preprocess.ts';
 
 export interface FeatureExtractor {
-  /** The base cut at its feature layer. */
-  cut: tf.LayersModel;
+  /** The base cut at its feature layer (layers bases); null for a graph base. */
+  cut: tf.LayersModel | null;
+  /** The frozen base on a batch of model inputs, in inference mode: [n, ...featureShape]. */
+  run(x: tf.Tensor4D): tf.Tensor;
   /** Per-image shape of the cut's output, e.g. [7, 7, 1280] or [800]. */
   featureShape: number[];
   /** `avg` when features are spatial ([h, w, c]): the head starts with global average pooling, which is cached too. */
@@ -20,14 +22,25 @@ export interface FeatureExtractor {
   dim: number;
 }
 
+function describeShape(shape: number[]): Pick<FeatureExtractor, 'featureShape' | 'pooling' | 'dim'> {
+  if (shape.length === 3) return { featureShape: shape, pooling: 'avg', dim: shape[2]! };
+  const dim = shape.reduce((a, b) => a * b, 1);
+  return { featureShape: shape, pooling: shape.length === 1 ? 'none' : 'flatten', dim };
+}
+
 export function featureExtractor(cut: tf.LayersModel): FeatureExtractor {
   const shape = cut.outputs[0]!.shape.slice(1).map((d) => {
     if (d == null) throw new Error('the feature layer has a dynamic dimension');
     return d;
   });
-  if (shape.length === 3) return { cut, featureShape: shape, pooling: 'avg', dim: shape[2]! };
-  const dim = shape.reduce((a, b) => a * b, 1);
-  return { cut, featureShape: shape, pooling: shape.length === 1 ? 'none' : 'flatten', dim };
+  // `training: false`: every BatchNormalization uses its moving statistics, Dropout is off.
+  return { cut, run: (x) => cut.apply(x, { training: false }) as tf.Tensor, ...describeShape(shape) };
+}
+
+/** A graph base run to its feature node; the shape is measured on one blank input. */
+export function graphFeatureExtractor(run: (x: tf.Tensor4D) => tf.Tensor, pre: Preprocessing): FeatureExtractor {
+  const shape = tf.tidy(() => run(tf.zeros([1, pre.height, pre.width, pre.channels]) as tf.Tensor4D).shape.slice(1));
+  return { cut: null, run, ...describeShape(shape) };
 }
 
 /**
@@ -50,18 +63,39 @@ export async function computeFeatures(
   pre: Preprocessing,
   opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void | Promise<void> } = {},
 ): Promise<Float32Array> {
+  return (await decodePass(zipPath, paths, pre, { ...opts, features: { fx } }))!;
+}
+
+export interface DecodePassOptions {
+  /** Run the cut base on the images (all, or only `rows`) and return their pooled features. */
+  features?: { fx: FeatureExtractor; rows?: ReadonlySet<number> } | null;
+  /** Also store every image's pixels (after resize, before scaling) at its row. */
+  onPixels?: ((row: number, pixels: Float32Array) => Promise<void>) | null;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void | Promise<void>;
+}
+
+/**
+ * One pass over the archive, decoding each listed image exactly once: optionally the frozen base's
+ * features (inference mode, exact float preprocessing) and optionally the decoded pixels for the
+ * image cache. Features come back as rows of one Float32Array in the order of `paths` (rows not
+ * asked for stay 0); null when no features were asked for.
+ */
+export async function decodePass(zipPath: string, paths: readonly string[], pre: Preprocessing, opts: DecodePassOptions): Promise<Float32Array | null> {
+  const fx = opts.features?.fx ?? null;
+  const featureRows = opts.features?.rows ?? null;
   const row = new Map(paths.map((p, i) => [p, i]));
-  const out = new Float32Array(paths.length * fx.dim);
+  const out = fx ? new Float32Array(paths.length * fx.dim) : null;
   const seen = new Set<string>();
   const batchSize = featureBatchSize(pre);
   let pending: { rows: number[]; inputs: tf.Tensor3D[] } = { rows: [], inputs: [] };
 
   const flush = async () => {
-    if (pending.inputs.length === 0) return;
+    if (pending.inputs.length === 0 || !fx || !out) return;
     const { rows, inputs } = pending;
     pending = { rows: [], inputs: [] };
     const values = tf.tidy(() => {
-      const y = fx.cut.predict(tf.stack(inputs)) as tf.Tensor;
+      const y = fx.run(tf.stack(inputs) as tf.Tensor4D);
       if (fx.pooling === 'avg') return y.mean([1, 2]);
       return fx.pooling === 'flatten' ? y.reshape([rows.length, fx.dim]) : y;
     });
@@ -78,15 +112,27 @@ export async function computeFeatures(
       if (opts.signal?.aborted) throw new TrainingCancelled();
       if (seen.has(path)) continue; // a duplicated entry name: the first one counts
       seen.add(path);
-      let input: tf.Tensor3D;
+      const r = row.get(path)!;
+      let pixels: tf.Tensor3D;
       try {
-        input = preprocessImage(data, pre);
+        pixels = imageToPixels(decodeImage(data), pre);
       } catch (err) {
         throw new TrainingError('unreadable_image', `Image "${path}" cannot be decoded: ${(err as Error).message}.`);
       }
-      pending.rows.push(row.get(path)!);
-      pending.inputs.push(input);
+      try {
+        if (opts.onPixels) await opts.onPixels(r, await pixels.data<'float32'>());
+        if (fx && (!featureRows || featureRows.has(r))) {
+          pending.rows.push(r);
+          pending.inputs.push(scalePixels(pixels, pre));
+        }
+      } finally {
+        pixels.dispose();
+      }
       if (pending.inputs.length >= batchSize) await flush();
+      else if (!fx && seen.size % 64 === 0) {
+        await opts.onProgress?.(seen.size, paths.length);
+        await new Promise((r) => setImmediate(r));
+      }
     }
     await flush();
   } finally {

@@ -54,8 +54,11 @@ export function decodeImage(bytes: Uint8Array, limits: DecodeLimits = DECODE_LIM
   return { width: png.width, height: png.height, data: rgb };
 }
 
-/** RGB pixels → the model's input tensor [height, width, channels], float32. */
-export function imageToTensor(img: RgbImage, pre: Preprocessing): tf.Tensor3D {
+/**
+ * RGB pixels → [height, width, channels] float32 pixel values (0..255) after the grey conversion
+ * and the resize, before `scale` and `offset`: what the decoded-image cache stores (rounded to uint8).
+ */
+export function imageToPixels(img: RgbImage, pre: Preprocessing): tf.Tensor3D {
   const n = img.width * img.height;
   const values = new Float32Array(n * pre.channels);
   if (pre.channels === 1) {
@@ -65,10 +68,19 @@ export function imageToTensor(img: RgbImage, pre: Preprocessing): tf.Tensor3D {
     values.set(img.data);
   }
   return tf.tidy(() => {
-    let t: tf.Tensor3D = tf.tensor3d(values, [img.height, img.width, pre.channels]);
-    if (img.height !== pre.height || img.width !== pre.width) t = tf.image.resizeBilinear(t, [pre.height, pre.width]);
-    return t.mul(pre.scale).add(pre.offset);
+    const t: tf.Tensor3D = tf.tensor3d(values, [img.height, img.width, pre.channels]);
+    return img.height !== pre.height || img.width !== pre.width ? tf.image.resizeBilinear(t, [pre.height, pre.width]) : t;
   });
+}
+
+/** Pixel values (0..255, any rank) → model input values: pixel × scale + offset. */
+export function scalePixels<T extends tf.Tensor>(pixels: T, pre: Preprocessing): T {
+  return tf.tidy(() => pixels.mul(pre.scale).add(pre.offset) as T);
+}
+
+/** RGB pixels → the model's input tensor [height, width, channels], float32. */
+export function imageToTensor(img: RgbImage, pre: Preprocessing): tf.Tensor3D {
+  return tf.tidy(() => scalePixels(imageToPixels(img, pre), pre));
 }
 
 /** Image bytes → model input [height, width, channels]. */

@@ -1,22 +1,15 @@
 /**
- * Trains the head on cached features with an explicit batch loop, so that every batch reports
- * progress, honours cancellation and yields to the event loop (a worker's IPC and lock renewals
- * must get through while training runs on the main thread).
+ * Training the head alone on cached features (phase 1 without augmentation), on the generic batch
+ * loop of training-loop.ts; and the overfitting rule graft warns with.
  */
 import * as tf from '@tensorflow/tfjs';
-import { TrainingCancelled, TrainingError } from './errors.ts';
-import { crossEntropy, headForwardTraining, type Head } from './head.ts';
-import { mulberry32, nextSeed, shuffleInPlace } from './random.ts';
+import type { EarlyStopper } from './early-stopping.ts';
+import { scoreHeadOnFeatures } from './evaluate.ts';
+import { crossEntropy, headForwardTraining, type Head, type LossOptions } from './head.ts';
+import { mulberry32, nextSeed } from './random.ts';
+import { optimizerStep, runPhase, type BatchProgress, type EpochResult, type PhaseOutcome } from './training-loop.ts';
 
-export interface EpochResult {
-  epoch: number;
-  phase: 'head';
-  loss: number;
-  accuracy: number;
-  valLoss: number | null;
-  valAccuracy: number | null;
-  durationMs: number;
-}
+export type { EpochResult } from './training-loop.ts';
 
 export interface TrainData {
   /** [n, dim] features and int32 labels. */
@@ -33,71 +26,75 @@ export interface TrainOptions {
   learningRate: number;
   seed: number;
   signal?: AbortSignal;
-  onBatch?(p: { epoch: number; epochs: number; batch: number; batches: number }): void | Promise<void>;
+  /** Defaults: plain cross-entropy, no class weights, no L2. */
+  loss?: Partial<Omit<LossOptions, 'numClasses'>>;
+  stopper?: EarlyStopper | null;
+  /** Global number of the first epoch − 1. */
+  epochOffset?: number;
+  laterEpochs?: number;
+  topK?: number;
+  /** The phase's PRNG; default one seeded from `seed`. */
+  random?: () => number;
+  onBatch?(p: BatchProgress): void | Promise<void>;
   onEpoch?(m: EpochResult): void | Promise<void>;
+  everyBatches?: Parameters<typeof runPhase>[0]['everyBatches'];
 }
 
-export async function trainHead(head: Head, data: TrainData, opts: TrainOptions): Promise<EpochResult[]> {
-  const n = data.trainX.shape[0];
-  const batches = Math.ceil(n / opts.batchSize);
-  const random = mulberry32(opts.seed ^ 0x5bd1e995); // its own stream, apart from the split's
-  const order = Array.from({ length: n }, (_, i) => i);
+/** Trains `head` on features with Adam; validation on `valX` each epoch. */
+export async function trainHeadPhase(head: Head, data: TrainData, opts: TrainOptions): Promise<PhaseOutcome> {
+  const random = opts.random ?? mulberry32(opts.seed ^ 0x5bd1e995); // its own stream, apart from the split's
   const optimizer = tf.train.adam(opts.learningRate);
-  const history: EpochResult[] = [];
+  const labels = await data.trainY.data<'int32'>();
+  const valLabels = data.valY ? Array.from(await data.valY.data<'int32'>()) : [];
+  const lossOptions: LossOptions = {
+    numClasses: data.numClasses,
+    labelSmoothing: opts.loss?.labelSmoothing ?? 0,
+    classWeights: opts.loss?.classWeights ?? null,
+    l2: opts.loss?.l2 ?? 0,
+    kernels: opts.loss?.kernels ?? head.kernels,
+  };
   try {
-    for (let epoch = 1; epoch <= opts.epochs; epoch++) {
-      const started = performance.now();
-      shuffleInPlace(order, random);
-      let lossSum = 0;
-      let correct = 0;
-      for (let b = 0; b < batches; b++) {
-        if (opts.signal?.aborted) throw new TrainingCancelled();
-        const idx = order.slice(b * opts.batchSize, (b + 1) * opts.batchSize);
+    return await runPhase<null>({
+      phase: 'head',
+      epochs: opts.epochs,
+      epochOffset: opts.epochOffset ?? 0,
+      laterEpochs: opts.laterEpochs ?? 0,
+      nTrain: data.trainX.shape[0],
+      batchSize: opts.batchSize,
+      learningRate: opts.learningRate,
+      random,
+      load: async () => null,
+      step: async (_none, idx) => {
         const dropoutSeed = nextSeed(random);
-        const kept: { correct?: tf.Scalar } = {};
-        const cost = tf.tidy(() => {
+        const [x, y] = tf.tidy(() => {
           const rows = tf.tensor1d(idx, 'int32');
-          const x = tf.gather(data.trainX, rows);
-          const labels = tf.gather(data.trainY, rows);
-          const y = tf.oneHot(labels, data.numClasses).cast('float32') as tf.Tensor2D;
-          return optimizer.minimize(() => {
-            const probs = headForwardTraining(head, x, dropoutSeed);
-            // Training accuracy as Keras reports it: on this batch's (dropout) predictions.
-            kept.correct = tf.keep(probs.argMax(1).equal(labels).cast('float32').sum() as tf.Scalar);
-            return crossEntropy(y, probs);
-          }, true, head.variables)!;
+          return [tf.gather(data.trainX, rows) as tf.Tensor2D, tf.tensor1d(idx.map((i) => labels[i]!), 'int32')];
         });
-        const [loss] = await cost.data();
-        const [hits] = await kept.correct!.data();
-        tf.dispose([cost, kept.correct!]);
-        if (!Number.isFinite(loss)) {
-          throw new TrainingError(
-            'training_diverged',
-            `The training loss became ${loss} at epoch ${epoch}, batch ${b + 1}; try a lower learning rate (now ${opts.learningRate}).`,
-          );
+        try {
+          return await optimizerStep(optimizer, head.variables, () => headForwardTraining(head, x, dropoutSeed), y, lossOptions);
+        } finally {
+          tf.dispose([x, y]);
         }
-        lossSum += loss! * idx.length;
-        correct += hits!;
-        await opts.onBatch?.({ epoch, epochs: opts.epochs, batch: b + 1, batches });
-        await new Promise((r) => setImmediate(r));
-      }
-      const val = data.valX && data.valY ? await evaluateHead(head, data.valX, data.valY, data.numClasses, opts.batchSize) : null;
-      const result: EpochResult = {
-        epoch,
-        phase: 'head',
-        loss: lossSum / n,
-        accuracy: correct / n,
-        valLoss: val?.loss ?? null,
-        valAccuracy: val?.accuracy ?? null,
-        durationMs: Math.round(performance.now() - started),
-      };
-      history.push(result);
-      await opts.onEpoch?.(result);
-    }
+      },
+      validate: async () => {
+        if (!data.valX) return null;
+        const s = await scoreHeadOnFeatures(head, data.valX, valLabels, data.numClasses, opts.topK ?? 1);
+        return { loss: s.loss!, accuracy: s.accuracy! };
+      },
+      stopper: opts.stopper ?? null,
+      signal: opts.signal,
+      onBatch: opts.onBatch,
+      onEpoch: opts.onEpoch,
+      everyBatches: opts.everyBatches ?? null,
+    });
   } finally {
     optimizer.dispose();
   }
-  return history;
+}
+
+/** The skeleton's entry point, kept: head on features, plain loss, no early stopping; returns the history. */
+export async function trainHead(head: Head, data: TrainData, opts: TrainOptions): Promise<EpochResult[]> {
+  return (await trainHeadPhase(head, data, opts)).history;
 }
 
 /** Inference-mode predictions (dropout off) of the head: class index per row and the mean loss. */

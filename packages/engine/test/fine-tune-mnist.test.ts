@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import type { FineTuneSpec } from '@graft/contracts';
 import {
   fineTune,
   loadModelZip,
@@ -22,18 +21,15 @@ import {
 } from '../src/index.ts';
 import { writeZip } from '../src/zip-writer.ts';
 import { greyPng, makeDigitsZip, mnistPixels } from './fixtures.ts';
+import { mnistBase, specFor } from './train-helpers.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
 let dir: string;
 
-const spec = (over: Partial<FineTuneSpec['hyperparameters']> & { seed?: number } = {}): FineTuneSpec => ({
-  baseModel: 'bm_mnist_cnn',
-  dataset: 'ds_test',
-  validationSplit: 0.2,
-  hyperparameters: { epochs: over.epochs ?? 10, batchSize: over.batchSize ?? 32, learningRate: over.learningRate ?? 0.001 },
-  seed: over.seed ?? 7,
-  metadata: {},
-});
+// The skeleton's recipe: head only, every epoch (no early stopping), no checkpoints asked of these tests.
+const spec = (over: { epochs?: number; batchSize?: number; learningRate?: number; seed?: number } = {}) =>
+  specFor({ hyperparameters: { epochs: over.epochs ?? 10, batchSize: over.batchSize ?? 32, learningRate: over.learningRate ?? 0.001 }, earlyStopping: false }, mnistBase(), over.seed ?? 7);
+const base = mnistBase();
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'graft-engine-'));
@@ -50,7 +46,7 @@ test('fine-tunes bm_mnist_cnn on digits 5-9 well above chance, reporting events,
   let batches = 0;
   const started = Date.now();
   first = await fineTune({
-    baseModelId: 'bm_mnist_cnn',
+    base,
     datasetPath: SAMPLE,
     spec: spec(),
     outDir: join(dir, 'a'),
@@ -100,7 +96,7 @@ test('model.zip reloads and gives the reported validation accuracy on the valida
 
 test('same seed, data and backend → identical metrics; memory does not grow', async () => {
   const tensorsBefore = tf.memory().numTensors;
-  const again = await fineTune({ baseModelId: 'bm_mnist_cnn', datasetPath: SAMPLE, spec: spec(), outDir: join(dir, 'b') });
+  const again = await fineTune({ base, datasetPath: SAMPLE, spec: spec(), outDir: join(dir, 'b') });
   assert.deepEqual({ ...again.result, trainingMs: 0 }, { ...first.result, trainingMs: 0 });
   assert.equal(tf.memory().numTensors, tensorsBefore, 'no tensor outlives fineTune');
 });
@@ -112,7 +108,7 @@ test('an AbortSignal stops training within one batch with TrainingCancelled', as
   const tensorsBefore = tf.memory().numTensors;
   await assert.rejects(
     fineTune({
-      baseModelId: 'bm_mnist_cnn',
+      base,
       datasetPath: SAMPLE,
       spec: spec({ epochs: 5 }),
       outDir: join(dir, 'c'),
@@ -129,17 +125,18 @@ test('an AbortSignal stops training within one batch with TrainingCancelled', as
   assert.equal(afterAbort, 0, 'no batch ran after the abort');
   assert.equal(tf.memory().numTensors, tensorsBefore);
   // Already aborted: refused before any work.
-  await assert.rejects(fineTune({ baseModelId: 'bm_mnist_cnn', datasetPath: SAMPLE, spec: spec(), outDir: join(dir, 'd'), signal: AbortSignal.abort() }), TrainingCancelled);
+  await assert.rejects(fineTune({ base, datasetPath: SAMPLE, spec: spec(), outDir: join(dir, 'd'), signal: AbortSignal.abort() }), TrainingCancelled);
 });
 
 test('an imbalanced dataset gets an imbalance warning; a tiny class still trains', async () => {
   const zip = join(dir, 'imbalanced.zip');
   await makeDigitsZip(zip, { digits: [5, 6], perClass: [40, 1], offset: 100 });
   const seen: TrainingEvent[] = [];
-  const out = await fineTune({ baseModelId: 'bm_mnist_cnn', datasetPath: zip, spec: spec({ epochs: 2 }), outDir: join(dir, 'e'), hooks: { onEvent: (e) => { seen.push(e); } } });
+  const out = await fineTune({ base, datasetPath: zip, spec: spec({ epochs: 2 }), outDir: join(dir, 'e'), hooks: { onEvent: (e) => { seen.push(e); } } });
   const warning = seen.find((e) => e.type === 'imbalance');
   assert.equal(warning?.level, 'warning');
   assert.equal(warning?.data?.imbalanceRatio, 40);
+  assert.match(warning!.message, /classWeights: "auto"/, 'the warning suggests class weights');
   assert.deepEqual(seen.find((e) => e.type === 'dataset')?.data?.classes, [
     { name: 'five', train: 32, validation: 8 },
     { name: 'six', train: 1, validation: 0 },
@@ -151,11 +148,11 @@ test('user-actionable failures are TrainingErrors with a code', async () => {
   const oneClass = join(dir, 'one-class.zip');
   await makeDigitsZip(oneClass, { digits: [5], perClass: 3 });
   await assert.rejects(
-    fineTune({ baseModelId: 'bm_mnist_cnn', datasetPath: oneClass, spec: spec(), outDir: join(dir, 'f') }),
+    fineTune({ base, datasetPath: oneClass, spec: spec(), outDir: join(dir, 'f') }),
     (err: unknown) => err instanceof TrainingError && err.code === 'too_few_classes',
   );
   await assert.rejects(
-    fineTune({ baseModelId: 'bm_nope', datasetPath: SAMPLE, spec: spec(), outDir: join(dir, 'g') }),
+    fineTune({ base: { descriptor: { ...base.descriptor, id: 'bm_nope' }, source: { kind: 'directory', dir: join(dir, 'no-such-model') } }, datasetPath: SAMPLE, spec: spec(), outDir: join(dir, 'g') }),
     (err: unknown) => err instanceof TrainingError && err.code === 'base_model_unavailable',
   );
   // A PNG whose header is fine (so the archive passes inspection) but whose pixel data is not.
@@ -168,7 +165,18 @@ test('user-actionable failures are TrainingErrors with a code', async () => {
     { name: 'six/ok.png', data: greyPng(mnistPixels(6, 1), 28, 28) },
   ]);
   await assert.rejects(
-    fineTune({ baseModelId: 'bm_mnist_cnn', datasetPath: damaged, spec: spec(), outDir: join(dir, 'h') }),
+    fineTune({ base, datasetPath: damaged, spec: spec(), outDir: join(dir, 'h') }),
     (err: unknown) => err instanceof TrainingError && err.code === 'unreadable_image' && err.message.includes('five/broken.png'),
+  );
+  // Options the base or dataset cannot honour.
+  const code = (c: string, includes?: string) => (err: unknown) => err instanceof TrainingError && err.code === c && (!includes || err.message.includes(includes));
+  await assert.rejects(fineTune({ base, datasetPath: SAMPLE, spec: specFor({ cutLayer: 'nope' }), outDir: join(dir, 'i') }), code('invalid_cut_layer', 'conv1, pool1, conv2, pool2, features, dense, digits'));
+  await assert.rejects(fineTune({ base, datasetPath: SAMPLE, spec: specFor({ trainableLayers: { from: 'dense' } }), outDir: join(dir, 'j') }), code('invalid_layer', '"dense"'));
+  await assert.rejects(fineTune({ base, datasetPath: SAMPLE, spec: specFor({ classWeights: { five: 2, ten: 1 } }), outDir: join(dir, 'k') }), code('invalid_class_weights', '"ten"'));
+  const otherClasses = join(dir, 'other-classes.zip');
+  await makeDigitsZip(otherClasses, { digits: [5, 1], perClass: 3 });
+  await assert.rejects(
+    fineTune({ base, datasetPath: SAMPLE, testDatasetPath: otherClasses, spec: specFor({ testDataset: 'ds_other' }), outDir: join(dir, 'l') }),
+    code('class_mismatch', 'one'),
   );
 });

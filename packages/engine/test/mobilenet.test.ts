@@ -8,7 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import { cutAtFeatureLayer, fineTune, initBackend, loadBaseModel, loadModelZip, preprocessImage } from '../src/index.ts';
 import { writeZip } from '../src/zip-writer.ts';
 import { mulberry32 } from '../src/random.ts';
+import { resolveCatalogBase } from '../src/catalog.ts';
 import { rgbPng } from './fixtures.ts';
+import { specFor } from './train-helpers.ts';
 
 let dir: string;
 before(async () => {
@@ -52,10 +54,11 @@ test('a tiny MobileNetV2 fine-tune (2 classes x 6 synthetic 32x32 colour PNGs, 2
   const zip = join(dir, 'colours.zip');
   await writeZip(zip, files);
   const started = performance.now();
+  const base = resolveCatalogBase('bm_mobilenet_v2')!;
   const out = await fineTune({
-    baseModelId: 'bm_mobilenet_v2',
+    base,
     datasetPath: zip,
-    spec: { baseModel: 'bm_mobilenet_v2', dataset: 'ds_colours', validationSplit: 0.34, hyperparameters: { epochs: 2, batchSize: 4, learningRate: 0.001 }, seed: 1, metadata: {} },
+    spec: specFor({ dataset: 'ds_colours', validationSplit: 0.34, hyperparameters: { epochs: 2, batchSize: 4, learningRate: 0.001 } }, base, 1),
     outDir: join(dir, 'out'),
   });
   console.log(`MobileNetV2 tiny fine-tune: ${(performance.now() - started).toFixed(0)} ms, valAccuracy ${out.result.valAccuracy}, zip ${out.modelZipBytes} bytes`);

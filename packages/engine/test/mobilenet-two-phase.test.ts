@@ -1,0 +1,147 @@
+/**
+ * MobileNetV2 (nsfwjs weights, 224x224): the feature cache against running the base every epoch
+ * (ratio measured within this run), and phase 2 through depthwise layers with their BatchNorms in
+ * inference mode (the wasm depthwise gradient composites of wasm-conv-grad.ts).
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { resolveCatalogBase } from '../src/catalog.ts';
+import { fineTune, initBackend, loadBaseModel, loadModelZip, type TrainingEvent } from '../src/index.ts';
+import { mulberry32 } from '../src/random.ts';
+import { writeZip } from '../src/zip-writer.ts';
+import { rgbPng } from './fixtures.ts';
+import { specFor } from './train-helpers.ts';
+
+const base = resolveCatalogBase('bm_mobilenet_v2')!;
+let dir: string;
+let zip: string;
+
+before(async () => {
+  await initBackend();
+  dir = await mkdtemp(join(tmpdir(), 'graft-mobilenet-2p-'));
+  // Reddish vs bluish noise, 8 per class (resized to 224x224 by preprocessing).
+  const random = mulberry32(5);
+  const files: { name: string; data: Uint8Array }[] = [];
+  for (const [cls, rgb] of [['red', [200, 40, 40]], ['blue', [40, 60, 200]]] as const) {
+    for (let i = 0; i < 8; i++) {
+      const px = new Uint8Array(32 * 32 * 3);
+      for (let p = 0; p < 32 * 32; p++) px.set(rgb.map((v) => Math.max(0, Math.min(255, v + Math.round((random() - 0.5) * 90)))), p * 3);
+      files.push({ name: `${cls}/${i}.png`, data: rgbPng(px, 32, 32) });
+    }
+  }
+  zip = join(dir, 'colours.zip');
+  await writeZip(zip, files);
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+test('feature cache vs the base every epoch; reuse across jobs (MobileNetV2, 16 images)', async () => {
+  const cacheDir = join(dir, 'cache');
+  const common = { dataset: 'ds_colours', validationSplit: 0.25, checkpointEvery: 1_000_000, earlyStopping: false as const };
+  const cachedEpochs: number[] = [];
+  const events: TrainingEvent[] = [];
+  let t = performance.now();
+  const cached = await fineTune({
+    base,
+    datasetPath: zip,
+    spec: specFor({ ...common, hyperparameters: { epochs: 3, batchSize: 4 } }, base, 1),
+    outDir: join(dir, 'cached'),
+    cacheDir,
+    hooks: { onEpoch: (m) => { cachedEpochs.push(m.durationMs); }, onEvent: (e) => { events.push(e); } },
+  });
+  const cachedJobMs = performance.now() - t;
+  const featureMs = events.find((e) => e.type === 'features' && e.data?.reused === false)!.data!.ms as number;
+  // Augmentation forces the base to run on every batch (a 1° rotation: nearly the same images).
+  const perBatchEpochs: number[] = [];
+  const aug = await fineTune({
+    base,
+    datasetPath: zip,
+    spec: specFor({ ...common, hyperparameters: { epochs: 2, batchSize: 4 }, augmentation: { rotation: 1 } }, base, 1),
+    outDir: join(dir, 'per-batch'),
+    hooks: { onEpoch: (m) => { perBatchEpochs.push(m.durationMs); } },
+  });
+  const reuseEvents: TrainingEvent[] = [];
+  t = performance.now();
+  await fineTune({
+    base,
+    datasetPath: zip,
+    spec: specFor({ ...common, hyperparameters: { epochs: 3, batchSize: 4 } }, base, 1),
+    outDir: join(dir, 'reused'),
+    cacheDir,
+    hooks: { onEvent: (e) => { reuseEvents.push(e); } },
+  });
+  const reusedJobMs = performance.now() - t;
+  const reuseMs = reuseEvents.find((e) => e.type === 'features' && e.data?.reused === true)!.data!.ms as number;
+  const epochRatio = mean(perBatchEpochs) / mean(cachedEpochs);
+  console.log(
+    `MobileNetV2, 12 training images: epoch on cached features ${mean(cachedEpochs).toFixed(0)} ms vs base every batch ${mean(perBatchEpochs).toFixed(0)} ms (${epochRatio.toFixed(0)}x); ` +
+      `feature pass ${featureMs} ms vs reused from cacheDir ${reuseMs} ms (${(featureMs / Math.max(1, reuseMs)).toFixed(0)}x); job ${cachedJobMs.toFixed(0)} → ${reusedJobMs.toFixed(0)} ms`,
+  );
+  assert.ok(epochRatio > 5, `cached features are much faster per epoch (${epochRatio}x)`);
+  assert.ok(featureMs / Math.max(1, reuseMs) > 5);
+  assert.equal(cached.result.validationImages, 4);
+  assert.equal(aug.result.epochsRun, 2);
+});
+
+test("phase 2 through MobileNetV2's top layers (a depthwise conv included): frozen BN statistics unchanged, unfrozen layers trained", async () => {
+  const epochs: { phase: string; durationMs: number }[] = [];
+  const spec = specFor(
+    { dataset: 'ds_colours', validationSplit: 0.25, hyperparameters: { epochs: 1, fineTuneEpochs: 1, batchSize: 4 }, trainableLayers: 6, earlyStopping: false, checkpointEvery: 1_000_000 },
+    base,
+    1,
+  );
+  const out = await fineTune({ base, datasetPath: zip, spec, outDir: join(dir, 'two-phase'), hooks: { onEpoch: (m) => { epochs.push(m); } } });
+  console.log(`MobileNetV2 phase 2 (top 6 layers with weights): ${epochs.map((e) => `${e.phase} ${e.durationMs} ms`).join(', ')}; val acc ${out.result.valAccuracy}`);
+  const { model, training } = await loadModelZip(out.modelZipPath);
+  const names = (training!.trainableLayers as { names: string[] }).names;
+  assert.deepEqual(names, ['block_16_depthwise', 'block_16_depthwise_BN', 'block_16_project', 'block_16_project_BN', 'Conv_1', 'Conv_1_bn']);
+  const { model: original } = await loadBaseModel('bm_mobilenet_v2');
+  const value = (m: tf.LayersModel, layer: string, i: number) => m.getLayer(layer).getWeights()[i]!.dataSync();
+  for (const layer of original.layers) {
+    if (layer.weights.length === 0 || !model.layers.some((l) => l.name === layer.name)) continue;
+    const isBn = layer.getClassName() === 'BatchNormalization';
+    layer.weights.forEach((w, i) => {
+      const same = tf.util.arraysEqual(value(model, layer.name, i), value(original, layer.name, i));
+      const statistic = isBn && /moving_(mean|variance)/.test(w.originalName);
+      if (!names.includes(layer.name) || statistic) assert.ok(same, `${w.originalName} unchanged`);
+    });
+  }
+  for (const trained of ['block_16_depthwise', 'Conv_1', 'Conv_1_bn']) {
+    assert.ok(!tf.util.arraysEqual(value(model, trained, 0), value(original, trained, 0)), `${trained} trained`);
+  }
+  model.dispose();
+  original.dispose();
+});
+
+test('a graph base (nsfwjs MobileNetV2 1.4 graph) is a frozen feature extractor: trains the head, exports graph + head', async () => {
+  const graphBase = resolveCatalogBase('bm_mobilenet_v2_mid')!;
+  const events: TrainingEvent[] = [];
+  const t = performance.now();
+  const out = await fineTune({
+    base: graphBase,
+    datasetPath: zip,
+    spec: specFor({ dataset: 'ds_colours', validationSplit: 0.25, hyperparameters: { epochs: 2, batchSize: 4 }, checkpointEvery: 1_000_000 }, graphBase, 1),
+    outDir: join(dir, 'graph'),
+    hooks: { onEvent: (e) => { events.push(e); } },
+  });
+  console.log(`graph base (MobileNetV2 1.4): ${(performance.now() - t).toFixed(0)} ms, val acc ${out.result.valAccuracy}, zip ${out.modelZipBytes} bytes`);
+  const z = await loadModelZip(out.modelZipPath);
+  assert.ok(z.base, 'the zip holds the graph');
+  assert.deepEqual(z.model.inputs[0]!.shape, [null, 1792], 'model.json is the head on the 1792 features');
+  const x = tf.randomUniform([2, 224, 224, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
+  const p = z.predict(x);
+  assert.deepEqual(p.shape, [2, 2]);
+  tf.dispose([x, p]);
+  z.dispose();
+  await assert.rejects(
+    fineTune({ base: graphBase, datasetPath: zip, spec: specFor({ dataset: 'ds_colours', trainableLayers: 2 }, graphBase, 1), outDir: join(dir, 'graph-2') }),
+    (e: unknown) => (e as { code?: string }).code === 'graph_model_frozen',
+  );
+});
