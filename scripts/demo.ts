@@ -93,6 +93,7 @@ try {
 
   const r = job.result;
   say(`3. ${job.status} in ${((Date.parse(job.finishedAt!) - Date.parse(job.startedAt!)) / 1000).toFixed(1)} s on the ${r.backend} backend: validation accuracy ${((r.valAccuracy ?? 0) * 100).toFixed(1)}% on ${r.validationImages} held-out images`);
+  if (r.stoppedEarly) say(`   early stopping ended training after epoch ${r.epochsRun}; the model has the weights of epoch ${r.bestEpoch} (lowest validation loss)`);
   for (const c of r.perClass) say(`   ${c.name.padEnd(8)} precision ${c.precision.toFixed(2)}  recall ${c.recall.toFixed(2)}  f1 ${c.f1.toFixed(2)}  (n=${c.support})`);
 
   const res = await fetch(`${base}${job.model!.url}`);

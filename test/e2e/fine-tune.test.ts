@@ -71,7 +71,7 @@ describe('fine-tune jobs through the API and a worker process', () => {
     assert.match(ready.workers[0].backend, /^(wasm|cpu|tensorflow)$/);
 
     const created = await request(api.url).post('/v1/fine-tunes').send({
-      baseModel: 'bm_mnist_cnn', dataset: datasetId, seed: 42, hyperparameters: { epochs: 6, batchSize: 16, learningRate: 0.003 },
+      baseModel: 'bm_mnist_cnn', dataset: datasetId, seed: 42, earlyStopping: false, hyperparameters: { epochs: 6, batchSize: 16, learningRate: 0.003 },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const job = await finished(created.body.id);
@@ -131,7 +131,7 @@ describe('fine-tune jobs through the API and a worker process', () => {
 
   test('a running job is cancelled promptly and keeps its events and metrics', async () => {
     const created = await request(api.url).post('/v1/fine-tunes').send({
-      baseModel: 'bm_mnist_cnn', dataset: datasetId, seed: 1, hyperparameters: { epochs: 500, batchSize: 2 },
+      baseModel: 'bm_mnist_cnn', dataset: datasetId, seed: 1, earlyStopping: false, hyperparameters: { epochs: 500, batchSize: 2 },
     });
     const id = created.body.id;
     await waitFor('two epochs', async () => (await get(`/v1/fine-tunes/${id}/metrics`)).data.length >= 2, 120_000);

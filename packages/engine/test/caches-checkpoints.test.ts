@@ -44,9 +44,6 @@ test('the feature cache: a second job on the same dataset and base reuses the fe
   assert.equal(computed.data?.reused, false);
   assert.equal(reused.data?.reused, true);
   assert.match(reused.message, /Reused cached features for 300 images/);
-  const ratio = (computed.data!.ms as number) / Math.max(1, reused.data!.ms as number);
-  console.log(`feature step: computed in ${computed.data!.ms} ms, reused in ${reused.data!.ms} ms (${ratio.toFixed(0)}x); whole job ${runs[0]!.ms.toFixed(0)} → ${runs[1]!.ms.toFixed(0)} ms`);
-  assert.ok(ratio > 3, `reuse is faster (${ratio}x)`);
   assert.deepEqual({ ...runs[1]!.out.result, trainingMs: 0 }, { ...runs[0]!.out.result, trainingMs: 0 }, 'same features → same model');
   // The cached file holds exactly what the base computes.
   const files = await readdir(join(cacheDir, 'features'));
@@ -206,6 +203,7 @@ test('a previous fine-tune as the base: same classes → its head continues; oth
       datasetPath,
       spec: specFor({ hyperparameters: { epochs: 1 }, earlyStopping: false }, previous),
       outDir,
+      cacheDir: join(dir, 'continue-cache'), // the unpacked model zip goes here, not to the machine-wide default
       hooks: { onEvent: (e) => { events.push(e); }, onEpoch: (m) => { epochs.push(m); } },
     });
     return { out, cont: events.find((e) => e.type === 'continue')!, firstValLoss: epochs[0]!.valLoss! };
