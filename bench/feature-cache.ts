@@ -10,26 +10,14 @@ import { fineTune, initBackend, resolveCatalogBase, type TrainingEvent } from '@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rgbPng } from '../packages/engine/test/fixtures.ts';
-import { mulberry32 } from '../packages/engine/src/random.ts';
-import { writeZip } from '../packages/engine/src/zip-writer.ts';
+import { colourZip } from './lib/colour-zip.ts';
 
 const i = process.argv.indexOf('--images');
 const images = i > 0 ? Number(process.argv[i + 1]) : 48;
 const backend = await initBackend();
 const base = resolveCatalogBase('bm_mobilenet_v2')!;
 const dir = await mkdtemp(join(tmpdir(), 'graft-bench-fc-'));
-const random = mulberry32(7);
-const files: { name: string; data: Uint8Array }[] = [];
-for (const [cls, rgb] of [['red', [200, 40, 40]], ['blue', [40, 60, 200]]] as const) {
-  for (let k = 0; k < images / 2; k++) {
-    const px = new Uint8Array(64 * 64 * 3);
-    for (let p = 0; p < 64 * 64; p++) px.set(rgb.map((v) => Math.max(0, Math.min(255, v + Math.round((random() - 0.5) * 120)))), p * 3);
-    files.push({ name: `${cls}/${k}.png`, data: rgbPng(px, 64, 64) });
-  }
-}
-const zip = join(dir, 'colours.zip');
-await writeZip(zip, files);
+const zip = await colourZip(dir, images, 7);
 
 const spec = (extra: Partial<CreateFineTuneBody>) =>
   normalizeFineTune({ baseModel: base.descriptor.id, dataset: 'bench', validationSplit: 0.25, earlyStopping: false, checkpointEvery: 1_000_000, ...extra } as CreateFineTuneBody, base.descriptor, 1);

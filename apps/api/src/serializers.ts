@@ -1,6 +1,6 @@
 /** Database rows → the public shapes of contracts (times as ISO strings, sizes as numbers). */
 import type { BaseModel, Checkpoint, Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneSpec } from '@graft/contracts';
-import type { CheckpointRow, DatasetRow, EventRow, FineTuneRow, MetricRow, UserBaseRow } from '@graft/db';
+import { userBaseToModel, type CheckpointRow, type DatasetRow, type EventRow, type FineTuneRow, type MetricRow, type UserBaseRow } from '@graft/db';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const SKIPPED_LISTED = 100;
@@ -101,20 +101,4 @@ export function checkpointOut(row: CheckpointRow): Checkpoint {
   };
 }
 
-export function userBaseOut(row: UserBaseRow): BaseModel {
-  return {
-    id: row.id,
-    object: 'base_model',
-    name: row.name,
-    task: row.task as BaseModel['task'],
-    description: row.description,
-    format: row.format as BaseModel['format'],
-    inputShape: row.inputShape as number[],
-    featureLayer: row.featureLayer,
-    featureShape: row.featureShape as number[],
-    preprocessing: row.preprocessing as BaseModel['preprocessing'],
-    source: row.source,
-    license: row.license,
-    pretrainedOn: row.pretrainedOn,
-  };
-}
+export const userBaseOut = (row: UserBaseRow): BaseModel => userBaseToModel(row);

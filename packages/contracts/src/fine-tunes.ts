@@ -76,7 +76,8 @@ export const CreateFineTuneBody = Type.Object(
 export type CreateFineTuneBody = Static<typeof CreateFineTuneBody>;
 
 /** The request after defaults are applied (`normalizeFineTune`): exactly what the worker trains with. */
-export const FineTuneSpec = Type.Object({
+/** The spec's fields: also the options a job answers with. */
+const SpecFields = {
   baseModel: Type.String(),
   dataset: Type.String(),
   testDataset: Type.Union([Type.String(), Type.Null()]),
@@ -102,7 +103,8 @@ export const FineTuneSpec = Type.Object({
   topK: Type.Integer(),
   seed: Type.Integer(),
   metadata: Metadata,
-});
+};
+export const FineTuneSpec = Type.Object(SpecFields);
 export type FineTuneSpec = Static<typeof FineTuneSpec>;
 
 export const EpochMetrics = Type.Object(
@@ -173,21 +175,8 @@ export const FineTune = Type.Object(
     id: Type.String(),
     object: Type.Literal('fine_tune'),
     status: FineTuneStatus,
-    baseModel: Type.String(),
-    dataset: Type.String(),
-    validationSplit: Type.Number(),
-    testDataset: Type.Union([Type.String(), Type.Null()]),
+    ...SpecFields,
     hyperparameters: Hyperparameters,
-    cutLayer: Type.String(),
-    trainableLayers: TrainableLayers,
-    earlyStopping: Type.Union([EarlyStopping, Type.Literal(false)]),
-    classWeights: ClassWeights,
-    augmentation: Type.Union([Augmentation, Type.Null()]),
-    baseline: Literals(['none', 'scratch']),
-    checkpointEvery: CheckpointEvery,
-    topK: Type.Integer(),
-    seed: Type.Integer(),
-    metadata: Metadata,
     progress: Type.Object({
       phase: Type.String({ description: '`features`, `head`, `fine-tune`, `baseline` or `evaluation`.' }),
       epoch: Type.Integer(),

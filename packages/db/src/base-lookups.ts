@@ -2,27 +2,14 @@
 import type { BaseModel, FineTuneResult, FineTuneSpec } from '@graft/contracts';
 import type { BaseLookups } from '@graft/engine/resolve-base';
 import type { Db } from './client.ts';
+import type { UserBaseModel } from './generated/prisma/client.ts';
 
 export function baseLookups(db: Db, pathOf: (storageKey: string) => string): BaseLookups {
   return {
     async userBase(id) {
       const row = await db.userBaseModel.findUnique({ where: { id } });
       if (!row) return null;
-      const model: BaseModel = {
-        id: row.id,
-        object: 'base_model',
-        name: row.name,
-        task: row.task as BaseModel['task'],
-        description: row.description,
-        format: row.format as BaseModel['format'],
-        inputShape: row.inputShape as number[],
-        featureLayer: row.featureLayer,
-        featureShape: row.featureShape as number[],
-        preprocessing: row.preprocessing as BaseModel['preprocessing'],
-        source: row.source,
-        license: row.license,
-        pretrainedOn: row.pretrainedOn,
-      };
+      const model = userBaseToModel(row);
       return { model, dir: pathOf(row.storageKey) };
     },
     async fineTune(id) {
@@ -40,5 +27,24 @@ export function baseLookups(db: Db, pathOf: (storageKey: string) => string): Bas
         createdAt: row.createdAt.toISOString(),
       };
     },
+  };
+}
+
+/** A registered base's row as the public `BaseModel`. */
+export function userBaseToModel(row: UserBaseModel): BaseModel {
+  return {
+    id: row.id,
+    object: 'base_model',
+    name: row.name,
+    task: row.task as BaseModel['task'],
+    description: row.description,
+    format: row.format as BaseModel['format'],
+    inputShape: row.inputShape as number[],
+    featureLayer: row.featureLayer,
+    featureShape: row.featureShape as number[],
+    preprocessing: row.preprocessing as BaseModel['preprocessing'],
+    source: row.source,
+    license: row.license,
+    pretrainedOn: row.pretrainedOn,
   };
 }

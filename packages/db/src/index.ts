@@ -6,5 +6,5 @@ export * as metrics from './metrics.ts';
 export * as checkpoints from './checkpoints.ts';
 export * as baseModels from './base-models.ts';
 export { migrate, ensureDatabase, dropDatabase } from './migrate.ts';
-export { baseLookups } from './base-lookups.ts';
+export { baseLookups, userBaseToModel } from './base-lookups.ts';
 export type { Dataset as DatasetRow, FineTune as FineTuneRow, Event as EventRow, Metric as MetricRow, Checkpoint as CheckpointRow, UserBaseModel as UserBaseRow } from './generated/prisma/client.ts';

@@ -53,7 +53,8 @@ function readEntry(zip: ZipFile, entry: Entry, maxBytes = Infinity): Promise<Buf
   });
 }
 
-async function* entries(zip: ZipFile): AsyncGenerator<Entry> {
+/** The entries of an open zip (yauzl, lazyEntries), one at a time. */
+export async function* zipEntries(zip: ZipFile): AsyncGenerator<Entry> {
   const queue: (Entry | null | Error)[] = [];
   let wake: (() => void) | null = null;
   zip.on('entry', (e: Entry) => { queue.push(e); wake?.(); });
@@ -97,7 +98,7 @@ export async function inspectArchive(path: string, limits = DATASET_LIMITS): Pro
     const files: { path: string; entry: Entry }[] = [];
     const skipped: { path: string; reason: string }[] = [];
     try {
-      for await (const entry of entries(zip)) {
+      for await (const entry of zipEntries(zip)) {
         if (entry.fileName.endsWith('/')) continue; // directory
         const reason = ignoredReason(entry.fileName);
         if (reason) skipped.push({ path: entry.fileName, reason });
@@ -152,7 +153,7 @@ export async function inspectArchive(path: string, limits = DATASET_LIMITS): Pro
 export async function* readArchiveImages(path: string, wanted: ReadonlySet<string>): AsyncGenerator<{ path: string; data: Buffer }> {
   const zip = await openZip(path);
   try {
-    for await (const entry of entries(zip)) {
+    for await (const entry of zipEntries(zip)) {
       if (!wanted.has(entry.fileName)) continue;
       yield { path: entry.fileName, data: await readEntry(zip, entry) };
     }

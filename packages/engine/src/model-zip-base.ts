@@ -4,6 +4,7 @@
  * preprocessing.json, training.json). Unpacking is defensive: no absolute paths, no `..`, no links,
  * bounded entry count and bytes (counted as they are inflated, not trusted from headers). No TensorFlow here.
  */
+import { zipEntries } from './dataset-archive.ts';
 import { createReadStream } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -57,7 +58,7 @@ export async function unpackModelZip(zipPath: string, destDir: string, limits: P
     const wanted: { entry: yauzl.Entry; rel: string }[] = [];
     const seen = new Set<string>();
     let count = 0;
-    for await (const entry of entries(zip)) {
+    for await (const entry of zipEntries(zip)) {
       count++;
       if (count > lim.maxEntries) throw bad(`The model archive has more than ${lim.maxEntries} entries.`);
       const name = entry.fileName;
@@ -159,23 +160,6 @@ function openZip(path: string): Promise<yauzl.ZipFile> {
   );
 }
 
-async function* entries(zip: yauzl.ZipFile): AsyncGenerator<yauzl.Entry> {
-  const queue: (yauzl.Entry | null | Error)[] = [];
-  let wake: (() => void) | null = null;
-  zip.on('entry', (e: yauzl.Entry) => { queue.push(e); wake?.(); });
-  zip.on('end', () => { queue.push(null); wake?.(); });
-  zip.on('error', (e: Error) => { queue.push(e); wake?.(); });
-  zip.readEntry();
-  for (;;) {
-    if (queue.length === 0) await new Promise<void>((r) => (wake = r));
-    wake = null;
-    const next = queue.shift()!;
-    if (next === null) return;
-    if (next instanceof Error) throw next;
-    yield next;
-    zip.readEntry();
-  }
-}
 
 function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, maxBytes: number, tooLarge: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {

@@ -2,20 +2,12 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Preprocessing } from '@graft/contracts';
+import type { BaseInspection } from '@graft/engine';
 
 const CHILD = fileURLToPath(new URL('./inspect-base-child.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 const TIMEOUT_MS = 180_000;
 
-export interface BaseInspection {
-  format: 'tfjs-layers' | 'tfjs-graph';
-  inputShape: number[];
-  featureLayer: string;
-  featureShape: number[];
-  layers: number;
-  params: number;
-  bytes: number;
-}
 
 export function inspectBaseInChild(req: { dir: string; zip?: string; url?: string; featureLayer: string; preprocessing: Preprocessing; maxBytes: number }): Promise<
   { ok: true; result: BaseInspection } | { ok: false; code: string; message: string }
