@@ -33,7 +33,8 @@ function openZip(path: string): Promise<ZipFile> {
   );
 }
 
-function readEntry(zip: ZipFile, entry: Entry, maxBytes = Infinity): Promise<Buffer> {
+/** Reads one entry in full; past `maxBytes` (counted while inflating) it stops with `tooLarge()`. */
+export function readZipEntry(zip: ZipFile, entry: Entry, maxBytes = Infinity, tooLarge = () => new Error(`entry is larger than ${maxBytes} bytes`)): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     zip.openReadStream(entry, (err, stream) => {
       if (err || !stream) return reject(err ?? new Error('no stream'));
@@ -43,7 +44,7 @@ function readEntry(zip: ZipFile, entry: Entry, maxBytes = Infinity): Promise<Buf
         size += c.length;
         if (size > maxBytes) {
           stream.destroy();
-          return reject(new Error(`entry is larger than ${maxBytes} bytes`));
+          return reject(tooLarge());
         }
         chunks.push(c);
       });
@@ -125,7 +126,7 @@ export async function inspectArchive(path: string, limits = DATASET_LIMITS): Pro
       if (entry.isEncrypted()) throw new GraftError('unreadable_entry', `Entry "${p}" is encrypted.`, 'file');
       let data: Buffer;
       try {
-        data = await readEntry(zip, entry, 64 * 1024 * 1024);
+        data = await readZipEntry(zip, entry, 64 * 1024 * 1024);
       } catch (err) {
         throw new GraftError('unreadable_entry', `Entry "${p}" cannot be read: ${(err as Error).message}.`, 'file');
       }
@@ -155,7 +156,7 @@ export async function* readArchiveImages(path: string, wanted: ReadonlySet<strin
   try {
     for await (const entry of zipEntries(zip)) {
       if (!wanted.has(entry.fileName)) continue;
-      yield { path: entry.fileName, data: await readEntry(zip, entry) };
+      yield { path: entry.fileName, data: await readZipEntry(zip, entry) };
     }
   } finally {
     zip.close();

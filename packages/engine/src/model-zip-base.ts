@@ -4,7 +4,7 @@
  * preprocessing.json, training.json). Unpacking is defensive: no absolute paths, no `..`, no links,
  * bounded entry count and bytes (counted as they are inflated, not trusted from headers). No TensorFlow here.
  */
-import { zipEntries } from './dataset-archive.ts';
+import { readZipEntry, zipEntries } from './dataset-archive.ts';
 import { createReadStream } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -80,7 +80,8 @@ export async function unpackModelZip(zipPath: string, destDir: string, limits: P
     await mkdir(destDir, { recursive: true });
     for (const { entry, rel } of wanted) {
       const out = rel.slice(strip.length);
-      const data = await readEntry(zip, entry, Math.min(lim.maxFileBytes, lim.maxTotalBytes - bytes), `The model archive inflates beyond its size limit at "${entry.fileName}" (${lim.maxTotalBytes} bytes in all, ${lim.maxFileBytes} per file).`);
+      const data = await readZipEntry(zip, entry, Math.min(lim.maxFileBytes, lim.maxTotalBytes - bytes), () =>
+        new TrainingError('invalid_base_model', `The model archive inflates beyond its size limit at "${entry.fileName}" (${lim.maxTotalBytes} bytes in all, ${lim.maxFileBytes} per file).`));
       bytes += data.length;
       const target = join(destDir, out);
       await mkdir(dirname(target), { recursive: true });
@@ -161,23 +162,3 @@ function openZip(path: string): Promise<yauzl.ZipFile> {
 }
 
 
-function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, maxBytes: number, tooLarge: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    zip.openReadStream(entry, (err, stream) => {
-      if (err || !stream) return reject(err ?? new Error('no stream'));
-      const chunks: Buffer[] = [];
-      let size = 0;
-      stream.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > maxBytes) {
-          stream.destroy();
-          reject(new TrainingError('invalid_base_model', tooLarge));
-          return;
-        }
-        chunks.push(c);
-      });
-      stream.on('error', reject);
-      stream.on('end', () => resolve(Buffer.concat(chunks)));
-    });
-  });
-}
