@@ -44,7 +44,7 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
   const claimed = await fineTunes.transition(ctx.db, id, ['queued', 'running'], 'running', { startedAt: new Date(), attempts: { increment: 1 }, epoch: 0, batch: 0 }, {
     level: restarted ? 'warning' : 'info',
     type: 'status',
-    message: restarted ? 'Job restarted from the beginning: the worker running it was lost' : 'Job started',
+    message: restarted ? 'Job restarted from the beginning: the worker running it was lost (its checkpoints so far are kept)' : 'Job started',
     data: { status: 'running', worker: job.processedBy ?? null },
   });
   if (!claimed) {
@@ -71,7 +71,6 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
     await fail(ctx, id, 'base_model_unavailable', resolved.message);
     return 'failed';
   }
-  if (restarted) for (const key of await checkpoints.deleteCheckpoints(ctx.db, id)) await ctx.storage.remove(key);
 
   const outKey = `jobs/${id}/attempt-${row.attempts + 1}`;
   const start = {
@@ -111,7 +110,7 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
       const key = `models/${id}/checkpoints/${ckId}.zip`;
       await ctx.storage.commit(ctx.storage.keyOf(m.zipPath), key);
       await checkpoints.recordCheckpoint(ctx.db, {
-        id: ckId, fineTuneId: id, phase: m.phase, epoch: m.epoch, batch: m.batch, valLoss: m.valLoss, valAccuracy: m.valAccuracy, isBest: m.isBest, storageKey: key, bytes: m.bytes,
+        id: ckId, fineTuneId: id, phase: m.phase, epoch: m.epoch, batch: m.batch, valLoss: m.valLoss, valAccuracy: m.valAccuracy, storageKey: key, bytes: m.bytes,
       });
       training.checkpointRecorded(m.zipPath);
     } else if (m.kind === 'epoch' && m.phase === 'baseline') {

@@ -8,16 +8,21 @@ export interface NewCheckpoint {
   batch: number | null;
   valLoss: number | null;
   valAccuracy: number | null;
-  isBest: boolean;
   storageKey: string;
   bytes: number;
 }
 
-/** Inserts a checkpoint; when it is the best so far, it becomes the only one marked best. */
-export async function recordCheckpoint(db: Db, c: NewCheckpoint & { id?: string }) {
+/**
+ * Inserts a checkpoint. The best is decided here, over every checkpoint of the job (also those of an
+ * earlier attempt that a lost worker left): the lowest validation loss; a checkpoint without one is
+ * never best. `isBest` from the trainer is only a hint about its own attempt.
+ */
+export async function recordCheckpoint(db: Db, c: Omit<NewCheckpoint, 'isBest'> & { id?: string }) {
   return db.$transaction(async (tx) => {
-    if (c.isBest) await tx.checkpoint.updateMany({ where: { fineTuneId: c.fineTuneId, isBest: true }, data: { isBest: false } });
-    return tx.checkpoint.create({ data: { ...c, id: c.id ?? newId('checkpoint'), bytes: BigInt(c.bytes) } });
+    const better = c.valLoss === null ? 1 : await tx.checkpoint.count({ where: { fineTuneId: c.fineTuneId, valLoss: { lte: c.valLoss } } });
+    const isBest = better === 0;
+    if (isBest) await tx.checkpoint.updateMany({ where: { fineTuneId: c.fineTuneId, isBest: true }, data: { isBest: false } });
+    return tx.checkpoint.create({ data: { ...c, isBest, id: c.id ?? newId('checkpoint'), bytes: BigInt(c.bytes) } });
   });
 }
 
@@ -27,11 +32,4 @@ export function listCheckpoints(db: Db, fineTuneId: string) {
 
 export function getCheckpoint(db: Db, fineTuneId: string, id: string) {
   return db.checkpoint.findFirst({ where: { id, fineTuneId } });
-}
-
-/** A restarted job starts over: its earlier checkpoints are dropped (the files too, by the caller). */
-export async function deleteCheckpoints(db: Db, fineTuneId: string) {
-  const rows = await db.checkpoint.findMany({ where: { fineTuneId }, select: { storageKey: true } });
-  await db.checkpoint.deleteMany({ where: { fineTuneId } });
-  return rows.map((r) => r.storageKey);
 }

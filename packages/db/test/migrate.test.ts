@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { normalizeFineTune } from '@graft/contracts';
-import { createDb, dropDatabase, ensureDatabase, fineTunes, datasets, migrate } from '../src/index.ts';
+import { checkpoints, createDb, dropDatabase, ensureDatabase, fineTunes, datasets, migrate } from '../src/index.ts';
 
 const MIGRATIONS = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
 const url = new URL(process.env.GRAFT_TEST_TEMPLATE_URL!);
@@ -51,6 +51,18 @@ test('the Prisma client works against the migrated schema, and transitions are g
     assert.equal(await fineTunes.updateRunning(db, ft.id, { epoch: 3 }), false);
     const events = await db.event.findMany({ where: { fineTuneId: ft.id } });
     assert.equal(events.length, 3); // queued, running, succeeded
+
+    // The best checkpoint is the lowest validation loss over every checkpoint of the job, whichever
+    // attempt wrote it: a restarted attempt's first checkpoint does not displace a better earlier one.
+    const ck = (epoch: number, valLoss: number | null) =>
+      checkpoints.recordCheckpoint(db, { fineTuneId: ft.id, phase: 'head', epoch, batch: null, valLoss, valAccuracy: null, storageKey: `k${epoch}`, bytes: 1 });
+    await ck(1, 0.5);
+    await ck(2, 0.3);
+    await ck(1, 0.6); // restarted attempt
+    await ck(2, null);
+    await ck(3, 0.2);
+    const best = (await checkpoints.listCheckpoints(db, ft.id)).filter((c) => c.isBest).map((c) => c.valLoss);
+    assert.deepEqual(best, [0.2]);
   } finally {
     await db.$disconnect();
   }

@@ -21,7 +21,7 @@ import {
 } from '../src/index.ts';
 import { writeZip } from '../src/zip-writer.ts';
 import { greyPng, makeDigitsZip, mnistPixels } from './fixtures.ts';
-import { mnistBase, specFor } from './train-helpers.ts';
+import { assertCancelsWithinOneBatch, mnistBase, specFor } from './train-helpers.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
 let dir: string;
@@ -102,28 +102,7 @@ test('same seed, data and backend → identical metrics; memory does not grow', 
 });
 
 test('an AbortSignal stops training within one batch with TrainingCancelled', async () => {
-  const controller = new AbortController();
-  let afterAbort = 0;
-  let aborted = false;
-  const tensorsBefore = tf.memory().numTensors;
-  await assert.rejects(
-    fineTune({
-      base,
-      datasetPath: SAMPLE,
-      spec: spec({ epochs: 5 }),
-      outDir: join(dir, 'c'),
-      signal: controller.signal,
-      hooks: {
-        onBatch: (p) => {
-          if (aborted) afterAbort++;
-          if (p.epoch === 2 && p.batch === 3) { controller.abort(); aborted = true; }
-        },
-      },
-    }),
-    TrainingCancelled,
-  );
-  assert.equal(afterAbort, 0, 'no batch ran after the abort');
-  assert.equal(tf.memory().numTensors, tensorsBefore);
+  await assertCancelsWithinOneBatch({ base, datasetPath: SAMPLE, spec: spec({ epochs: 5 }), outDir: join(dir, 'c') }, (p) => p.epoch === 2 && p.batch === 3);
   // Already aborted: refused before any work.
   await assert.rejects(fineTune({ base, datasetPath: SAMPLE, spec: spec(), outDir: join(dir, 'd'), signal: AbortSignal.abort() }), TrainingCancelled);
 });

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { fineTune, loadModelZip, TrainingCancelled, type TrainingEvent } from '../src/index.ts';
+import { fineTune, loadModelZip, type TrainingEvent } from '../src/index.ts';
 import { directoryLoader } from '../src/model-io.ts';
-import { mnistBase, specFor } from './train-helpers.ts';
+import { assertCancelsWithinOneBatch, mnistBase, specFor } from './train-helpers.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
 const base = mnistBase();
@@ -139,28 +139,6 @@ test('cancellation stops within one batch in every phase (augmented head, fine-t
     baseline: 'scratch',
   });
   for (const phase of ['head', 'fine-tune', 'baseline']) {
-    const controller = new AbortController();
-    let afterAbort = 0;
-    let aborted = false;
-    const tensorsBefore = tf.memory().numTensors;
-    await assert.rejects(
-      fineTune({
-        base,
-        datasetPath: SAMPLE,
-        spec,
-        outDir: join(dir, `cancel-${phase}`),
-        signal: controller.signal,
-        hooks: {
-          onBatch: (p) => {
-            if (aborted) afterAbort++;
-            if (p.phase === phase && p.batch === 2) { controller.abort(); aborted = true; }
-          },
-        },
-      }),
-      TrainingCancelled,
-    );
-    assert.equal(aborted, true, `${phase} ran`);
-    assert.equal(afterAbort, 0, `no batch ran after the abort in ${phase}`);
-    assert.equal(tf.memory().numTensors, tensorsBefore, `no tensor leaked on cancelling ${phase}`);
+    await assertCancelsWithinOneBatch({ base, datasetPath: SAMPLE, spec, outDir: join(dir, `cancel-${phase}`) }, (p) => p.phase === phase && p.batch === 2, phase);
   }
 });

@@ -47,8 +47,9 @@ export function runTraining(start: StartMessage, onMessage: (m: ChildMessage) =>
         message: `The training process exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`}); if it ran out of memory, use a smaller batch size or raise TRAINER_MAX_OLD_SPACE_MB.`,
       });
     });
+    // A process that could not start emits no 'exit': end here (resolving twice is a no-op).
     child.on('error', (err) => {
-      if (!end) end = { kind: 'failed', code: 'trainer_crashed', message: `The training process could not run: ${err.message}` };
+      if (child.pid === undefined) resolve({ kind: 'failed', code: 'trainer_crashed', message: `The training process could not start: ${err.message}` });
     });
   });
   child.send(start);
