@@ -6,6 +6,8 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { baseModels } from '@graft/db';
+import type { TextBaseModel } from '@graft/contracts';
 import request from 'supertest';
 import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
 import { colourEntries, writeZip } from '../../../test/helpers/fixtures.ts';
@@ -124,4 +126,60 @@ describe('POST /v1/base-models', () => {
       if (message) assert.match(res.body.error.message, message);
     });
   }
+});
+
+describe('text bases in the base-model answers', () => {
+  const text: TextBaseModel = {
+    id: 'bm_text_contract_check',
+    object: 'base_model',
+    name: 'a text encoder',
+    task: 'text-classification',
+    description: '',
+    format: 'onnx',
+    inputShape: [128],
+    featureLayer: 'last_hidden_state',
+    featureShape: [128],
+    preprocessing: { tokenizer: { kind: 'wordpiece', files: ['tokenizer.json', 'tokenizer_config.json'], vocabSize: 8000, lowercase: true }, maxLength: 128, pooling: 'mean' },
+    source: 'upload',
+    license: 'MIT',
+    pretrainedOn: 'English text',
+  };
+
+  test('a text base row is listed and answered with its tokenizer, length and pooling; image bases keep their shape', async () => {
+    await baseModels.createUserBase(api.app.db, { model: text, storageKey: 'base-models/none', sha256: '', bytes: 1 });
+    const one = await request(api.url).get(`/v1/base-models/${text.id}`);
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    assert.deepEqual(one.body, text);
+    const list = (await request(api.url).get('/v1/base-models?limit=100')).body.data as { id: string; task: string }[];
+    assert.deepEqual(list.find((b) => b.id === text.id), text);
+    const mnist = list.find((b) => b.id === 'bm_mnist_cnn') as unknown as Record<string, unknown>;
+    assert.equal(mnist.task, 'image-classification');
+    assert.deepEqual(mnist.preprocessing, { height: 28, width: 28, channels: 1, resize: 'bilinear', scale: 1 / 255, offset: 0 });
+
+    // An image dataset on a text base is a task mismatch, said up front.
+    const dsPath = join(fx, 'ds-text.zip');
+    await writeZip(dsPath, colourEntries(3));
+    const ds = await request(api.url).post('/v1/datasets').field('task', 'image-classification').attach('file', dsPath);
+    const ft = await request(api.url).post('/v1/fine-tunes').send({ baseModel: text.id, dataset: ds.body.id });
+    assert.equal(ft.status, 422, JSON.stringify(ft.body));
+    assert.equal(ft.body.error.code, 'task_mismatch');
+  });
+
+  test('the OpenAPI document describes both kinds of base', async () => {
+    const doc = (await request(api.url).get('/openapi.json')).body;
+    const schema = JSON.stringify(doc.paths['/v1/base-models/{id}'].get.responses['200']);
+    for (const field of ['image-classification', 'text-classification', 'pooling', 'maxLength', 'tokenizer', 'onnx']) assert.ok(schema.includes(field), field);
+  });
+
+  test('a text registration spec is checked field by field', async () => {
+    const res = await request(api.url)
+      .post('/v1/base-models')
+      .send({ name: 'x', task: 'text-classification', pooling: 'max', url: 'http://127.0.0.1:1/m/' });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'invalid_request');
+    assert.equal(res.body.error.param, 'pooling');
+    const featureLayer = await request(api.url).post('/v1/base-models').send({ name: 'x', task: 'text-classification', featureLayer: 'f', url: 'http://127.0.0.1:1/m/' });
+    assert.equal(featureLayer.status, 400);
+    assert.equal(featureLayer.body.error.param, 'featureLayer');
+  });
 });

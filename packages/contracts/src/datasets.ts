@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { Literals, Page, Timestamp } from './common.ts';
 
-export const TASKS = ['image-classification'] as const;
+export const TASKS = ['image-classification', 'text-classification'] as const;
 export const Task = Literals(TASKS);
 export type Task = (typeof TASKS)[number];
 

@@ -1,5 +1,5 @@
 /** The database side of base resolution (see @graft/engine/resolve-base): user bases and fine-tunes. */
-import type { BaseModel, FineTuneResult, FineTuneSpec } from '@graft/contracts';
+import type { BaseModel, FineTuneResult, FineTuneSpec, ImageBaseModel, TextBaseModel } from '@graft/contracts';
 import type { BaseLookups } from '@graft/engine/resolve-base';
 import type { Db } from './client.ts';
 import type { UserBaseModel } from './generated/prisma/client.ts';
@@ -30,21 +30,23 @@ export function baseLookups(db: Db, pathOf: (storageKey: string) => string): Bas
   };
 }
 
-/** A registered base's row as the public `BaseModel`. */
+/** A registered base's row as the public `BaseModel` (image or text, by its task). */
 export function userBaseToModel(row: UserBaseModel): BaseModel {
-  return {
+  const common = {
     id: row.id,
-    object: 'base_model',
+    object: 'base_model' as const,
     name: row.name,
-    task: row.task as BaseModel['task'],
     description: row.description,
-    format: row.format as BaseModel['format'],
     inputShape: row.inputShape as number[],
     featureLayer: row.featureLayer,
     featureShape: row.featureShape as number[],
-    preprocessing: row.preprocessing as BaseModel['preprocessing'],
     source: row.source,
     license: row.license,
     pretrainedOn: row.pretrainedOn,
   };
+  // The `preprocessing` column holds the task's own preprocessing (pixels or tokenizer).
+  if (row.task === 'text-classification') {
+    return { ...common, task: 'text-classification', format: row.format as TextBaseModel['format'], preprocessing: row.preprocessing as TextBaseModel['preprocessing'] };
+  }
+  return { ...common, task: 'image-classification', format: row.format as ImageBaseModel['format'], preprocessing: row.preprocessing as ImageBaseModel['preprocessing'] };
 }

@@ -4,7 +4,7 @@
  * fine-tune (`ft_…`: its model, cut below its head). No TensorFlow here; callers pass lookups so
  * the engine stays free of databases.
  */
-import type { BaseModel, Preprocessing } from '@graft/contracts';
+import type { BaseModel } from '@graft/contracts';
 import type { ResolvedBase } from './base-source.ts';
 import { resolveCatalogBase } from './catalog.ts';
 
@@ -53,19 +53,16 @@ export async function resolveBase(id: string, lookups: BaseLookups, depth = 0): 
       // Its zip holds the graph base and a head model apart; the loader opens layers models only.
       return { ok: false, code: 'base_model_unusable', message: `Fine-tune ${id} was trained on the graph model ${p.id}; a fine-tune of a graph base cannot be a base yet. Start from ${p.id} instead.` };
     }
+    // Task, input shape and preprocessing are the parent's (spread keeps the image/text union intact).
     const descriptor: BaseModel = {
+      ...p,
       id: ft.id,
-      object: 'base_model',
       name: `${ft.id} (fine-tuned from ${p.id})`,
-      task: p.task,
       description: `A graft fine-tune of ${p.id} for ${ft.classes.length} classes (${ft.classes.slice(0, 10).join(', ')}${ft.classes.length > 10 ? ', …' : ''}). Cut below its head; with the same classes its head is kept and training continues.`,
       format: 'tfjs-layers',
-      inputShape: p.inputShape,
       featureLayer: ft.cutLayer,
       featureShape: ft.cutLayer === p.featureLayer ? p.featureShape : [],
-      preprocessing: p.preprocessing as Preprocessing,
       source: `graft fine-tune ${ft.id}`,
-      license: p.license,
       pretrainedOn: `${p.pretrainedOn}; then fine-tuned by graft on ${ft.classes.length} classes`,
     };
     return { ok: true, base: { descriptor, source: { kind: 'model-zip', path: ft.modelZip } } };

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { BaseModel, Preprocessing } from '@graft/contracts';
+import type { ImageBaseModel, Preprocessing } from '@graft/contracts';
 import { directorySaver, WEIGHTS_FILE } from '../src/model-io.ts';
 import { writeZip } from '../src/zip-writer.ts';
 
@@ -70,7 +70,7 @@ export async function writeGraftModelZip(zipPath: string, labels = ['cat', 'dog'
   await rm(dir, { recursive: true, force: true });
 }
 
-export function tinyDescriptor(overrides: Partial<BaseModel> = {}): BaseModel {
+export function tinyDescriptor(overrides: Partial<ImageBaseModel> = {}): ImageBaseModel {
   return {
     id: 'bm_tiny',
     object: 'base_model',

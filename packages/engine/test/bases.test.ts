@@ -35,7 +35,8 @@ test('the catalog lists every base with its source, and hosted bases say they ne
     const resolved = resolveCatalogBase(id)!;
     assert.deepEqual(resolved.descriptor, m);
     assert.deepEqual(resolved.source, getBaseModelSource(id));
-    assert.deepEqual(m.inputShape, [m.preprocessing.height, m.preprocessing.width, m.preprocessing.channels]);
+    if (m.task === 'image-classification') assert.deepEqual(m.inputShape, [m.preprocessing.height, m.preprocessing.width, m.preprocessing.channels]);
+    else assert.deepEqual(m.inputShape, [m.preprocessing.maxLength]);
     if (resolved.source.kind === 'url') {
       assert.equal(m.source, `hosted: ${resolved.source.url}`);
       assert.match(m.description, /needs network at the worker/);

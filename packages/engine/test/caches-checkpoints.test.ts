@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { openTrainingBase } from '../src/base-adapter.ts';
+import type { Preprocessing } from '@graft/contracts';
 import type { ResolvedBase } from '../src/base-source.ts';
 import { readFeatureCache } from '../src/feature-cache.ts';
 import { computeFeatures, featureExtractor } from '../src/features.ts';
@@ -52,7 +53,7 @@ test('the feature cache: a second job on the same dataset and base reuses the fe
   const paths = (await inspectArchive(SAMPLE)).images.map((i) => i.path).sort();
   const opened = await openTrainingBase(base, { cutLayer: 'features' });
   const fx = featureExtractor(cutBase(opened.model!, 'features'));
-  const fresh = await computeFeatures(SAMPLE, paths, fx, base.descriptor.preprocessing);
+  const fresh = await computeFeatures(SAMPLE, paths, fx, base.descriptor.preprocessing as Preprocessing);
   assert.equal(reused.data?.key, computed.data?.key, 'same cache key');
   const cached = await readFeatureCache(cacheDir, basename(files.find((f) => f.endsWith('.f32'))!, '.f32'), paths, fx.dim);
   assert.ok(cached, 'cache readable for these paths and dim');

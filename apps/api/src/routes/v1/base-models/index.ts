@@ -1,13 +1,15 @@
 import {
   BaseModel,
   BaseModelList,
-  CreateBaseModelSpec,
   ErrorResponse,
   GraftError,
   IdParams,
   PageQuery,
   newId,
-  parseWith,
+  parseCreateBaseModelSpec,
+  type CreateBaseModelSpec,
+  type CreateImageBaseModelSpec,
+  type CreateTextBaseModelSpec,
   type Preprocessing,
 } from '@graft/contracts';
 import { baseLookups, baseModels } from '@graft/db';
@@ -99,48 +101,24 @@ export default async function baseModelRoutes(app: FastifyInstance) {
               sha256 = (await storage.writeStream(zipKey, part.file)).sha256;
             } else if (part.fieldname === 'spec') rawSpec = String(part.value);
           }
-          if (!zipKey) throw new GraftError('invalid_request', 'The `file` part (a .zip with model.json and its weights) is required.', 'file');
-          if (!rawSpec) throw new GraftError('invalid_request', 'The `spec` field (JSON: name, featureLayer, preprocessing) is required.', 'spec');
+          if (!zipKey) throw new GraftError('invalid_request', 'The `file` part (a .zip of the model) is required.', 'file');
+          if (!rawSpec) throw new GraftError('invalid_request', 'The `spec` field (JSON: name and, for images, featureLayer and preprocessing) is required.', 'spec');
           let parsed: unknown;
           try {
             parsed = JSON.parse(rawSpec);
           } catch {
             throw new GraftError('invalid_request', 'The `spec` field is not valid JSON.', 'spec');
           }
-          spec = parseWith(CreateBaseModelSpec, parsed, 'spec');
+          spec = parseCreateBaseModelSpec(parsed, 'spec');
           if (spec.url) throw new GraftError('invalid_request', 'Send either a `file` or a `url`, not both.', 'spec.url');
         } else {
-          spec = parseWith(CreateBaseModelSpec, request.body, 'body');
+          spec = parseCreateBaseModelSpec(request.body, 'body');
           if (!spec.url) throw new GraftError('invalid_request', 'A JSON body must give `url`; to upload a model, send multipart/form-data with `file` and `spec`.', 'url');
         }
-        const preprocessing: Preprocessing = { resize: 'bilinear', ...spec.preprocessing };
-        const inspected = await inspectBaseInChild({
-          dir: storage.path(dirKey),
-          ...(zipKey ? { zip: storage.path(zipKey) } : {}),
-          ...(spec.url ? { url: spec.url } : {}),
-          featureLayer: spec.featureLayer,
-          preprocessing,
-          maxBytes: app.config.MAX_UPLOAD_BYTES,
-        });
-        if (!inspected.ok) throw new GraftError('invalid_base_model', inspected.message);
-        const r = inspected.result;
-        const model: BaseModel = {
-          id,
-          object: 'base_model',
-          name: spec.name,
-          task: spec.task ?? 'image-classification',
-          description: spec.description ?? '',
-          format: r.format,
-          inputShape: r.inputShape,
-          featureLayer: r.featureLayer,
-          featureShape: r.featureShape,
-          preprocessing,
-          source: spec.url ? `hosted: ${spec.url} (fetched ${new Date().toISOString()})` : 'upload',
-          license: spec.license ?? 'unspecified',
-          pretrainedOn: spec.pretrainedOn ?? 'unspecified',
-        };
-        await baseModels.createUserBase(app.db, { model, storageKey: dirKey, sha256, bytes: r.bytes });
-        return reply.status(201).send(model);
+        const upload: Upload = { dir: storage.path(dirKey), ...(zipKey ? { zip: storage.path(zipKey) } : {}), maxBytes: app.config.MAX_UPLOAD_BYTES };
+        const { base, bytes } = spec.task === 'text-classification' ? await registerTextBase(id, spec, upload) : await registerImageBase(id, spec, upload);
+        await baseModels.createUserBase(app.db, { model: base, storageKey: dirKey, sha256, bytes });
+        return reply.status(201).send(base);
       } catch (err) {
         await storage.remove(dirKey);
         throw err;
@@ -149,4 +127,42 @@ export default async function baseModelRoutes(app: FastifyInstance) {
       }
     },
   );
+}
+
+interface Upload {
+  /** Where the base's files end up (its storage directory). */
+  dir: string;
+  /** The uploaded zip, when the model was sent as a file (else `spec.url` says where it is). */
+  zip?: string;
+  maxBytes: number;
+}
+
+const sourceOf = (url: string | undefined) => (url ? `hosted: ${url} (fetched ${new Date().toISOString()})` : 'upload');
+
+/** A tfjs image model: loaded and checked in a child process against the claimed preprocessing and feature layer. */
+async function registerImageBase(id: string, spec: CreateImageBaseModelSpec, upload: Upload): Promise<{ base: BaseModel; bytes: number }> {
+  const preprocessing: Preprocessing = { resize: 'bilinear', ...spec.preprocessing };
+  const inspected = await inspectBaseInChild({ ...upload, ...(spec.url ? { url: spec.url } : {}), featureLayer: spec.featureLayer, preprocessing });
+  if (!inspected.ok) throw new GraftError('invalid_base_model', inspected.message);
+  const r = inspected.result;
+  const base: BaseModel = {
+    id,
+    object: 'base_model',
+    name: spec.name,
+    task: 'image-classification',
+    description: spec.description ?? '',
+    format: r.format,
+    inputShape: r.inputShape,
+    featureLayer: r.featureLayer,
+    featureShape: r.featureShape,
+    preprocessing,
+    source: sourceOf(spec.url),
+    license: spec.license ?? 'unspecified',
+    pretrainedOn: spec.pretrainedOn ?? 'unspecified',
+  };
+  return { base, bytes: r.bytes };
+}
+
+async function registerTextBase(_id: string, _spec: CreateTextBaseModelSpec, _upload: Upload): Promise<{ base: BaseModel; bytes: number }> {
+  throw new GraftError('invalid_request', 'Text bases (ONNX encoders) cannot be registered yet.', 'task');
 }

@@ -47,6 +47,8 @@ export default async function datasetRoutes(app: FastifyInstance) {
         if (!(TASKS as readonly string[]).includes(task)) {
           throw new GraftError('invalid_request', `task must be one of: ${TASKS.join(', ')}.`, 'task');
         }
+        // Text bases are in the contract before text datasets are: refuse rather than read a text upload as images.
+        if (task !== 'image-classification') throw new GraftError('invalid_request', `${task} datasets are not accepted yet.`, 'task');
         const name = (fields.name ?? upload.filename ?? 'dataset').slice(0, DATASET_LIMITS.maxNameLength);
 
         const inspection = await inspectArchive(storage.path(upload.key));
