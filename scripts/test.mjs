@@ -3,7 +3,7 @@
 // a migrated template database `graft_t<run>` (each test file clones its own from it), Redis keys
 // under `graft-test-<run>`, files under a temporary directory. All of it is removed afterwards.
 // Extra arguments are test files (default: all, after a strict type-check).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -28,8 +28,29 @@ function findTests(dir) {
 }
 const files = process.argv.slice(2).length ? process.argv.slice(2) : ['packages', 'apps', 'test'].flatMap((d) => findTests(join(root, d))).sort();
 
+// A real S3-compatible server on loopback for the storage tests (scripts/s3-server.mjs).
+async function startS3() {
+  const child = spawn(process.execPath, [join(root, 'scripts/s3-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const line = await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('\n')) resolve(out.split('\n')[0]);
+    });
+    child.once('exit', (code) => reject(new Error(`the S3 test server exited with ${code}`)));
+  });
+  child.stdout.resume();
+  return { child, ...JSON.parse(line) };
+}
+const s3 = await startS3();
+
 const env = {
   ...process.env,
+  GRAFT_TEST_S3_ENDPOINT: s3.endpoint,
+  GRAFT_TEST_S3_ACCESS_KEY_ID: s3.accessKeyId,
+  GRAFT_TEST_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+  // The AWS SDK warns once per process that its 2027 releases will want Node 22 (README, "Node").
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   GRAFT_TEST_RUN: run,
   GRAFT_TEST_TEMPLATE_URL: template.toString(),
   REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
@@ -57,5 +78,6 @@ try {
 } finally {
   db('drop');
   rmSync(storage, { recursive: true, force: true });
+  s3.child.kill('SIGTERM');
 }
 process.exit(status);

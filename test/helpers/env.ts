@@ -41,3 +41,19 @@ export async function createTestEnv(name: string): Promise<TestEnv> {
     LOG_LEVEL: (process.env.LOG_LEVEL as TestEnv['LOG_LEVEL']) ?? 'silent',
   };
 }
+
+/** Settings for the `s3` storage driver on the run's loopback S3 server, with a bucket of its own. */
+export function s3Settings(name: string): Record<string, string> {
+  const endpoint = process.env.GRAFT_TEST_S3_ENDPOINT;
+  if (!endpoint) throw new Error('run tests with `npm test` (it starts the S3 test server)');
+  const bucket = `graft-${name.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}-${Math.random().toString(36).slice(2, 8)}`;
+  return {
+    STORAGE_DRIVER: 's3',
+    S3_BUCKET: bucket,
+    S3_ENDPOINT: endpoint,
+    S3_FORCE_PATH_STYLE: 'true',
+    S3_ACCESS_KEY_ID: process.env.GRAFT_TEST_S3_ACCESS_KEY_ID ?? '',
+    S3_SECRET_ACCESS_KEY: process.env.GRAFT_TEST_S3_SECRET_ACCESS_KEY ?? '',
+    S3_CREATE_BUCKET: 'true',
+  };
+}

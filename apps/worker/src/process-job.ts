@@ -6,7 +6,9 @@
 import { FineTuneJobData, newId, parseWith, type FineTuneSpec } from '@graft/contracts';
 import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, type Db } from '@graft/db';
 import { resolveBase } from '@graft/engine/resolve-base';
-import type { LocalStorage } from '@graft/storage';
+import { StorageNotFound, type Pulled, type Storage } from '@graft/storage';
+import type { ResolvedBase } from '@graft/engine/catalog';
+import { rm } from 'node:fs/promises';
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { ChildMessage } from './trainer/messages.ts';
@@ -14,7 +16,9 @@ import { runTraining, type TrainingRun } from './trainer/run-training.ts';
 
 export interface JobContext {
   db: Db;
-  storage: LocalStorage;
+  storage: Storage;
+  /** Called when a job starts and ends (the worker's registry entry and metrics follow it). */
+  onJob?: (id: string, state: 'started' | 'ended', info?: { status: string; backend?: string; seconds: number }) => void;
   log: Logger;
   maxOldSpaceMb: number;
   /** Running trainings by fine-tune id, so cancel requests can reach them. */
@@ -51,22 +55,75 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
     log.info({ status: row.status }, 'job is no longer runnable; skipped');
     return row.status;
   }
+  ctx.onJob?.(id, 'started');
+  const startedAt = Date.now();
+  // Inputs are pulled from storage to local disk (a no-op for the local driver) and held until the job ends.
+  const held: Pulled[] = [];
+  let outcome = 'failed';
+  try {
+    outcome = await train(ctx, job, row, held, log, signal);
+    return outcome;
+  } finally {
+    for (const p of held) p.release();
+    ctx.onJob?.(id, 'ended', { status: outcome, seconds: (Date.now() - startedAt) / 1000 });
+  }
+}
+
+type FineTuneRow = NonNullable<Awaited<ReturnType<typeof fineTunes.getFineTune>>>;
+
+async function pullDataset(ctx: JobContext, held: Pulled[], datasetId: string): Promise<string | null> {
+  const dataset = await datasets.getDataset(ctx.db, datasetId);
+  if (!dataset) return null;
+  try {
+    const pulled = await ctx.storage.pull(dataset.storageKey);
+    held.push(pulled);
+    return pulled.path;
+  } catch (err) {
+    if (err instanceof StorageNotFound) return null;
+    throw err;
+  }
+}
+
+/** Resolves the base; weights that live in storage (registered bases, fine-tunes as bases) are pulled. */
+async function pullBase(ctx: JobContext, held: Pulled[], baseModelId: string): Promise<{ ok: true; base: ResolvedBase } | { ok: false; message: string }> {
+  const keys = new Map<string, string>();
+  const resolved = await resolveBase(baseModelId, baseLookups(ctx.db, (k) => {
+    const p = ctx.storage.path(k);
+    keys.set(p, k);
+    return p;
+  }));
+  if (!resolved.ok) return resolved;
+  const { source } = resolved.base;
+  const key = source.kind === 'directory' ? keys.get(source.dir) : source.kind === 'model-zip' ? keys.get(source.path) : undefined;
+  if (key === undefined) return resolved; // catalog bases: shipped with graft
+  try {
+    const pulled = await ctx.storage.pull(key, { directory: source.kind === 'directory' });
+    held.push(pulled);
+    const local = source.kind === 'directory' ? { kind: 'directory' as const, dir: pulled.path } : { kind: 'model-zip' as const, path: pulled.path };
+    return { ok: true, base: { ...resolved.base, source: local } };
+  } catch (err) {
+    if (err instanceof StorageNotFound) return { ok: false, message: `The weights of base ${baseModelId} are no longer in storage.` };
+    throw err;
+  }
+}
+
+async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRow, held: Pulled[], log: Logger, signal?: AbortSignal): Promise<string> {
+  const id = row.id;
   const spec = row.request as FineTuneSpec;
-  const dataset = await datasets.getDataset(ctx.db, row.datasetId);
-  if (!dataset || (await ctx.storage.size(dataset.storageKey)) === null) {
+  const datasetPath = await pullDataset(ctx, held, row.datasetId);
+  if (datasetPath === null) {
     await fail(ctx, id, 'dataset_missing', `The archive of dataset ${row.datasetId} is no longer in storage; upload it again and start a new job.`);
     return 'failed';
   }
   let testDatasetPath: string | null = null;
   if (spec.testDataset) {
-    const test = await datasets.getDataset(ctx.db, spec.testDataset);
-    if (!test || (await ctx.storage.size(test.storageKey)) === null) {
+    testDatasetPath = await pullDataset(ctx, held, spec.testDataset);
+    if (testDatasetPath === null) {
       await fail(ctx, id, 'dataset_missing', `The archive of test dataset ${spec.testDataset} is no longer in storage; upload it again and start a new job.`);
       return 'failed';
     }
-    testDatasetPath = ctx.storage.path(test.storageKey);
   }
-  const resolved = await resolveBase(row.baseModelId, baseLookups(ctx.db, (k) => ctx.storage.path(k)));
+  const resolved = await pullBase(ctx, held, row.baseModelId);
   if (!resolved.ok) {
     await fail(ctx, id, 'base_model_unavailable', resolved.message);
     return 'failed';
@@ -77,7 +134,7 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
     kind: 'start' as const,
     fineTuneId: id,
     base: resolved.base,
-    datasetPath: ctx.storage.path(dataset.storageKey),
+    datasetPath,
     testDatasetPath,
     outDir: ctx.storage.path(outKey),
     cacheDir: ctx.storage.path('cache'),
@@ -140,14 +197,14 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
   ctx.running.set(id, training);
   const onAbort = () => training.cancel();
   signal?.addEventListener('abort', onAbort);
-  log.info({ pid: training.pid, restarted }, 'training started');
+  log.info({ pid: training.pid, attempt: row.attempts + 1 }, 'training started');
   try {
     const end = await training.done;
     await chain;
     if (end.kind === 'succeeded') {
       const modelKey = `models/${id}/model.zip`;
       await ctx.storage.commit(`${outKey}/model.zip`, modelKey);
-      await ctx.storage.remove(outKey);
+      await rm(ctx.storage.path(outKey), { recursive: true, force: true });
       const acc = end.result.valAccuracy;
       const ok = await fineTunes.transition(ctx.db, id, ['running'], 'succeeded', {
         finishedAt: new Date(), result: end.result, modelKey, modelBytes: BigInt(end.modelZipBytes), batch: 0, phase: 'done',
@@ -159,7 +216,7 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
       log.info({ ok, valAccuracy: acc }, 'training succeeded');
       return 'succeeded';
     }
-    await ctx.storage.remove(outKey);
+    await rm(ctx.storage.path(outKey), { recursive: true, force: true });
     if (end.kind === 'cancelled') {
       await fineTunes.transition(ctx.db, id, ['running'], 'cancelled', { finishedAt: new Date() }, {
         level: 'info', type: 'status', message: 'Job cancelled; events and metrics so far are kept', data: { status: 'cancelled' },

@@ -4,7 +4,7 @@
  */
 import { cancelChannel, createRedis, FINE_TUNE_QUEUE, announceWorker, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
 import { createDb } from '@graft/db';
-import { LocalStorage } from '@graft/storage';
+import { createStorage } from '@graft/storage';
 import type { FineTuneJobData } from '@graft/contracts';
 import { Worker } from 'bullmq';
 import type { Logger } from 'pino';
@@ -18,7 +18,7 @@ export interface RunningWorker {
 
 export async function startWorker(config: WorkerConfig, log: Logger, backend: string): Promise<RunningWorker> {
   const db = createDb(config.DATABASE_URL, { max: 4 });
-  const storage = new LocalStorage(config.STORAGE_DIR);
+  const storage = createStorage(config);
   await storage.init();
   const connection = createRedis(config.REDIS_URL, { blocking: true });
   const subscriber = createRedis(config.REDIS_URL, { blocking: true });

@@ -9,7 +9,28 @@ export const CommonEnv = {
   QUEUE_PREFIX: Type.String({ default: 'graft', pattern: '^[A-Za-z0-9:_-]+$', description: 'Prefix of every Redis key graft writes.' }),
   STORAGE_DIR: Type.String({ default: '.data/storage', description: 'Directory for dataset archives and model artifacts.' }),
   LOG_LEVEL: Literals(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
+  ...StorageEnv(),
+  MIGRATE_ON_START: Type.Boolean({ default: true, description: 'Apply pending migrations when the process starts (off where a one-shot migrate step runs them).' }),
 };
+
+/** Where files live: the local directory (default) or an S3-compatible bucket (STORAGE_DIR is then staging and caches). */
+function StorageEnv() {
+  return {
+    STORAGE_DRIVER: Literals(['local', 's3'], { default: 'local', description: 'local: files under STORAGE_DIR; s3: objects in S3_BUCKET.' }),
+    S3_BUCKET: Type.String({ default: '', pattern: '^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', description: 'Bucket (required with STORAGE_DRIVER=s3).' }),
+    S3_PREFIX: Type.String({ default: '', pattern: '^$|^[A-Za-z0-9!_.*()/-]*[^/]$', description: 'Key prefix inside the bucket (no trailing slash).' }),
+    S3_REGION: Type.String({ default: 'us-east-1' }),
+    S3_ENDPOINT: Type.String({ default: '', description: 'Endpoint of an S3-compatible service (MinIO, Ceph, R2...); empty = AWS.' }),
+    S3_PUBLIC_ENDPOINT: Type.String({ default: '', description: 'Endpoint clients reach for presigned URLs (default S3_ENDPOINT).' }),
+    S3_FORCE_PATH_STYLE: Type.Boolean({ default: false, description: 'Path-style URLs (most self-hosted S3 services want it).' }),
+    S3_ACCESS_KEY_ID: Type.String({ default: '', description: 'Credentials; empty = the AWS default chain (env, profile, instance role).' }),
+    S3_SECRET_ACCESS_KEY: Type.String({ default: '' }),
+    S3_CREATE_BUCKET: Type.Boolean({ default: false, description: 'Create the bucket at start when it does not exist.' }),
+    S3_PRESIGNED_DOWNLOADS: Type.Boolean({ default: false, description: 'Model downloads answer 302 to a presigned URL instead of streaming through the API.' }),
+    S3_PRESIGN_EXPIRES_SECONDS: Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600, default: 900 }),
+    STORAGE_CACHE_MAX_BYTES: Type.Integer({ minimum: 0, default: 10 * 2 ** 30, description: 'With s3: bound of the local cache of pulled datasets and bases (least recently used evicted).' }),
+  };
+}
 
 /**
  * Reads and validates an app's environment: unknown variables are ignored, defaults applied,

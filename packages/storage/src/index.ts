@@ -1,97 +1,50 @@
 /**
- * Where graft keeps files (dataset archives, model artifacts): a directory on local disk by
- * default. Keys are relative paths (`datasets/ds_….zip`); writes go to a temporary file first and
- * are renamed into place, so a reader never sees half a file.
+ * Where graft keeps files (dataset archives, registered bases, checkpoints, models): a local
+ * directory (default) or an S3-compatible bucket, behind one `Storage` interface.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { LocalStorage } from './local.ts';
+import { S3Storage } from './s3.ts';
+import type { Storage } from './storage.ts';
 
-export interface StoredFile {
-  key: string;
-  bytes: number;
-  sha256: string;
+export * from './storage.ts';
+export { LocalStorage } from './local.ts';
+export { S3Storage, type S3StorageOptions } from './s3.ts';
+export { PullCache, type PullCacheStats } from './pull-cache.ts';
+
+/** The storage settings of `CommonEnv` (packages/contracts/src/config.ts). */
+export interface StorageConfig {
+  STORAGE_DIR: string;
+  STORAGE_DRIVER: 'local' | 's3';
+  S3_BUCKET: string;
+  S3_PREFIX: string;
+  S3_REGION: string;
+  S3_ENDPOINT: string;
+  S3_PUBLIC_ENDPOINT: string;
+  S3_FORCE_PATH_STYLE: boolean;
+  S3_ACCESS_KEY_ID: string;
+  S3_SECRET_ACCESS_KEY: string;
+  S3_CREATE_BUCKET: boolean;
+  S3_PRESIGNED_DOWNLOADS: boolean;
+  S3_PRESIGN_EXPIRES_SECONDS: number;
+  STORAGE_CACHE_MAX_BYTES: number;
 }
 
-export class LocalStorage {
-  readonly root: string;
-  constructor(root: string) {
-    this.root = resolve(root);
-  }
-
-  /** Absolute path of a key; refuses keys that would escape the root. */
-  path(key: string): string {
-    const p = resolve(this.root, key);
-    if (!p.startsWith(this.root + sep)) throw new Error(`storage key escapes the root: ${key}`);
-    return p;
-  }
-
-  /** The key of an absolute path inside the root (e.g. a file a training process wrote). */
-  keyOf(absPath: string): string {
-    const p = resolve(absPath);
-    if (!p.startsWith(this.root + sep)) throw new Error(`path is outside storage: ${absPath}`);
-    return p.slice(this.root.length + 1);
-  }
-
-  async init(): Promise<void> {
-    await mkdir(join(this.root, 'tmp'), { recursive: true });
-  }
-
-  /** A fresh temporary key (under tmp/) for a write that is committed later with `commit`. */
-  tempKey(ext = ''): string {
-    return `tmp/${randomUUID()}${ext}`;
-  }
-
-  /** Streams `source` to `key`, hashing as it goes; never holds the whole file in memory. */
-  async writeStream(key: string, source: Readable): Promise<StoredFile> {
-    const target = this.path(key);
-    await mkdir(dirname(target), { recursive: true });
-    const hash = createHash('sha256');
-    let bytes = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    try {
-      await pipeline(source, tap, createWriteStream(target));
-    } catch (err) {
-      await rm(target, { force: true });
-      throw err;
-    }
-    return { key, bytes, sha256: hash.digest('hex') };
-  }
-
-  /** Moves a file into place under `key` (atomic within one filesystem). */
-  async commit(fromKey: string, toKey: string): Promise<void> {
-    const to = this.path(toKey);
-    await mkdir(dirname(to), { recursive: true });
-    await rename(this.path(fromKey), to);
-  }
-
-  /** Copies a file from outside storage into it (rename when possible). */
-  async importFile(absPath: string, key: string): Promise<StoredFile> {
-    return this.writeStream(key, createReadStream(absPath));
-  }
-
-  read(key: string): Readable {
-    return createReadStream(this.path(key));
-  }
-
-  async size(key: string): Promise<number | null> {
-    try {
-      return (await stat(this.path(key))).size;
-    } catch {
-      return null;
-    }
-  }
-
-  async remove(key: string): Promise<void> {
-    await rm(this.path(key), { force: true, recursive: true });
-  }
+export function createStorage(c: StorageConfig): Storage {
+  if (c.STORAGE_DRIVER === 'local') return new LocalStorage(c.STORAGE_DIR);
+  if (!c.S3_BUCKET) throw new Error('invalid configuration: S3_BUCKET is required when STORAGE_DRIVER=s3');
+  return new S3Storage({
+    root: c.STORAGE_DIR,
+    bucket: c.S3_BUCKET,
+    prefix: c.S3_PREFIX,
+    region: c.S3_REGION,
+    endpoint: c.S3_ENDPOINT,
+    publicEndpoint: c.S3_PUBLIC_ENDPOINT,
+    forcePathStyle: c.S3_FORCE_PATH_STYLE,
+    accessKeyId: c.S3_ACCESS_KEY_ID,
+    secretAccessKey: c.S3_SECRET_ACCESS_KEY,
+    createBucket: c.S3_CREATE_BUCKET,
+    presignedDownloads: c.S3_PRESIGNED_DOWNLOADS,
+    presignExpiresSeconds: c.S3_PRESIGN_EXPIRES_SECONDS,
+    cacheMaxBytes: c.STORAGE_CACHE_MAX_BYTES,
+  });
 }

@@ -4,7 +4,7 @@
  */
 import { createDb, type Db } from '@graft/db';
 import { createFineTuneQueue, createRedis } from '@graft/queue';
-import { LocalStorage } from '@graft/storage';
+import { createStorage, type Storage } from '@graft/storage';
 import type { FineTuneJobData } from '@graft/contracts';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -18,7 +18,7 @@ declare module 'fastify' {
     db: Db;
     redis: Redis;
     queue: Queue<FineTuneJobData>;
-    storage: LocalStorage;
+    storage: Storage;
   }
 }
 
@@ -31,7 +31,7 @@ export default fp(
     redis.on('error', (err) => app.log.warn({ err: err.message }, 'redis connection error'));
     const queue = createFineTuneQueue({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX }, redis);
     queue.on('error', (err) => app.log.warn({ err: err.message }, 'queue error'));
-    const storage = new LocalStorage(config.STORAGE_DIR);
+    const storage = createStorage(config);
     await storage.init();
     app.decorate('db', db);
     app.decorate('redis', redis);

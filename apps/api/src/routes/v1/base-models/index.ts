@@ -85,6 +85,7 @@ export default async function baseModelRoutes(app: FastifyInstance) {
       const { storage } = app;
       const id = newId('baseModel');
       const dirKey = `base-models/${id}`;
+      const stageKey = storage.tempKey(); // unpacked and checked here, then committed to dirKey
       let zipKey: string | undefined;
       let sha256 = '';
       let spec: CreateBaseModelSpec;
@@ -115,14 +116,16 @@ export default async function baseModelRoutes(app: FastifyInstance) {
           spec = parseCreateBaseModelSpec(request.body, 'body');
           if (!spec.url) throw new GraftError('invalid_request', 'A JSON body must give `url`; to upload a model, send multipart/form-data with `file` and `spec`.', 'url');
         }
-        const upload: Upload = { dir: storage.path(dirKey), ...(zipKey ? { zip: storage.path(zipKey) } : {}), maxBytes: app.config.MAX_UPLOAD_BYTES };
+        const upload: Upload = { dir: storage.path(stageKey), ...(zipKey ? { zip: storage.path(zipKey) } : {}), maxBytes: app.config.MAX_UPLOAD_BYTES };
         const { base, bytes } = spec.task === 'text-classification' ? await registerTextBase(id, spec, upload) : await registerImageBase(id, spec, upload);
+        await storage.commit(stageKey, dirKey);
         await baseModels.createUserBase(app.db, { model: base, storageKey: dirKey, sha256, bytes });
         return reply.status(201).send(base);
       } catch (err) {
         await storage.remove(dirKey);
         throw err;
       } finally {
+        await storage.remove(stageKey);
         if (zipKey) await storage.remove(zipKey);
       }
     },

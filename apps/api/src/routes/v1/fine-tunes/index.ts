@@ -252,12 +252,15 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
   );
 
   async function sendZip(reply: FastifyReply, key: string, filename: string) {
+    // With S3_PRESIGNED_DOWNLOADS the client fetches the object from the bucket directly.
+    const presigned = await app.storage.downloadUrl(key, { filename, contentType: 'application/zip' });
+    if (presigned) return reply.redirect(presigned, 302);
     const size = await app.storage.size(key);
     if (size === null) throw new Error(`artifact missing from storage: ${key}`);
     return reply
       .header('content-type', 'application/zip')
       .header('content-length', size)
       .header('content-disposition', `attachment; filename="${filename}"`)
-      .send(app.storage.read(key));
+      .send(await app.storage.read(key));
   }
 }
