@@ -1,0 +1,118 @@
+/**
+ * Scale-out on S3 storage: the API and two worker processes each with their own, empty local
+ * directory (as on separate hosts). Every job runs exactly once, both workers take work, and
+ * every model downloads through the API (streamed, or as a redirect to a presigned URL).
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import request from 'supertest';
+import { createTestEnv, s3Settings, type TestEnv } from '../helpers/env.ts';
+import { startApi, startWorker, waitFor, type WorkerProcess } from '../helpers/processes.ts';
+
+const SAMPLE = fileURLToPath(new URL('../../samples/digits-5-9.zip', import.meta.url));
+
+let env: TestEnv & Record<string, string>;
+let api: Awaited<ReturnType<typeof startApi>>;
+const workers: WorkerProcess[] = [];
+let datasetId: string;
+const dirs = { api: '', a: '', b: '' };
+
+before(async () => {
+  const base = await createTestEnv('scaleout');
+  env = { ...base, ...s3Settings('scaleout') };
+  for (const k of Object.keys(dirs) as (keyof typeof dirs)[]) {
+    dirs[k] = join(base.STORAGE_DIR, k);
+    mkdirSync(dirs[k]);
+  }
+  api = await startApi({ ...env, STORAGE_DIR: dirs.api });
+  for (const [name, dir] of [['worker-a', dirs.a], ['worker-b', dirs.b]] as const) {
+    workers.push(await startWorker({ ...env, STORAGE_DIR: dir }, { WORKER_ID: name, WORKER_METRICS_PORT: '0' }));
+  }
+  const res = await request(api.url).post('/v1/datasets').field('task', 'image-classification').attach('file', SAMPLE);
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  datasetId = res.body.id;
+});
+after(async () => {
+  await Promise.all(workers.map((w) => w.stop()));
+  await api?.close();
+});
+
+const get = async (path: string) => (await request(api.url).get(path)).body;
+const finished = (id: string) =>
+  waitFor(`job ${id} to finish`, async () => {
+    const job = await get(`/v1/fine-tunes/${id}`);
+    return ['succeeded', 'failed', 'cancelled'].includes(job.status) ? job : null;
+  }, 240_000, 250);
+const quickJob = (extra: Record<string, unknown> = {}) => ({
+  baseModel: 'bm_mnist_cnn', dataset: datasetId, seed: 7, earlyStopping: false, hyperparameters: { epochs: 2, batchSize: 32 }, ...extra,
+});
+
+describe('two workers on S3 storage, each with its own empty directory', () => {
+  const ids: string[] = [];
+
+  test('every job runs exactly once and both workers take work', async () => {
+    for (let i = 0; i < 4; i++) {
+      const res = await request(api.url).post('/v1/fine-tunes').send(quickJob({ metadata: { n: String(i) } }));
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      ids.push(res.body.id);
+    }
+    const ranOn = new Map<string, string>();
+    for (const id of ids) {
+      const job = await finished(id);
+      assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+      const { data: events } = await get(`/v1/fine-tunes/${id}/events?limit=100`);
+      const starts = events.filter((e: { type: string; data: { status?: string } }) => e.type === 'status' && e.data?.status === 'running');
+      assert.equal(starts.length, 1, `job ${id} started ${starts.length} times`);
+      ranOn.set(id, starts[0].data.worker);
+    }
+    assert.deepEqual(new Set(ranOn.values()), new Set(['worker-a', 'worker-b']), `jobs ran on ${JSON.stringify([...ranOn])}`);
+    // Nothing was written to the API's or the workers' directories but staging and caches.
+    assert.deepEqual(readdirSync(dirs.api).filter((n) => !['tmp'].includes(n)), []);
+    for (const d of [dirs.a, dirs.b]) assert.deepEqual(readdirSync(d).filter((n) => !['tmp', 'pulled', 'cache', 'jobs'].includes(n)), []);
+  });
+
+  test('models and checkpoints download through the API from the bucket', async () => {
+    for (const id of ids) {
+      const job = await get(`/v1/fine-tunes/${id}`);
+      const res = await request(api.url).get(job.model.url).buffer(true).parse((r, cb) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => cb(null, Buffer.concat(chunks)));
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['content-type'], 'application/zip');
+      assert.equal((res.body as Buffer).length, job.model.bytes);
+      assert.equal((res.body as Buffer).subarray(0, 2).toString(), 'PK');
+    }
+    const { data: cks } = await get(`/v1/fine-tunes/${ids[0]}/checkpoints`);
+    assert.ok(cks.length >= 1);
+    const ck = await request(api.url).get(`/v1/fine-tunes/${ids[0]}/checkpoints/${cks[0].id}/model`);
+    assert.equal(ck.status, 200);
+  });
+
+  test('with presigned downloads on, the download answers a redirect to a signed URL that serves the model', async () => {
+    const presigning = await startApi({ ...env, STORAGE_DIR: dirs.api }, { S3_PRESIGNED_DOWNLOADS: 'true', S3_PRESIGN_EXPIRES_SECONDS: '120' });
+    try {
+      const job = await get(`/v1/fine-tunes/${ids[0]}`);
+      const res = await fetch(`${presigning.url}${job.model.url}`, { redirect: 'manual' });
+      assert.equal(res.status, 302);
+      const location = res.headers.get('location')!;
+      assert.match(location, new RegExp(`^${env.S3_ENDPOINT}/.*X-Amz-Signature=`));
+      const model = await fetch(location);
+      assert.equal(model.status, 200);
+      assert.equal((await model.arrayBuffer()).byteLength, job.model.bytes);
+    } finally {
+      await presigning.close();
+    }
+  });
+
+  test('a fine-tune can be the base of the next job on another host (its model is pulled from the bucket)', async () => {
+    const res = await request(api.url).post('/v1/fine-tunes').send(quickJob({ baseModel: ids[0] }));
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const job = await finished(res.body.id);
+    assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+  });
+});
