@@ -133,7 +133,7 @@ export default async function baseModelRoutes(app: FastifyInstance) {
 }
 
 interface Upload {
-  /** Where the base's files end up (its storage directory). */
+  /** Where the base's files are unpacked and checked (staging; committed to its storage key afterwards). */
   dir: string;
   /** The uploaded zip, when the model was sent as a file (else `spec.url` says where it is). */
   zip?: string;
