@@ -6,11 +6,11 @@
  *   node --import tsx bench/wasm-gradients.ts
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, loadBaseModel, registerWasmGradientKernels } from '@graft/engine';
+import { initBackend, openBase, registerWasmGradientKernels, resolveCatalogBase } from '@graft/engine';
 
 const backend = await initBackend();
 if (backend.name !== 'wasm') throw new Error(`this benchmark compares wasm with cpu; the active backend is ${backend.name}`);
-const { model } = await loadBaseModel('bm_mobilenet_v2');
+const model = (await openBase(resolveCatalogBase('bm_mobilenet_v2')!)).layers!;
 const names = ['block_16_expand', 'block_16_expand_BN', 'block_16_expand_relu', 'block_16_depthwise', 'block_16_depthwise_BN', 'block_16_depthwise_relu', 'block_16_project', 'block_16_project_BN', 'Conv_1', 'Conv_1_bn', 'out_relu'];
 const input = tf.input({ shape: [7, 7, 160] });
 let y = input;

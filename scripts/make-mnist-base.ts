@@ -10,10 +10,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../packages/engine/src/backend.ts';
-import { directorySaver } from '../packages/engine/src/model-io.ts';
-import { mulberry32, shuffleInPlace } from '../packages/engine/src/random.ts';
-import { registerWasmConv2DBackpropFilter } from '../packages/engine/src/wasm-conv-grad.ts';
+import { initBackend } from '../packages/engine/src/backend/backend.ts';
+import { directorySaver } from '../packages/engine/src/bases/model-io.ts';
+import { mulberry32, shuffleInPlace } from '../packages/engine/src/util/random.ts';
+import { registerWasmConv2DBackpropFilter } from '../packages/engine/src/backend/wasm-conv-grad.ts';
 import { mnistPixels } from '../packages/engine/test/fixtures.ts';
 
 const OUT_DIR = fileURLToPath(new URL('../models/mnist-cnn-0-4/', import.meta.url));

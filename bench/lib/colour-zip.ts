@@ -1,8 +1,8 @@
 /** A two-class dataset of noisy red and blue 64x64 PNGs (resized by each base's preprocessing). */
 import { join } from 'node:path';
 import { rgbPng } from '../../packages/engine/test/fixtures.ts';
-import { mulberry32 } from '../../packages/engine/src/random.ts';
-import { writeZip } from '../../packages/engine/src/zip-writer.ts';
+import { mulberry32 } from '../../packages/engine/src/util/random.ts';
+import { writeZip } from '../../packages/engine/src/util/zip.ts';
 
 export async function colourZip(dir: string, images: number, seed: number): Promise<string> {
   const random = mulberry32(seed);

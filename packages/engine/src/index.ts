@@ -1,26 +1,32 @@
-/** @graft/engine: fine-tuning on TensorFlow.js. Importing this module loads TensorFlow.js. */
-export { initBackend, BACKEND_CHOICES, type BackendChoice, type BackendInfo } from './backend.ts';
-export { listBaseModels, getBaseModel, getBaseModelSource, type BaseModelSource } from './catalog.ts';
-export { inspectArchive, readArchiveImages, type ArchiveImage, type ArchiveInspection } from './dataset-archive.ts';
-export { readImageHeader, type ImageHeader } from './image-header.ts';
-export { decodeImage, imageToTensor, preprocessImage, DECODE_LIMITS, type DecodeLimits, type RgbImage } from './preprocess.ts';
-export { loadBaseModel, cutAtFeatureLayer, openBase, assertGraphUsable, HEAD_LAYER_PREFIX, type LoadedBase, type OpenedBase, type OpenBaseOptions } from './load-base.ts';
-export { resolveCatalogBase, type ResolvedBase } from './catalog.ts';
-export { inspectUserBase, unpackModelZip, type BaseInspection, type ClaimedBase, type UnpackedModelZip } from './validate-base.ts';
-export { fetchHostedModel, defaultModelCacheDir } from './hosted-cache.ts';
-export { registerWasmGradientKernels } from './wasm-conv-grad.ts';
-export { stratifiedSplit, type DatasetSplit, type LabelledImage } from './split.ts';
-export { fineTune, type FineTuneOptions, type FineTuneOutcome, type TrainingHooks, type TrainingEvent } from './fine-tune.ts';
+/**
+ * @graft/engine: transfer learning on TensorFlow.js. Importing this module loads TensorFlow.js
+ * (`@graft/engine/catalog`, `/dataset-archive` and `/resolve-base` do not).
+ *
+ * - `fineTune` runs a job (pipeline/); `loadPredictor` loads any model zip it exports and predicts
+ *   from raw inputs (export/).
+ * - Bases: the catalog, opening and checking bases (bases/). Tasks: what differs between image and
+ *   text behind one interface (tasks/task.ts), the image task (tasks/image/).
+ * - `initBackend()` picks the TensorFlow.js backend; call it before anything that runs a model.
+ */
+export { BACKEND_CHOICES, initBackend, registerWasmGradientKernels, type BackendChoice, type BackendInfo } from './backend/index.ts';
+export { fineTune, type FineTuneOptions, type FineTuneOutcome, type TrainingEvent, type TrainingHooks } from './pipeline/index.ts';
+export { loadPredictor, type CheckpointInfo, type Prediction, type Predictor } from './export/index.ts';
 export { TrainingCancelled, TrainingError } from './errors.ts';
-export { assembleHeadModel, assembleInferenceModel, exportModel, loadModelZip, writeModelZip, GRAPH_PIPELINE_FILES, MODEL_FILES, type GraphPipeline, type LoadedModelZip, type ModelFiles } from './export.ts';
-export { openTrainingBase, sourceIdentity, type TrainingBase } from './base-adapter.ts';
-export { cutBase, cuttableLayers, selectTrainableLayers, splitForward, type TrainableSelection } from './freezing.ts';
-export { resolveClassWeights } from './class-weights.ts';
-export { augmentBatch, isAugmenting } from './augment.ts';
-export { EarlyStopper } from './early-stopping.ts';
-export { cloneWithFreshWeights } from './baseline.ts';
-export { checkpointFileName, type CheckpointInfo } from './checkpoints.ts';
-export { featureCacheKey, readFeatureCache, writeFeatureCache } from './feature-cache.ts';
-export { ImageCache, imageCacheKey } from './image-cache.ts';
-export { directoryLoader, directorySaver, jsonLoader } from './model-io.ts';
-export { clampTopK, confusionMatrix, perClassMetrics, Scorer, type ClassMetrics, type EvaluationResult } from './metrics.ts';
+export {
+  defaultModelCacheDir,
+  fetchHostedModel,
+  getBaseModel,
+  inspectUserBase,
+  listBaseModels,
+  openBase,
+  resolveCatalogBase,
+  unpackModelZip,
+  type BaseInspection,
+  type BaseModelSource,
+  type ClaimedBase,
+  type OpenBaseOptions,
+  type OpenedBase,
+  type ResolvedBase,
+} from './bases/index.ts';
+export { loadTask, type RawInput, type Task, type TaskDataset, type TaskEncoder, type TaskName } from './tasks/index.ts';
+export { decodeImage, inspectArchive, preprocessImage, readArchiveImages, readImageHeader, type ArchiveImage, type ArchiveInspection } from './tasks/image/index.ts';

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
+import { initBackend } from '../src/backend/backend.ts';
 
-const BACKEND_MODULE = new URL('../src/backend.ts', import.meta.url).href;
+const BACKEND_MODULE = new URL('../src/backend/backend.ts', import.meta.url).href;
 
 test('initBackend picks wasm on this machine (no tfjs-node), says what it tried, and is idempotent', async (t) => {
   if (process.env.GRAFT_TF_BACKEND) return t.skip('GRAFT_TF_BACKEND forces a backend');

@@ -4,8 +4,8 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { ImageBaseModel, Preprocessing } from '@graft/contracts';
-import { directorySaver, WEIGHTS_FILE } from '../src/model-io.ts';
-import { writeZip } from '../src/zip-writer.ts';
+import { directorySaver, WEIGHTS_FILE } from '../src/bases/model-io.ts';
+import { writeZip } from '../src/util/zip.ts';
 
 const require = createRequire(import.meta.url);
 

@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
-import { getBaseModel, getBaseModelSource, listBaseModels, resolveCatalogBase, MOBILENET_V2_MID_FEATURE_NODE } from '../src/catalog.ts';
+import { initBackend } from '../src/backend/backend.ts';
+import { getBaseModel, getBaseModelSource, listBaseModels, resolveCatalogBase, MOBILENET_V2_MID_FEATURE_NODE } from '../src/bases/catalog.ts';
 import { TrainingError } from '../src/errors.ts';
-import { assertGraphUsable, cutAtFeatureLayer, loadBaseModel, openBase } from '../src/load-base.ts';
+import { openBase } from '../src/bases/open-base.ts';
+import { cutBase } from '../src/train/freezing.ts';
 import { saveModelDir, tinyCnn, tinyDescriptor, writeGraftModelZip } from './bases-fixtures.ts';
 
 let dir: string;
@@ -59,7 +60,7 @@ test('bm_inception_v3: 299x299x3 input, cut at mixed10 → [8, 8, 2048], before 
   // mixed10 is the last Concatenate; nsfwjs' head follows it (AveragePooling2D 8x8, Flatten, Dense 256/128/5).
   const after = model.layers.slice(model.layers.findIndex((l) => l.name === 'mixed10') + 1).map((l) => l.getClassName());
   assert.deepEqual(after, ['AveragePooling2D', 'Flatten', 'Dense', 'Dropout', 'Dense', 'Dropout', 'Dense']);
-  const cut = cutAtFeatureLayer(model, opened.descriptor.featureLayer);
+  const cut = cutBase(model, opened.descriptor.featureLayer);
   assert.deepEqual(cut.outputs[0]!.shape, [null, ...opened.descriptor.featureShape]);
   const t1 = performance.now();
   const y = tf.tidy(() => (cut.predict(tf.zeros([1, 299, 299, 3])) as tf.Tensor).mean([1, 2]));
@@ -96,24 +97,17 @@ test('bm_mobilenet_v2_mid: a graph model run to its 1792-d feature node; the poo
   await assert.rejects(openBase(resolveCatalogBase('bm_mobilenet_v2_mid')!, { cutLayer: 'input' }), isCode('invalid_cut_layer', /Placeholder node/));
 });
 
-test('assertGraphUsable: a graph base is a frozen feature extractor only', () => {
-  assert.doesNotThrow(() => assertGraphUsable({ trainableLayers: 'none', baseline: 'none' }));
-  assert.throws(() => assertGraphUsable({ trainableLayers: 3, baseline: 'none' }), isCode('graph_model_frozen', /frozen feature extractor: trainableLayers must be "none".*trainableLayers is 3/));
-  assert.throws(() => assertGraphUsable({ trainableLayers: { from: 'x' }, baseline: 'scratch' }), isCode('graph_model_frozen', /trainableLayers is \{"from":"x"\} and baseline is "scratch"/));
-  assert.throws(() => assertGraphUsable({ trainableLayers: 'none', baseline: 'scratch' }), isCode('graph_model_frozen', /baseline cannot be "scratch"/));
-});
-
 test('directory source: loads, cuts, rejects an unknown cut layer and a descriptor of the wrong format', async () => {
   const modelDir = join(dir, 'tiny');
   const model = tinyCnn();
   await saveModelDir(model, modelDir, { shards: 2, shardDir: 'weights' });
   const opened = await openBase({ descriptor: tinyDescriptor(), source: { kind: 'directory', dir: modelDir } });
-  const cut = cutAtFeatureLayer(opened.layers!, 'feat');
+  const cut = cutBase(opened.layers!, 'feat');
   assert.deepEqual(cut.outputs[0]!.shape, [null, 8, 8, 8]);
   const x = tf.randomUniform([2, 16, 16, 3], 0, 1, 'float32', 9);
   const same = tf.tidy(() => (model.predict(x) as tf.Tensor).sub(opened.layers!.predict(x) as tf.Tensor).abs().max().dataSync()[0]!);
   assert.equal(same, 0);
-  assert.throws(() => cutAtFeatureLayer(opened.layers!, 'nope'), isCode('invalid_cut_layer', /no layer "nope".*"feat", "pool", "logits"/));
+  assert.throws(() => cutBase(opened.layers!, 'nope'), isCode('invalid_cut_layer', /no layer "nope" to cut at.*conv1, dw, feat, pool, logits/));
   opened.dispose();
   model.dispose();
   x.dispose();
@@ -144,15 +138,6 @@ test('model-zip source: a previous graft fine-tune opens with its labels and gra
   const temp = await openBase(base, { cacheDir: null });
   assert.equal((await readdir(tmpdir())).filter((n) => n.startsWith('graft-model-zip-')).length, before);
   temp.dispose();
-});
-
-test('loadBaseModel keeps working for catalog layers bases and refuses the graph base', async () => {
-  const { info, model } = await loadBaseModel('bm_mnist_cnn');
-  assert.equal(info.id, 'bm_mnist_cnn');
-  assert.ok(model.getLayer(info.featureLayer));
-  model.dispose();
-  await assert.rejects(loadBaseModel('bm_mobilenet_v2_mid'), isCode('base_model_unavailable', /graph model/));
-  await assert.rejects(loadBaseModel('bm_nope'), isCode('base_model_unavailable', /Unknown base model/));
 });
 
 test('an aborted signal cancels openBase', async () => {

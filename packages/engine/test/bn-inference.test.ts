@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import type { ResolvedBase } from '../src/base-source.ts';
-import { fineTune, initBackend, loadModelZip } from '../src/index.ts';
-import { directoryLoader, directorySaver } from '../src/model-io.ts';
-import { mulberry32 } from '../src/random.ts';
-import { mnistBase, specFor } from './train-helpers.ts';
+import type { ResolvedBase } from '../src/bases/base-source.ts';
+import { fineTune, initBackend } from '../src/index.ts';
+import { directoryLoader, directorySaver } from '../src/bases/model-io.ts';
+import { mulberry32 } from '../src/util/random.ts';
+import { bundleFiles, bundleLayersModel, mnistBase, specFor } from './train-helpers.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
 let dir: string;
@@ -88,7 +88,8 @@ test('phase 2 with BN: frozen weights and all BN moving statistics bit-identical
   });
   assert.equal(out.result.epochsRun, 3);
   const original = await tf.loadLayersModel(await directoryLoader((base.source as { dir: string }).dir));
-  const { model, training } = await loadModelZip(out.modelZipPath);
+  const model = await bundleLayersModel(out.modelZipPath);
+  const training = JSON.parse((await bundleFiles(out.modelZipPath)).get('training.json')!.toString('utf8')) as Record<string, unknown>;
   assert.deepEqual((training!.trainableLayers as { names: string[] }).names, ['conv2', 'bn2']);
   const before = await weights(original);
   const after = await weights(model);

@@ -8,16 +8,12 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs';
-import { openTrainingBase } from '../src/base-adapter.ts';
-import type { Preprocessing } from '@graft/contracts';
-import type { ResolvedBase } from '../src/base-source.ts';
-import { readFeatureCache } from '../src/feature-cache.ts';
-import { computeFeatures, featureExtractor } from '../src/features.ts';
-import { cutBase } from '../src/freezing.ts';
-import { fineTune, inspectArchive, loadModelZip, preprocessImage, readArchiveImages, type TrainingEvent } from '../src/index.ts';
+import type { ResolvedBase } from '../src/bases/base-source.ts';
+import { readFeatureCache } from '../src/data/feature-cache.ts';
+import { fineTune, inspectArchive, loadPredictor, readArchiveImages, type TrainingEvent } from '../src/index.ts';
+import { openImageEncoder } from '../src/tasks/image/encoder.ts';
 import { makeDigitsZip } from './fixtures.ts';
-import { mnistBase, specFor } from './train-helpers.ts';
+import { bundleLayersModel, mnistBase, specFor } from './train-helpers.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
 const base = mnistBase();
@@ -51,14 +47,13 @@ test('the feature cache: a second job on the same dataset and base reuses the fe
   assert.deepEqual(files.filter((f) => f.endsWith('.tmp')), []);
   assert.equal(files.filter((f) => f.endsWith('.f32')).length, 1);
   const paths = (await inspectArchive(SAMPLE)).images.map((i) => i.path).sort();
-  const opened = await openTrainingBase(base, { cutLayer: 'features' });
-  const fx = featureExtractor(cutBase(opened.model!, 'features'));
-  const fresh = await computeFeatures(SAMPLE, paths, fx, base.descriptor.preprocessing as Preprocessing);
+  const encoder = await openImageEncoder(base, { cutLayer: 'features' });
+  const fresh = await encoder.inputs.pass(SAMPLE, { ids: paths, features: 'all', cache: null });
   assert.equal(reused.data?.key, computed.data?.key, 'same cache key');
-  const cached = await readFeatureCache(cacheDir, basename(files.find((f) => f.endsWith('.f32'))!, '.f32'), paths, fx.dim);
+  const cached = await readFeatureCache(cacheDir, basename(files.find((f) => f.endsWith('.f32'))!, '.f32'), paths, encoder.dim);
   assert.ok(cached, 'cache readable for these paths and dim');
   assert.deepEqual(cached, fresh, 'bit-identical features');
-  opened.model!.dispose();
+  encoder.dispose();
   // A job that needs images (phase 2) reuses the decoded-image cache the next time too.
   const phase2 = specFor({ hyperparameters: { epochs: 1, fineTuneEpochs: 1 }, trainableLayers: 1, checkpointEvery: 1_000_000 });
   const seen: TrainingEvent[][] = [[], []];
@@ -95,19 +90,23 @@ test('checkpoints every epoch: loadable zips, isBest on each new lowest val loss
   assert.equal(reported.filter((c) => c.valLoss === lowest).length, 1, 'exactly one best at the end');
   assert.equal(best.valLoss, lowest);
   assert.equal(best.epoch, r.bestEpoch, 'the best checkpoint is the epoch the exported model has');
-  // Every checkpoint is a model zip like the final one; the best one scores what it reported.
-  const validation = new Set(((await loadModelZip(out.modelZipPath)).training!.split as { validation: string[] }).validation);
+  // Every checkpoint is a model zip like the final one, loadable by the same loader; the best one scores what it reported.
+  const final = await loadPredictor(out.modelZipPath);
+  const validation = new Set((final.training!.split as { validation: string[] }).validation);
+  final.dispose();
+  const images: { path: string; data: Uint8Array }[] = [];
+  for await (const image of readArchiveImages(SAMPLE, validation)) images.push(image);
   for (const c of reported) {
-    const z = await loadModelZip(c.zipPath);
+    const z = await loadPredictor(c.zipPath);
     assert.deepEqual(z.labels, r.classes);
-    assert.deepEqual(z.model.outputs[0]!.shape, [null, 5]);
     assert.deepEqual((z.training!.checkpoint as { epoch: number }).epoch, c.epoch);
+    const predictions = await z.predict(images.map((i) => i.data));
+    assert.ok(predictions.every((p) => p.probabilities.length === 5));
     if (c === best) {
       let loss = 0;
-      for await (const { path, data } of readArchiveImages(SAMPLE, validation)) {
-        const p = tf.tidy(() => z.predict(preprocessImage(data, z.preprocessing).expandDims(0) as tf.Tensor4D).dataSync());
-        loss -= Math.log(Math.max(1e-7, p[r.classes.indexOf(path.split('/')[0]!)]!));
-      }
+      predictions.forEach((p, i) => {
+        loss -= Math.log(Math.max(1e-7, p.probabilities[r.classes.indexOf(images[i]!.path.split('/')[0]!)]!));
+      });
       assert.ok(Math.abs(loss / validation.size - best.valLoss!) < 1e-4, `best checkpoint's val loss ${loss / validation.size} vs ${best.valLoss}`);
     }
     z.dispose();
@@ -168,12 +167,11 @@ test('the scratch baseline and a test set with top-k', async () => {
   assert.deepEqual(r.validation!.confusionMatrix, r.confusionMatrix);
   assert.deepEqual(r.validation!.perClass, r.perClass);
   // Reloaded: the exported model scores the test set as reported.
-  const z = await loadModelZip(out.modelZipPath);
-  let correct = 0;
-  for await (const { path, data } of readArchiveImages(testZip, new Set((await inspectArchive(testZip)).images.map((i) => i.path)))) {
-    const p = tf.tidy(() => z.predict(preprocessImage(data, z.preprocessing).expandDims(0) as tf.Tensor4D).argMax(1).dataSync()[0]!);
-    if (z.labels[p] === path.split('/')[0]) correct++;
-  }
+  const z = await loadPredictor(out.modelZipPath);
+  const testImages: { path: string; data: Uint8Array }[] = [];
+  for await (const image of readArchiveImages(testZip, new Set((await inspectArchive(testZip)).images.map((i) => i.path)))) testImages.push(image);
+  const predicted = await z.predict(testImages.map((i) => i.data));
+  const correct = predicted.filter((p, i) => p.label === testImages[i]!.path.split('/')[0]).length;
   assert.equal(correct / 100, t.accuracy);
   z.dispose();
   // A test set with a subset of the classes; topK clamped to the number of classes.
@@ -213,7 +211,7 @@ test('a previous fine-tune as the base: same classes → its head continues; oth
   assert.equal(same.cont.data?.continued, true);
   console.log(`continue training: previous val loss ${first.result.valLoss?.toFixed(4)}, after 1 more epoch ${same.firstValLoss.toFixed(4)}`);
   assert.ok(same.firstValLoss < first.result.valLoss! + 0.05, 'starts from the trained head, not from scratch');
-  const { model } = await loadModelZip(same.out.modelZipPath);
+  const model = await bundleLayersModel(same.out.modelZipPath);
   assert.equal(model.layers.filter((l) => l.name === 'graft_head_output').length, 1, 'one head: the old one was cut off');
   model.dispose();
   const other = join(dir, 'digits-0-2.zip');

@@ -11,17 +11,16 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import {
   fineTune,
-  loadModelZip,
-  preprocessImage,
+  loadPredictor,
   readArchiveImages,
   TrainingCancelled,
   TrainingError,
   type FineTuneOutcome,
   type TrainingEvent,
 } from '../src/index.ts';
-import { writeZip } from '../src/zip-writer.ts';
+import { writeZip } from '../src/util/zip.ts';
 import { greyPng, makeDigitsZip, mnistPixels } from './fixtures.ts';
-import { assertCancelsWithinOneBatch, mnistBase, specFor } from './train-helpers.ts';
+import { assertCancelsWithinOneBatch, bundleFiles, bundleLayersModel, mnistBase, specFor } from './train-helpers.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
 let dir: string;
@@ -74,24 +73,43 @@ test('fine-tunes bm_mnist_cnn on digits 5-9 well above chance, reporting events,
   assert.ok(first.modelZipBytes > 0 && first.modelZipBytes < 1_000_000);
 });
 
-test('model.zip reloads and gives the reported validation accuracy on the validation images', async () => {
-  const { model, labels, preprocessing, training } = await loadModelZip(first.modelZipPath);
+test('model.zip reloads as a predictor and gives the reported validation accuracy on the validation images', async () => {
+  const predictor = await loadPredictor(first.modelZipPath);
+  const { labels, training } = predictor;
+  assert.equal(predictor.task, 'image-classification');
   assert.deepEqual(labels, first.result.classes);
-  assert.deepEqual(preprocessing, { height: 28, width: 28, channels: 1, resize: 'bilinear', scale: 1 / 255, offset: 0 });
+  const files = await bundleFiles(first.modelZipPath);
+  assert.deepEqual([...files.keys()], ['model.json', 'weights.bin', 'labels.json', 'preprocessing.json', 'training.json']);
+  assert.deepEqual(JSON.parse(files.get('preprocessing.json')!.toString('utf8')), { height: 28, width: 28, channels: 1, resize: 'bilinear', scale: 1 / 255, offset: 0 });
+  const model = await bundleLayersModel(first.modelZipPath);
   assert.equal(model.layers.some((l) => l instanceof tf.LayersModel), false, 'flat graph, no nested model');
+  model.dispose();
   const split = training!.split as { train: string[]; validation: string[] };
   assert.equal(split.validation.length, 60);
   assert.equal(split.train.length, 240);
   assert.equal(JSON.stringify(training).includes(dir), false, 'no local paths in training.json');
-  let correct = 0;
-  for await (const { path, data } of readArchiveImages(SAMPLE, new Set(split.validation))) {
-    const predicted = tf.tidy(() => (model.predict(preprocessImage(data, preprocessing).expandDims(0)) as tf.Tensor).argMax(1).dataSync()[0]!);
-    if (labels[predicted] === path.split('/')[0]) correct++;
-  }
+  const images: { path: string; data: Uint8Array }[] = [];
+  for await (const image of readArchiveImages(SAMPLE, new Set(split.validation))) images.push(image);
+  const predictions = await predictor.predict(images.map((i) => i.data), { topK: 2 });
+  const correct = predictions.filter((p, i) => p.label === images[i]!.path.split('/')[0]).length;
   const accuracy = correct / split.validation.length;
   console.log(`reloaded model.zip: validation accuracy ${accuracy} (reported ${first.result.valAccuracy})`);
   assert.ok(Math.abs(accuracy - first.result.valAccuracy!) <= 0.02, `reloaded ${accuracy} vs reported ${first.result.valAccuracy}`);
-  model.dispose();
+  // Each prediction: probabilities over the labels summing to 1, its label the most probable, top-2 in order.
+  for (const p of predictions) {
+    assert.equal(p.probabilities.length, labels.length);
+    assert.ok(Math.abs(p.probabilities.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+    assert.equal(p.topK.length, 2);
+    assert.equal(p.topK[0]!.label, p.label);
+    assert.equal(p.topK[0]!.probability, Math.max(...p.probabilities));
+    assert.ok(p.topK[0]!.probability >= p.topK[1]!.probability);
+  }
+  // Raw input of the wrong kind, or bytes that are no image, are refused by name.
+  await assert.rejects(predictor.predict(['a text']), (err: unknown) => err instanceof TypeError && /classifies images/.test(err.message));
+  await assert.rejects(predictor.predict([images[0]!.data, new Uint8Array([1, 2, 3])]), (err: unknown) => err instanceof TrainingError && err.code === 'unreadable_image' && /Input 1/.test(err.message));
+  predictor.dispose();
+  // A zip that is not a model bundle (the dataset itself) is refused by the loader.
+  await assert.rejects(loadPredictor(SAMPLE), /is not a graft model bundle/);
 });
 
 test('same seed, data and backend → identical metrics; memory does not grow', async () => {

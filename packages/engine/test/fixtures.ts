@@ -4,7 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import { PNG } from 'pngjs';
-import { writeZip } from '../src/zip-writer.ts';
+import { writeZip } from '../src/util/zip.ts';
 
 const require = createRequire(import.meta.url);
 interface MnistDigit { length: number; get(index: number): number[] }

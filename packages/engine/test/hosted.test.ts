@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
-import { MOBILENET_V2_MID_FEATURE_NODE } from '../src/catalog.ts';
+import { initBackend } from '../src/backend/backend.ts';
+import { MOBILENET_V2_MID_FEATURE_NODE } from '../src/bases/catalog.ts';
 import { TrainingError } from '../src/errors.ts';
-import { fetchHostedModel, hostedCacheDir, sha256Hex, weightUrl } from '../src/hosted-cache.ts';
-import { openBase } from '../src/load-base.ts';
+import { fetchHostedModel, hostedCacheDir, sha256Hex, weightUrl } from '../src/bases/hosted-cache.ts';
+import { openBase } from '../src/bases/open-base.ts';
 import { saveModelDir, tinyCnn, tinyDescriptor, writeNsfwjsModelDir } from './bases-fixtures.ts';
 
 let root: string;

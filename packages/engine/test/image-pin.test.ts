@@ -20,7 +20,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { FineTuneSpec } from '@graft/contracts';
 import { fineTune, initBackend, readArchiveImages, type FineTuneOutcome } from '../src/index.ts';
-import type { ResolvedBase } from '../src/base-source.ts';
+import type { ResolvedBase } from '../src/bases/base-source.ts';
 import { makeDigitsZip } from './fixtures.ts';
 import { mnistBase, specFor } from './train-helpers.ts';
 

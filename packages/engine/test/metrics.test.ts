@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { accuracyOf, confusionMatrix, perClassMetrics } from '../src/metrics.ts';
-import { isOverfitting, type EpochResult } from '../src/train-head.ts';
+import { accuracyOf, confusionMatrix, perClassMetrics } from '../src/evaluate/metrics.ts';
+import { isOverfitting } from '../src/train/callbacks.ts';
+import type { EpochResult } from '../src/train/phase-runner.ts';
 
 test('confusion matrix and per-class metrics', () => {
   const m = confusionMatrix([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 0, 1], 3);

@@ -10,12 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { resolveCatalogBase } from '../src/catalog.ts';
-import { fineTune, initBackend, loadBaseModel, loadModelZip, type TrainingEvent } from '../src/index.ts';
-import { mulberry32 } from '../src/random.ts';
-import { writeZip } from '../src/zip-writer.ts';
+import { resolveCatalogBase } from '../src/bases/catalog.ts';
+import { fineTune, initBackend, loadPredictor, readArchiveImages, type TrainingEvent } from '../src/index.ts';
+import { mulberry32 } from '../src/util/random.ts';
+import { writeZip } from '../src/util/zip.ts';
 import { rgbPng } from './fixtures.ts';
-import { specFor } from './train-helpers.ts';
+import { bundleFiles, bundleLayersModel, catalogLayers, specFor } from './train-helpers.ts';
 
 const base = resolveCatalogBase('bm_mobilenet_v2')!;
 let dir: string;
@@ -74,10 +74,11 @@ test("phase 2 through MobileNetV2's top layers (a depthwise conv included): froz
   );
   const out = await fineTune({ base, datasetPath: zip, spec, outDir: join(dir, 'two-phase'), hooks: { onEpoch: (m) => { epochs.push(m); } } });
   console.log(`MobileNetV2 phase 2 (top 6 layers with weights): ${epochs.map((e) => `${e.phase} ${e.durationMs} ms`).join(', ')}; val acc ${out.result.valAccuracy}`);
-  const { model, training } = await loadModelZip(out.modelZipPath);
-  const names = (training!.trainableLayers as { names: string[] }).names;
+  const model = await bundleLayersModel(out.modelZipPath);
+  const training = JSON.parse((await bundleFiles(out.modelZipPath)).get('training.json')!.toString('utf8')) as Record<string, unknown>;
+  const names = (training.trainableLayers as { names: string[] }).names;
   assert.deepEqual(names, ['block_16_depthwise', 'block_16_depthwise_BN', 'block_16_project', 'block_16_project_BN', 'Conv_1', 'Conv_1_bn']);
-  const { model: original } = await loadBaseModel('bm_mobilenet_v2');
+  const original = await catalogLayers('bm_mobilenet_v2');
   const value = (m: tf.LayersModel, layer: string, i: number) => m.getLayer(layer).getWeights()[i]!.dataSync();
   for (const layer of original.layers) {
     if (layer.weights.length === 0 || !model.layers.some((l) => l.name === layer.name)) continue;
@@ -107,13 +108,19 @@ test('a graph base (nsfwjs MobileNetV2 1.4 graph) is a frozen feature extractor:
     hooks: { onEvent: (e) => { events.push(e); } },
   });
   console.log(`graph base (MobileNetV2 1.4): ${(performance.now() - t).toFixed(0)} ms, val acc ${out.result.valAccuracy}, zip ${out.modelZipBytes} bytes`);
-  const z = await loadModelZip(out.modelZipPath);
-  assert.ok(z.base, 'the zip holds the graph');
-  assert.deepEqual(z.model.inputs[0]!.shape, [null, 1792], 'model.json is the head on the 1792 features');
-  const x = tf.randomUniform([2, 224, 224, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
-  const p = z.predict(x);
-  assert.deepEqual(p.shape, [2, 2]);
-  tf.dispose([x, p]);
+  const files = await bundleFiles(out.modelZipPath);
+  for (const name of ['pipeline.json', 'base/model.json', 'base/weights.bin']) assert.ok(files.has(name), `the zip holds the graph (${name})`);
+  assert.equal(JSON.parse(files.get('pipeline.json')!.toString('utf8')).kind, 'graph+head');
+  const head = await bundleLayersModel(out.modelZipPath);
+  assert.deepEqual(head.inputs[0]!.shape, [null, 1792], 'model.json is the head on the 1792 features');
+  head.dispose();
+  // The loader runs graph then head, from image bytes.
+  const z = await loadPredictor(out.modelZipPath);
+  const images: Uint8Array[] = [];
+  for await (const { data } of readArchiveImages(zip, new Set(['red/0.png', 'blue/0.png']))) images.push(data);
+  const p = await z.predict(images);
+  assert.equal(p.length, 2);
+  assert.ok(p.every((q) => q.probabilities.length === 2 && Math.abs(q.probabilities[0]! + q.probabilities[1]! - 1) < 1e-5));
   z.dispose();
   await assert.rejects(
     fineTune({ base: graphBase, datasetPath: zip, spec: specFor({ dataset: 'ds_colours', trainableLayers: 2 }, graphBase, 1), outDir: join(dir, 'graph-2') }),

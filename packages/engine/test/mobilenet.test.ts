@@ -5,12 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { cutAtFeatureLayer, fineTune, initBackend, loadBaseModel, loadModelZip, preprocessImage } from '../src/index.ts';
-import { writeZip } from '../src/zip-writer.ts';
-import { mulberry32 } from '../src/random.ts';
-import { resolveCatalogBase } from '../src/catalog.ts';
+import { fineTune, initBackend, loadPredictor } from '../src/index.ts';
+import { cutBase } from '../src/train/freezing.ts';
+import { writeZip } from '../src/util/zip.ts';
+import { mulberry32 } from '../src/util/random.ts';
+import { resolveCatalogBase } from '../src/bases/catalog.ts';
 import { rgbPng } from './fixtures.ts';
-import { specFor } from './train-helpers.ts';
+import { bundleLayersModel, catalogLayers, specFor } from './train-helpers.ts';
 
 let dir: string;
 before(async () => {
@@ -23,10 +24,10 @@ after(async () => {
 
 test('bm_mobilenet_v2 loads from nsfwjs and its cut output is [null, 7, 7, 1280]', async () => {
   let t = performance.now();
-  const { model, info } = await loadBaseModel('bm_mobilenet_v2');
+  const model = await catalogLayers('bm_mobilenet_v2');
   const loadMs = performance.now() - t;
   assert.deepEqual(model.inputs[0]!.shape, [null, 224, 224, 3]);
-  const cut = cutAtFeatureLayer(model, info.featureLayer);
+  const cut = cutBase(model, resolveCatalogBase('bm_mobilenet_v2')!.descriptor.featureLayer);
   assert.deepEqual(cut.outputs[0]!.shape, [null, 7, 7, 1280]);
   assert.ok(cut.layers.every((l) => !l.trainable));
   const x = tf.randomUniform([8, 224, 224, 3], 0, 1, 'float32', 1);
@@ -66,13 +67,13 @@ test('a tiny MobileNetV2 fine-tune (2 classes x 6 synthetic 32x32 colour PNGs, 2
   assert.equal(out.result.trainImages + out.result.validationImages, 12);
   assert.equal(out.result.validationImages, 4);
 
-  const { model, labels, preprocessing } = await loadModelZip(out.modelZipPath);
-  assert.deepEqual(labels, ['blue', 'red']);
+  const model = await bundleLayersModel(out.modelZipPath);
   assert.deepEqual(model.outputs[0]!.shape, [null, 2]);
   assert.equal(model.getLayer('graft_head_pool').getClassName(), 'GlobalAveragePooling2D');
-  const probs = tf.tidy(() => model.predict(preprocessImage(files[0]!.data, preprocessing).expandDims(0)) as tf.Tensor);
-  const p = await probs.data();
-  assert.ok(Math.abs(p[0]! + p[1]! - 1) < 1e-5);
-  tf.dispose(probs);
   model.dispose();
+  const predictor = await loadPredictor(out.modelZipPath);
+  assert.deepEqual(predictor.labels, ['blue', 'red']);
+  const [p] = await predictor.predict([files[0]!.data]);
+  assert.ok(Math.abs(p!.probabilities[0]! + p!.probabilities[1]! - 1) < 1e-5);
+  predictor.dispose();
 });

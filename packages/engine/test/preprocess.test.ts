@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import { deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import type { Preprocessing } from '@graft/contracts';
-import { initBackend } from '../src/backend.ts';
-import { decodeImage, preprocessImage } from '../src/preprocess.ts';
+import { initBackend } from '../src/backend/backend.ts';
+import { decodeImage, preprocessImage } from '../src/tasks/image/preprocess.ts';
 import { greyPng, rgbPng } from './fixtures.ts';
 
 // A minimal PNG writer for the variants pngjs cannot write (palette, 16-bit).

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { stratifiedSplit } from '../src/split.ts';
+import { stratifiedSplit } from '../src/data/split.ts';
 
+// Examples as the image task reads them: id = the archive path, label = the class's index (classes sorted).
 const images = (counts: Record<string, number>) =>
-  Object.entries(counts).flatMap(([className, n]) => Array.from({ length: n }, (_, i) => ({ path: `${className}/${i}.png`, className })));
+  Object.keys(counts).flatMap((className, label) => Array.from({ length: counts[className]! }, (_, i) => ({ id: `${className}/${i}.png`, label })));
 
 test('the split is stratified: round(n x fraction) of each class held out, at least 1, never the last image', () => {
   const classes = ['a', 'b', 'c', 'd', 'e'];
@@ -20,12 +21,12 @@ test('the split is stratified: round(n x fraction) of each class held out, at le
     assert.equal(count(split.train, label), split.counts[label]!.train);
     assert.equal(count(split.validation, label), split.counts[label]!.validation);
   });
-  const all = [...split.train, ...split.validation].map((i) => i.path).sort();
-  assert.deepEqual(all, images({ a: 50, b: 10, c: 3, d: 2, e: 1 }).map((i) => i.path).sort(), 'every image exactly once');
-  for (const img of [...split.train, ...split.validation]) assert.equal(classes[img.label], img.path.split('/')[0]);
+  const all = [...split.train, ...split.validation].map((i) => i.id).sort();
+  assert.deepEqual(all, images({ a: 50, b: 10, c: 3, d: 2, e: 1 }).map((i) => i.id).sort(), 'every image exactly once');
+  for (const img of [...split.train, ...split.validation]) assert.equal(classes[img.label], img.id.split('/')[0]);
 });
 
-test('the split depends only on the seed and the set of paths', () => {
+test('the split depends only on the seed and the set of ids', () => {
   const list = images({ cat: 30, dog: 20 });
   const a = stratifiedSplit(list, ['cat', 'dog'], 0.25, 7);
   const b = stratifiedSplit([...list].reverse(), ['cat', 'dog'], 0.25, 7);

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { fineTune, loadModelZip, type TrainingEvent } from '../src/index.ts';
-import { directoryLoader } from '../src/model-io.ts';
-import { assertCancelsWithinOneBatch, mnistBase, specFor } from './train-helpers.ts';
+import { fineTune, type TrainingEvent } from '../src/index.ts';
+import { directoryLoader } from '../src/bases/model-io.ts';
+import { assertCancelsWithinOneBatch, bundleFiles, bundleLayersModel, mnistBase, specFor } from './train-helpers.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
 const base = mnistBase();
@@ -70,7 +70,8 @@ test('two phases: the head, then conv2 unfrozen at the lower rate; conv1 stays b
   assert.ok(r.valAccuracy! >= 0.8);
   // What phase 2 touched: conv2 (and the head), nothing else.
   const original = await tf.loadLayersModel(await directoryLoader((base.source as { dir: string }).dir));
-  const { model, training } = await loadModelZip(out.modelZipPath);
+  const model = await bundleLayersModel(out.modelZipPath);
+  const training = JSON.parse((await bundleFiles(out.modelZipPath)).get('training.json')!.toString('utf8')) as Record<string, unknown>;
   const before = await weightsByName(original);
   const after = await weightsByName(model);
   for (const name of ['conv1/kernel', 'conv1/bias']) assert.deepEqual(after.get(name), before.get(name), `${name} frozen, bit-identical`);

@@ -8,12 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import yazl from 'yazl';
-import { initBackend } from '../src/backend.ts';
-import { MOBILENET_V2_MID_FEATURE_NODE } from '../src/catalog.ts';
+import { initBackend } from '../src/backend/backend.ts';
+import { MOBILENET_V2_MID_FEATURE_NODE } from '../src/bases/catalog.ts';
 import { TrainingError } from '../src/errors.ts';
-import { directorySaver } from '../src/model-io.ts';
-import { inspectUserBase, unpackModelZip } from '../src/validate-base.ts';
-import { writeZip } from '../src/zip-writer.ts';
+import { directorySaver } from '../src/bases/model-io.ts';
+import { inspectUserBase, unpackModelZip } from '../src/bases/inspect-base.ts';
+import { writeZip } from '../src/util/zip.ts';
 import { saveModelDir, tinyCnn, TINY_PRE, writeNsfwjsModelDir } from './bases-fixtures.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli/inspect-base.ts', import.meta.url));

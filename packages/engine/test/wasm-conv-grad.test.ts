@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
-import { registerWasmConv2DBackpropFilter } from '../src/wasm-conv-grad.ts';
+import { initBackend } from '../src/backend/backend.ts';
+import { registerWasmConv2DBackpropFilter } from '../src/backend/wasm-conv-grad.ts';
 
 test('the composite Conv2DBackpropFilter lets a conv layer train on wasm and matches the cpu kernel', async (t) => {
   if ((await initBackend()).name !== 'wasm') return t.skip('wasm backend not active');

@@ -6,15 +6,14 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
-import { loadBaseModel } from '../src/load-base.ts';
+import { initBackend } from '../src/backend/backend.ts';
 import {
   conv2dBackpropInputComposite,
   depthwiseConv2dNativeBackpropFilterComposite,
   depthwiseConv2dNativeBackpropInputComposite,
   registerWasmGradientKernels,
   WASM_GRADIENT_COMPOSITES,
-} from '../src/wasm-conv-grad.ts';
+} from '../src/backend/wasm-conv-grad.ts';
 
 let onWasm = false;
 before(async () => {

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TrainingError } from '../errors.ts';
-import { inspectUserBase, unpackModelZip, type BaseInspection, type ClaimedBase } from '../validate-base.ts';
+import { inspectUserBase, unpackModelZip, type BaseInspection, type ClaimedBase } from '../bases/inspect-base.ts';
 
 export interface InspectBaseRequest extends ClaimedBase {
   dir?: string;

@@ -1,0 +1,74 @@
+/**
+ * The model bundle a job exports (and every checkpoint): `model.json` + `weights.bin` (the full
+ * inference model, or the head alone when the encoder is not a tfjs layers model), `labels.json`
+ * (class names in output order), the task's files (image: `preprocessing.json`, a graph base;
+ * text: tokenizer files…), then `training.json` (what the job did), zipped with fixed timestamps.
+ */
+import { randomUUID } from 'node:crypto';
+import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
+import { directorySaver, WEIGHTS_FILE } from '../bases/model-io.ts';
+import { writeZip, type ZipInput } from '../util/zip.ts';
+
+export interface ModelFiles {
+  /** The full inference model, or the head on the encoder's output. */
+  model: tf.LayersModel;
+  labels: readonly string[];
+  /** The task's files (`TaskEncoder.bundleFiles`). */
+  taskFiles: readonly ZipInput[];
+  training: Record<string, unknown>;
+}
+
+/** Writes `<outDir>/model/` and zips its files (at the zip root) to `<outDir>/model.zip`. */
+export async function exportModel(opts: ModelFiles & { outDir: string }): Promise<{ zipPath: string; bytes: number }> {
+  const dir = join(opts.outDir, 'model');
+  const zipPath = join(opts.outDir, 'model.zip');
+  const bytes = await writeBundle(opts, dir, zipPath);
+  return { zipPath, bytes };
+}
+
+/**
+ * The same files as `exportModel`, as one zip at `zipPath` only (checkpoints): staged in a
+ * temporary directory beside it, zipped to a temporary name and renamed into place.
+ */
+export async function writeModelZip(opts: ModelFiles & { zipPath: string }): Promise<{ zipPath: string; bytes: number }> {
+  const dir = `${opts.zipPath}.${randomUUID()}.d`;
+  try {
+    const bytes = await writeBundle(opts, dir, opts.zipPath);
+    return { zipPath: opts.zipPath, bytes };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function writeBundle(opts: ModelFiles, dir: string, zipPath: string): Promise<number> {
+  await mkdir(dir, { recursive: true });
+  await opts.model.save(directorySaver(dir));
+  const rest: ZipInput[] = [
+    { name: 'labels.json', data: Buffer.from(JSON.stringify(opts.labels, null, 2)) },
+    ...opts.taskFiles,
+    { name: 'training.json', data: Buffer.from(JSON.stringify(opts.training, null, 2)) },
+  ];
+  // Every file also lands in `dir` (the final model's directory is kept beside its zip).
+  for (const e of rest) {
+    await mkdir(dirname(join(dir, e.name)), { recursive: true });
+    if ('file' in e) await copyFile(e.file, join(dir, e.name));
+    else await writeFile(join(dir, e.name), e.data);
+  }
+  // In memory except a task's files on disk (a large encoder), which are streamed into the zip.
+  const files: ZipInput[] = [
+    { name: 'model.json', data: await readFile(join(dir, 'model.json')) },
+    { name: WEIGHTS_FILE, data: await readFile(join(dir, WEIGHTS_FILE)) },
+    ...rest,
+  ];
+  const tmp = `${zipPath}.${randomUUID()}.tmp`;
+  try {
+    const bytes = await writeZip(tmp, files);
+    await rename(tmp, zipPath);
+    return bytes;
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}

@@ -1,0 +1,9 @@
+/**
+ * Export, whatever the task: the exported model assembled from the encoder and the head, the model
+ * bundle (zip) every job and checkpoint writes, checkpoints, and `loadPredictor`, which loads any
+ * bundle back and predicts from raw inputs.
+ */
+export { assembleHeadModel, assembleInferenceModel } from './assemble.ts';
+export { exportModel, writeModelZip, type ModelFiles } from './bundle.ts';
+export { checkpointFileName, CheckpointWriter, type CheckpointInfo } from './checkpoints.ts';
+export { loadPredictor, type Prediction, type Predictor } from './predictor.ts';

@@ -1,0 +1,95 @@
+/**
+ * The one loader of model bundles: any model zip a job exported (or a checkpoint), whatever its
+ * task, loaded into a predictor from raw inputs — image bytes, or texts once a text task exists.
+ *
+ * ```ts
+ * const model = await loadPredictor('model.zip');
+ * const [p] = await model.predict([await readFile('cat.jpg')]);
+ * p.label; p.probabilities; p.topK   // 'cat', [0.91, 0.06, …] in model.labels order, [{ label, probability }, …]
+ * ```
+ */
+import { TOP_K_DEFAULT } from '@graft/contracts';
+import { MODEL_ZIP_LIMITS } from '../bases/model-zip.ts';
+import { allTasks } from '../tasks/index.ts';
+import type { RawInput, TaskName } from '../tasks/task.ts';
+import { openZip, readZipEntry, zipEntries } from '../util/zip.ts';
+
+export interface Prediction {
+  /** The most probable class (the first of equals). */
+  label: string;
+  /** One per class, in the predictor's `labels` order (an array, not a record: class names are data). */
+  probabilities: number[];
+  /** The `topK` most probable classes, most probable first. */
+  topK: { label: string; probability: number }[];
+}
+
+export interface Predictor {
+  task: TaskName;
+  /** Class names in output order. */
+  labels: string[];
+  /** The bundle's training.json (what the job did and scored), or null. */
+  training: Record<string, unknown> | null;
+  /**
+   * Predictions in input order. An input of the wrong kind (a string for an image model) is a
+   * TypeError; one that cannot be read is a TrainingError (`unreadable_image`).
+   */
+  predict(inputs: readonly RawInput[], opts?: { topK?: number }): Promise<Prediction[]>;
+  dispose(): void;
+}
+
+/** Loads a model zip written by `fineTune` (or a checkpoint). Needs an initialised backend (`initBackend`). */
+export async function loadPredictor(zipPath: string): Promise<Predictor> {
+  const files = await readBundle(zipPath);
+  const names = new Set(files.keys());
+  const task = (await allTasks()).find((t) => t.bundle.recognises(names));
+  if (!task) throw new Error(`${zipPath} is not a graft model bundle (entries: ${[...names].slice(0, 10).join(', ')})`);
+  const labels = JSON.parse(text(files, 'labels.json', zipPath)) as unknown;
+  if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')) throw new Error(`${zipPath}: labels.json is not an array of strings`);
+  const training = files.has('training.json') ? (JSON.parse(text(files, 'training.json', zipPath)) as Record<string, unknown>) : null;
+  const loaded = await task.bundle.load(files, zipPath);
+  return {
+    task: task.name,
+    labels,
+    training,
+    predict: async (inputs, opts = {}) => {
+      const k = Math.max(1, Math.min(Math.floor(opts.topK ?? TOP_K_DEFAULT), labels.length));
+      const probs = await loaded.probabilities(inputs);
+      const c = labels.length;
+      return inputs.map((_, i) => {
+        const row = Array.from(probs.subarray(i * c, (i + 1) * c));
+        const order = row.map((p, j) => j).sort((a, b) => row[b]! - row[a]! || a - b);
+        return {
+          label: labels[order[0]!]!,
+          probabilities: row,
+          topK: order.slice(0, k).map((j) => ({ label: labels[j]!, probability: row[j]! })),
+        };
+      });
+    },
+    dispose: () => loaded.dispose(),
+  };
+}
+
+function text(files: ReadonlyMap<string, Uint8Array>, name: string, source: string): string {
+  const data = files.get(name);
+  if (!data) throw new Error(`${source} has no ${name}`);
+  return Buffer.from(data).toString('utf8');
+}
+
+/** Every file of a bundle by name, within the model-zip limits (counted as they are inflated). */
+async function readBundle(zipPath: string): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  const zip = await openZip(zipPath);
+  let total = 0;
+  try {
+    for await (const entry of zipEntries(zip)) {
+      if (entry.fileName.endsWith('/')) continue;
+      if (files.size >= MODEL_ZIP_LIMITS.maxEntries) throw new Error(`${zipPath} has more than ${MODEL_ZIP_LIMITS.maxEntries} files`);
+      const data = await readZipEntry(zip, entry, Math.min(MODEL_ZIP_LIMITS.maxFileBytes, MODEL_ZIP_LIMITS.maxTotalBytes - total));
+      total += data.length;
+      files.set(entry.fileName, data);
+    }
+  } finally {
+    zip.close();
+  }
+  return files;
+}

@@ -1,0 +1,89 @@
+/**
+ * The run context: what every stage of one job shares, owned in one place instead of closures
+ * over mutable locals — the spec and the task, events and hooks, cancellation, the training record
+ * being built, and everything to release when the job ends (tensors, models' weights, the encoder,
+ * the input cache, the job's work directory), whether it succeeds, fails or is cancelled.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { FineTuneSpec } from '@graft/contracts';
+import type { BackendInfo } from '../backend/backend.ts';
+import type { ResolvedBase } from '../bases/base-source.ts';
+import { TrainingCancelled } from '../errors.ts';
+import type { Task } from '../tasks/task.ts';
+import { releaseWeights } from '../train/weights.ts';
+import type { FineTuneOptions, TrainingEvent, TrainingHooks } from './options.ts';
+import { TrainingRecord } from './record.ts';
+
+export class RunContext {
+  readonly started = performance.now();
+  readonly spec: FineTuneSpec;
+  readonly base: ResolvedBase;
+  readonly hooks: TrainingHooks;
+  readonly signal: AbortSignal | undefined;
+  readonly outDir: string;
+  /** Shared across jobs (feature cache, input cache, hosted models); null: nothing shared. */
+  readonly cacheDir: string | null;
+  /** The job's own scratch space under outDir, removed at the end. */
+  readonly workDir: string;
+  readonly record: TrainingRecord;
+  private readonly tensors: tf.Tensor[] = [];
+  private readonly models: (tf.LayersModel | null)[] = [];
+  private readonly cleanups: (() => void | Promise<void>)[] = [];
+
+  constructor(
+    opts: FineTuneOptions,
+    readonly task: Task,
+    readonly backend: BackendInfo,
+  ) {
+    this.spec = opts.spec;
+    this.base = opts.base;
+    this.hooks = opts.hooks ?? {};
+    this.signal = opts.signal;
+    this.outDir = opts.outDir;
+    this.cacheDir = opts.cacheDir ?? null;
+    this.workDir = join(opts.outDir, '.work');
+    this.record = new TrainingRecord(opts.spec, opts.base);
+    this.record.backend = backend.name;
+  }
+
+  async emit(e: TrainingEvent): Promise<void> {
+    await this.hooks.onEvent?.(e);
+  }
+
+  /** Throws TrainingCancelled once the job's signal has aborted (stages call it between steps). */
+  checkCancelled(): void {
+    if (this.signal?.aborted) throw new TrainingCancelled();
+  }
+
+  /** A tensor that lives until the job ends. */
+  keep<T extends tf.Tensor>(t: T): T {
+    this.tensors.push(t);
+    return t;
+  }
+
+  /** A model whose weights are released when the job ends (models sharing layers included). */
+  own<M extends tf.LayersModel | null>(model: M): M {
+    this.models.push(model);
+    return model;
+  }
+
+  /** Something else to release when the job ends (the encoder, an open cache, callbacks' snapshots). */
+  onDispose(cleanup: () => void | Promise<void>): void {
+    this.cleanups.push(cleanup);
+  }
+
+  async dispose(): Promise<void> {
+    tf.dispose(this.tensors);
+    releaseWeights(this.models);
+    for (const cleanup of this.cleanups) {
+      try {
+        await cleanup();
+      } catch {
+        // Releasing must not hide the job's own outcome.
+      }
+    }
+    await rm(this.workDir, { recursive: true, force: true }).catch(() => {});
+  }
+}

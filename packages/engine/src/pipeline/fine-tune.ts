@@ -1,0 +1,62 @@
+/**
+ * One fine-tune job, the Keras transfer-learning recipe as a list of named stages sharing one run
+ * context: prepare the data → open the base as the task's frozen encoder → plan the phases →
+ * prepare inputs (features, cached inputs) → build the transfer model → the head phase → the
+ * fine-tune phase (top layers unfrozen, BatchNorm in inference mode) → the scratch baseline →
+ * evaluate the exported model → summarize → export. Early stopping, class weights, label
+ * smoothing, L2, seeded augmentation and checkpoints ride on the phases as callbacks.
+ * Same seed + data + backend → same split, weights and metrics.
+ */
+import { initBackend } from '../backend/backend.ts';
+import { TrainingCancelled } from '../errors.ts';
+import { loadTask } from '../tasks/index.ts';
+import { RunContext } from './context.ts';
+import type { FineTuneOptions, FineTuneOutcome } from './options.ts';
+import { trainBaseline } from './stages/baseline.ts';
+import { buildModel } from './stages/build-model.ts';
+import { evaluate } from './stages/evaluate.ts';
+import { exportBundle } from './stages/export.ts';
+import { trainFineTunePhase } from './stages/fine-tune-phase.ts';
+import { trainHeadPhase } from './stages/head-phase.ts';
+import { assertBackendCanTrain, openEncoder } from './stages/open-base.ts';
+import { planPhases } from './stages/plan-phases.ts';
+import { prepareData } from './stages/prepare-data.ts';
+import { prepareInputs } from './stages/prepare-inputs.ts';
+import { summarize } from './stages/summarize.ts';
+import { setUpTraining } from './training.ts';
+
+export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> {
+  if (opts.signal?.aborted) throw new TrainingCancelled();
+  const task = await loadTask(opts.base.descriptor.task);
+  const backend = await initBackend();
+  const ctx = new RunContext(opts, task, backend);
+  await ctx.emit({ level: 'info', type: 'backend', message: `Training on the TensorFlow.js ${backend.name} backend.`, data: { ...backend } });
+  try {
+    const data = await prepareData(ctx, opts);
+    const { encoder, selection } = await openEncoder(ctx);
+    const plan = planPhases({
+      spec: ctx.spec,
+      encoder: { trainable: encoder.cut !== null, frozenOnly: encoder.frozenOnly, selected: selection },
+      task,
+      validationExamples: data.split.validation.length,
+    });
+    for (const notice of plan.notices) await ctx.emit(notice);
+    assertBackendCanTrain(encoder, selection, plan);
+    ctx.record.planned(plan);
+    const inputs = await prepareInputs(ctx, encoder, data, plan, opts.datasetPath);
+    const model = await buildModel(ctx, encoder, data);
+    for (const notice of plan.trainingNotices) await ctx.emit(notice);
+
+    const training = setUpTraining(ctx, plan, encoder, data, inputs, model);
+    const head = await trainHeadPhase(training);
+    const fineTune = await trainFineTunePhase(training, selection, head);
+    ctx.checkCancelled();
+    const baseline = await trainBaseline(training);
+    ctx.checkCancelled();
+    const scores = await evaluate(training, opts.datasetPath, fineTune !== null, baseline);
+    const result = await summarize(ctx, data, { head, fineTune }, scores, baseline);
+    return await exportBundle(ctx, model, { result, bestEpoch: (fineTune ?? head).modelEpoch, baselineHistory: baseline?.history ?? null }, training.checkpoints.written);
+  } finally {
+    await ctx.dispose();
+  }
+}

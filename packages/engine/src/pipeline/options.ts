@@ -1,0 +1,45 @@
+/** What `fineTune` takes and gives back, and what it tells its caller while it runs. */
+import type { FineTuneResult, FineTuneSpec } from '@graft/contracts';
+import type { ResolvedBase } from '../bases/base-source.ts';
+import type { CheckpointInfo } from '../export/checkpoints.ts';
+import type { BatchProgress, EpochResult } from '../train/phase-runner.ts';
+
+export interface TrainingEvent {
+  level: 'info' | 'warning' | 'error';
+  type: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export interface TrainingHooks {
+  onEvent?(e: TrainingEvent): void | Promise<void>;
+  onBatch?(p: BatchProgress): void | Promise<void>;
+  onEpoch?(m: EpochResult): void | Promise<void>;
+  /** A checkpoint was written (a model zip in the same format as the final one, under outDir/checkpoints/). The worker moves/records it. */
+  onCheckpoint?(c: CheckpointInfo): void | Promise<void>;
+}
+
+export interface FineTuneOptions {
+  /** The base: its public descriptor (whose `task` picks the task) and where its weights are (`resolveCatalogBase`, or the worker's resolver). */
+  base: ResolvedBase;
+  /** The dataset file as stored at upload (images: a .zip of `<class>/<image>`). */
+  datasetPath: string;
+  /** `spec.testDataset` resolved by the worker: evaluated once at the end; its classes must be a subset of the training classes. */
+  testDatasetPath?: string | null;
+  /** Normalized (`normalizeFineTune`). */
+  spec: FineTuneSpec;
+  /** Gets `model/`, `model.zip` and `checkpoints/`. */
+  outDir: string;
+  /** Shared across jobs: `features/` (feature cache) and the task's input cache (`images/`). null → nothing reused across jobs. */
+  cacheDir?: string | null;
+  signal?: AbortSignal;
+  hooks?: TrainingHooks;
+}
+
+export interface FineTuneOutcome {
+  result: FineTuneResult;
+  modelZipPath: string;
+  modelZipBytes: number;
+  /** Every checkpoint written (also reported through `hooks.onCheckpoint`). */
+  checkpoints: CheckpointInfo[];
+}

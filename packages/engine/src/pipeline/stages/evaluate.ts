@@ -1,0 +1,52 @@
+/**
+ * Stage 9, evaluate exactly the model that is exported (after its best weights were put back), and
+ * the baseline: on the validation split and the test set. When the encoder never changed, the
+ * validation features already are what the exported model computes; otherwise the examples are
+ * read again with the exact preprocessing of the bundle.
+ */
+import { Scorer } from '../../evaluate/metrics.ts';
+import { scoreHeadOnFeatures, scoreOnDataset, type Predict } from '../../evaluate/score.ts';
+import type { Training } from '../training.ts';
+import type { BaselineResult } from './baseline.ts';
+
+export interface Evaluation {
+  validation: Scorer;
+  test: Scorer | null;
+  baseline: { validation: Scorer; test: Scorer | null } | null;
+}
+
+export async function evaluate(t: Training, datasetPath: string, encoderChanged: boolean, baseline: BaselineResult | null): Promise<Evaluation> {
+  const { ctx, data, model, inputs, encoder } = t;
+  const numClasses = data.classes.length;
+  const k = data.topK;
+  const nVal = data.split.validation.length;
+  const { testSet } = data;
+  await ctx.emit({
+    level: 'info',
+    type: 'evaluation',
+    message: `Evaluating on ${nVal} validation${testSet ? ` and ${testSet.examples.length} test` : ''} ${ctx.task.units.many}.`,
+  });
+  const read = (path: string) => (examples: Parameters<typeof encoder.inputs.readExact>[1]) => encoder.inputs.readExact(path, examples, ctx.signal);
+  const transfer = requirePredict(model.predict);
+  const onDataset: Predict[] = [...(encoderChanged ? [transfer()] : []), ...(baseline ? [baseline.predict] : [])];
+  const valScores = nVal ? await scoreOnDataset(read(datasetPath), data.split.validation, onDataset, numClasses, k) : onDataset.map(() => new Scorer(numClasses, k));
+  const validation = encoderChanged
+    ? valScores[0]!
+    : inputs.valX
+      ? await scoreHeadOnFeatures(model.head, inputs.valX, inputs.labels.validation, numClasses, k)
+      : new Scorer(numClasses, k);
+  const testScores = testSet ? await scoreOnDataset(read(testSet.path), testSet.examples, [transfer(), ...(baseline ? [baseline.predict] : [])], numClasses, k) : null;
+  return {
+    validation,
+    test: testScores ? testScores[0]! : null,
+    baseline: baseline ? { validation: valScores.at(-1)!, test: testScores ? testScores[1]! : null } : null,
+  };
+}
+
+/** The exported model's predictions on model inputs; an encoder outside tfjs cannot give them yet. */
+function requirePredict(predict: Predict | null): () => Predict {
+  return () => {
+    if (!predict) throw new Error('scoring raw inputs needs an encoder that runs in tfjs (an encoder outside tfjs is scored on its features)');
+    return predict;
+  };
+}

@@ -1,0 +1,22 @@
+/**
+ * Stage 11, export: the bundle (the exported model, labels, the task's files, training.json with
+ * the result) written to `outDir/model/` and `outDir/model.zip`.
+ */
+import type { FineTuneResult } from '@graft/contracts';
+import { exportModel } from '../../export/bundle.ts';
+import type { EpochResult } from '../../train/phase-runner.ts';
+import type { RunContext } from '../context.ts';
+import type { FineTuneOutcome } from '../options.ts';
+import type { TransferModel } from './build-model.ts';
+
+export async function exportBundle(
+  ctx: RunContext,
+  model: TransferModel,
+  summary: { result: FineTuneResult; bestEpoch: number; baselineHistory: EpochResult[] | null },
+  checkpoints: FineTuneOutcome['checkpoints'],
+): Promise<FineTuneOutcome> {
+  const training = ctx.record.toJSON({ bestEpoch: summary.bestEpoch, baselineHistory: summary.baselineHistory, result: summary.result });
+  const exported = await exportModel({ ...(await model.files(training)), outDir: ctx.outDir });
+  await ctx.emit({ level: 'info', type: 'export', message: `Exported the model (${exported.bytes} bytes).`, data: { bytes: exported.bytes } });
+  return { result: summary.result, modelZipPath: exported.zipPath, modelZipBytes: exported.bytes, checkpoints };
+}

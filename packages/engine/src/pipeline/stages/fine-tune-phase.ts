@@ -1,0 +1,78 @@
+/**
+ * Stage 7, the fine-tune phase: the planned top layers of the encoder unfrozen, a new Adam at
+ * `fineTuneLearningRate`, trained end to end on raw inputs. The encoder runs in inference mode
+ * (`training: false`): every BatchNormalization keeps its moving statistics (Keras' rule; tfjs
+ * would otherwise normalise with batch statistics and move the averages of a frozen layer). The
+ * layers below the lowest unfrozen one run outside the gradient tape, in chunks, so only the
+ * unfrozen top's activations are kept for the backward pass. Must beat the head phase's best.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { TrainableSelection } from '../../train/freezing.ts';
+import { splitForward, unfreeze } from '../../train/freezing.ts';
+import { headForwardTraining, poolFeatures } from '../../train/head.ts';
+import { optimizerStep, runPhase } from '../../train/phase-runner.ts';
+import { nextSeed } from '../../util/random.ts';
+import { phaseRandom, reportStop, type Training } from '../training.ts';
+import type { PhaseResult } from './head-phase.ts';
+
+export async function trainFineTunePhase(t: Training, selection: TrainableSelection, headPhase: PhaseResult): Promise<PhaseResult | null> {
+  const { ctx, plan, model, inputs, encoder } = t;
+  if (!plan.fineTune) return null;
+  const { head, full } = model;
+  const cut = encoder.cut!;
+  const variables = [...head.variables, ...unfreeze(selection.layers)];
+  const { epochs, learningRate, layers } = plan.fineTune;
+  await ctx.emit({
+    level: 'info',
+    type: 'phase',
+    message: `Phase 2 (fine-tune): ${layers.length} base layers unfrozen (${layers.join(', ')}), Adam at ${learningRate}, for up to ${epochs} epochs; BatchNormalization layers stay in inference mode.`,
+    data: { trainableLayers: layers, learningRate, epochs },
+  });
+  const random = phaseRandom(ctx.spec.seed, 'fine-tune');
+  const es = ctx.spec.earlyStopping;
+  const carry = es && es.restoreBestWeights && headPhase.earlyStopping?.best ? headPhase.earlyStopping.best : null;
+  const earlyStopping = t.earlyStopping(variables, carry);
+  const optimizer = tf.train.adam(learningRate);
+  const validate = t.validateOnInputs((x) => full!.predict(x) as tf.Tensor2D);
+  const forward = splitForward(cut, selection.layers);
+  const cache = inputs.cache!;
+  const trainLabels = inputs.labels.train;
+  const loss = model.lossFor(head);
+  let outcome;
+  try {
+    outcome = await runPhase({
+      phase: 'fine-tune',
+      epochs,
+      epochOffset: headPhase.outcome.history.length,
+      laterEpochs: 0,
+      nTrain: trainLabels.length,
+      batchSize: ctx.spec.hyperparameters.batchSize,
+      learningRate,
+      random,
+      load: (idx) => cache.read(idx.map((i) => inputs.rows.train[i]!)),
+      step: async (batch, idx) => {
+        const x = cache.inputs(batch, random);
+        // Below the lowest unfrozen layer: inference, outside the gradient tape.
+        const boundary = forward.frozen(x, encoder.inferenceBatchSize);
+        const y = tf.tensor1d(idx.map((i) => trainLabels[i]!), 'int32');
+        const dropoutSeed = nextSeed(random);
+        try {
+          // Inference mode (training: false) in the unfrozen part too: every BatchNormalization
+          // normalises with its moving statistics and never updates them.
+          return await optimizerStep(optimizer, variables, () => headForwardTraining(head, poolFeatures(head, forward.trainable(boundary)), dropoutSeed), y, loss);
+        } finally {
+          tf.dispose([x, y, ...boundary]);
+        }
+      },
+      validate,
+      callbacks: earlyStopping ? [...t.callbacks, earlyStopping] : t.callbacks,
+      signal: ctx.signal,
+    });
+  } finally {
+    optimizer.dispose();
+  }
+  const out = { ...outcome, restoredEpoch: earlyStopping?.restoredEpoch ?? null };
+  const modelEpoch = ctx.record.phaseEnded('fine-tune', epochs, learningRate, out, { trainableLayers: layers });
+  await reportStop(ctx, 'fine-tune', out);
+  return { outcome: out, modelEpoch, earlyStopping };
+}

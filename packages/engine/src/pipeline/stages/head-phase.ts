@@ -1,0 +1,88 @@
+/**
+ * Stage 6, the head phase: the new head trained with Adam at `learningRate` on the frozen encoder —
+ * on the cached features, or, when augmenting, on each augmented batch run through the frozen
+ * encoder in inference mode (outside the gradient tape: only the head trains).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { TrainingError } from '../../errors.ts';
+import type { EarlyStopping } from '../../train/callbacks.ts';
+import { headForwardTraining, poolFeatures } from '../../train/head.ts';
+import { runInChunks } from '../../train/model-input.ts';
+import { optimizerStep, runPhase, type PhaseOutcome } from '../../train/phase-runner.ts';
+import { nextSeed } from '../../util/random.ts';
+import { phaseRandom, reportStop, type Training } from '../training.ts';
+
+export interface PhaseResult {
+  outcome: PhaseOutcome & { restoredEpoch: number | null };
+  /** The global epoch whose weights the model has after the phase. */
+  modelEpoch: number;
+  earlyStopping: EarlyStopping | null;
+}
+
+export async function trainHeadPhase(t: Training): Promise<PhaseResult> {
+  const { ctx, plan, model, inputs, encoder } = t;
+  const { head } = model;
+  const random = phaseRandom(ctx.spec.seed, 'head');
+  const earlyStopping = t.earlyStopping(head.variables, null);
+  const loss = model.lossFor(head);
+  const trainLabels = inputs.labels.train;
+  const optimizer = tf.train.adam(plan.head.learningRate);
+  const common = {
+    phase: 'head' as const,
+    epochs: plan.head.epochs,
+    epochOffset: 0,
+    laterEpochs: plan.fineTune ? plan.fineTune.epochs : 0,
+    nTrain: trainLabels.length,
+    batchSize: ctx.spec.hyperparameters.batchSize,
+    learningRate: plan.head.learningRate,
+    random,
+    validate: t.validateHead,
+    callbacks: earlyStopping ? [...t.callbacks, earlyStopping] : t.callbacks,
+    signal: ctx.signal,
+  };
+  let outcome: PhaseOutcome;
+  try {
+    if (plan.head.onFeatures) {
+      const trainX = inputs.trainX!;
+      outcome = await runPhase<null>({
+        ...common,
+        load: async () => null,
+        step: async (_none, idx) => {
+          const dropoutSeed = nextSeed(random);
+          const [x, y] = tf.tidy(() => [tf.gather(trainX, tf.tensor1d(idx, 'int32')) as tf.Tensor2D, tf.tensor1d(idx.map((i) => trainLabels[i]!), 'int32')]);
+          try {
+            return await optimizerStep(optimizer, head.variables, () => headForwardTraining(head, x, dropoutSeed), y, loss);
+          } finally {
+            tf.dispose([x, y]);
+          }
+        },
+      });
+    } else {
+      const run = encoder.run;
+      if (!run) throw new TrainingError('unsupported_option', 'This encoder does not run per batch, so the head cannot train on augmented inputs.');
+      const cache = inputs.cache!;
+      outcome = await runPhase({
+        ...common,
+        load: (idx) => cache.read(idx.map((i) => inputs.rows.train[i]!)),
+        step: async (batch, idx) => {
+          // The frozen encoder in inference mode, outside the gradient tape: only the head trains.
+          const feats = tf.tidy(() => poolFeatures(head, runInChunks(run, cache.inputs(batch, random), encoder.inferenceBatchSize)));
+          const y = tf.tensor1d(idx.map((i) => trainLabels[i]!), 'int32');
+          const dropoutSeed = nextSeed(random);
+          try {
+            return await optimizerStep(optimizer, head.variables, () => headForwardTraining(head, feats, dropoutSeed), y, loss);
+          } finally {
+            tf.dispose([feats, y]);
+          }
+        },
+      });
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  const out = { ...outcome, restoredEpoch: earlyStopping?.restoredEpoch ?? null };
+  const modelEpoch = ctx.record.phaseEnded('head', plan.head.epochs, plan.head.learningRate, out, { featureCache: plan.head.onFeatures });
+  await reportStop(ctx, 'head', out);
+  ctx.checkCancelled();
+  return { outcome: out, modelEpoch, earlyStopping };
+}

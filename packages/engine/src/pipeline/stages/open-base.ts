@@ -1,0 +1,30 @@
+/**
+ * Stage 2, open the base: the task opens it as its frozen encoder, cut at `spec.cutLayer`
+ * (`invalid_cut_layer` lists the valid layers), and, when the encoder is a tfjs layers model, the
+ * layers phase 2 would unfreeze are chosen (`invalid_layer`). The plan decides whether they are;
+ * then the backend is checked for the gradient kernels the plan needs (`unsupported_on_backend`).
+ */
+import type { TaskEncoder } from '../../tasks/task.ts';
+import { assertGradientKernels, selectTrainableLayers, type TrainableSelection } from '../../train/freezing.ts';
+import type { RunContext } from '../context.ts';
+import type { PhasePlan } from './plan-phases.ts';
+
+export interface OpenedEncoder {
+  encoder: TaskEncoder;
+  /** What `spec.trainableLayers` selects in the encoder (nothing for a frozen-only encoder). */
+  selection: TrainableSelection;
+}
+
+export async function openEncoder(ctx: RunContext): Promise<OpenedEncoder> {
+  const { spec } = ctx;
+  const encoder = await ctx.task.openEncoder(ctx.base, { cutLayer: spec.cutLayer, cacheDir: ctx.cacheDir ?? undefined, signal: ctx.signal });
+  ctx.onDispose(() => encoder.dispose());
+  const selection = encoder.cut ? selectTrainableLayers(encoder.cut, spec.trainableLayers) : { layers: [], names: [], clampedFrom: null };
+  return { encoder, selection };
+}
+
+/** `unsupported_on_backend` before any expensive work when the backend cannot compute the gradients the plan needs. */
+export function assertBackendCanTrain(encoder: TaskEncoder, selection: TrainableSelection, plan: PhasePlan): void {
+  if (plan.fineTune) assertGradientKernels(encoder.cut!, selection.layers, 'phase 2 (fine-tune)');
+  if (plan.baseline) assertGradientKernels(encoder.cut!, encoder.cut!.layers.filter((l) => l.weights.length > 0), 'the scratch baseline');
+}

@@ -1,0 +1,104 @@
+/**
+ * What the three training phases share: the job's callbacks (history, progress hooks, the
+ * overfitting warning, checkpoints) built once, early stopping per phase, each phase's own PRNG
+ * stream, validation functions, and the `early_stopping` notice of a phase that ended.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { CheckpointWriter } from '../export/checkpoints.ts';
+import { scoreHeadOnFeatures, scoreOnInputCache, type Predict } from '../evaluate/score.ts';
+import type { TaskEncoder } from '../tasks/task.ts';
+import { Checkpoints, EarlyStopping, History, OverfittingWarning, ProgressHooks, type TrainingCallback, type Validation } from '../train/callbacks.ts';
+import type { BestSoFar } from '../train/early-stopping.ts';
+import type { PhaseName, PhaseOutcome } from '../train/phase-runner.ts';
+import { mulberry32 } from '../util/random.ts';
+import type { RunContext } from './context.ts';
+import type { TransferModel } from './stages/build-model.ts';
+import type { PhasePlan } from './stages/plan-phases.ts';
+import type { PreparedData } from './stages/prepare-data.ts';
+import type { PreparedInputs } from './stages/prepare-inputs.ts';
+
+/** Each phase's PRNG stream, apart from the split's. */
+const SALT: Record<PhaseName, number> = { head: 0x5bd1e995, 'fine-tune': 0x27d4eb2f, baseline: 0x165667b1 };
+
+export function phaseSeed(seed: number, phase: PhaseName): number {
+  return (seed ^ SALT[phase]) >>> 0;
+}
+
+export function phaseRandom(seed: number, phase: PhaseName): () => number {
+  return mulberry32(phaseSeed(seed, phase));
+}
+
+/** Everything a phase needs besides its own step. */
+export interface Training {
+  ctx: RunContext;
+  plan: PhasePlan;
+  encoder: TaskEncoder;
+  data: PreparedData;
+  inputs: PreparedInputs;
+  model: TransferModel;
+  /** Callbacks of the head and fine-tune phases, in call order (early stopping is added per phase). */
+  callbacks: TrainingCallback[];
+  /** The progress hooks alone (the baseline's phase reports progress but is not history or checkpointed). */
+  progress: ProgressHooks;
+  checkpoints: CheckpointWriter;
+  /** Early stopping on `variables` (null when the plan has none); released with the job. */
+  earlyStopping(variables: readonly tf.Variable[], carry: BestSoFar | null): EarlyStopping | null;
+  /** The head on the validation features. */
+  validateHead(): Promise<Validation | null>;
+  /** A whole model on the validation examples of the input cache. */
+  validateOnInputs(predict: Predict): () => Promise<Validation | null>;
+}
+
+export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEncoder, data: PreparedData, inputs: PreparedInputs, model: TransferModel): Training {
+  const numClasses = data.classes.length;
+  const k = data.topK;
+  const checkpoints = CheckpointWriter.forOutDir(ctx.outDir, (c) => model.files(ctx.record.toJSON({ checkpoint: c })), ctx.hooks.onCheckpoint?.bind(ctx.hooks));
+  const progress = new ProgressHooks({ onBatch: ctx.hooks.onBatch?.bind(ctx.hooks), onEpoch: ctx.hooks.onEpoch?.bind(ctx.hooks) });
+  const overfitting = new OverfittingWarning((m) =>
+    ctx.emit({
+      level: 'warning',
+      type: 'overfitting',
+      message: `Validation loss has risen for 3 epochs while training loss fell (${m.phase} epoch ${m.epoch}): the model is overfitting; early stopping, augmentation, more dropout or more data would help.`,
+      data: { epoch: m.epoch, phase: m.phase },
+    }),
+  );
+  return {
+    ctx,
+    plan,
+    encoder,
+    data,
+    inputs,
+    model,
+    callbacks: [new History(ctx.record.history), progress, overfitting, new Checkpoints(plan.checkpointEvery, (c) => checkpoints.write(c))],
+    progress,
+    checkpoints,
+    earlyStopping: (variables, carry) => {
+      if (!plan.earlyStopping) return null;
+      const es = new EarlyStopping(plan.earlyStopping, variables, carry);
+      ctx.onDispose(() => es.dispose());
+      return es;
+    },
+    validateHead: async () => {
+      if (!inputs.valX) return null;
+      const s = await scoreHeadOnFeatures(model.head, inputs.valX, inputs.labels.validation, numClasses, k);
+      return { loss: s.loss!, accuracy: s.accuracy! };
+    },
+    validateOnInputs: (predict) => async () => {
+      if (!inputs.rows.validation.length) return null;
+      const s = await scoreOnInputCache(predict, inputs.cache!, inputs.rows.validation, inputs.labels.validation, numClasses, k, { batchSize: encoder.inferenceBatchSize, signal: ctx.signal });
+      return { loss: s.loss!, accuracy: s.accuracy! };
+    },
+  };
+}
+
+/** The `early_stopping` event of a phase that stopped early or had its best weights put back. */
+export async function reportStop(ctx: RunContext, phase: PhaseName, out: PhaseOutcome & { restoredEpoch: number | null }): Promise<void> {
+  if (!out.stoppedEarly && out.restoredEpoch === null) return;
+  const last = out.history.at(-1)!.epoch;
+  const parts: string[] = [];
+  const patience = ctx.spec.earlyStopping ? ctx.spec.earlyStopping.patience : 0;
+  if (out.stoppedEarly) parts.push(`Phase ${phase} stopped early after epoch ${last}: validation loss did not improve for ${patience} epochs.`);
+  if (out.restoredEpoch !== null && out.restoredEpoch !== last) parts.push(`Restored the weights of epoch ${out.restoredEpoch} (lowest validation loss).`);
+  if (!parts.length) return;
+  await ctx.emit({ level: 'info', type: 'early_stopping', message: parts.join(' '), data: { phase, stoppedEarly: out.stoppedEarly, lastEpoch: last, restoredEpoch: out.restoredEpoch } });
+}

@@ -1,0 +1,105 @@
+/**
+ * The dataset format: a .zip whose top-level folders are class names holding JPEG or PNG images
+ * (Keras' `image_dataset_from_directory` layout). One wrapping folder (a zipped directory) is
+ * looked through. This module reads archives without TensorFlow, so the API can validate uploads.
+ */
+import { DATASET_LIMITS, GraftError } from '@graft/contracts';
+import { openZip, readZipEntry, readZipFiles, zipEntries, type ZipEntry, type ZipFile } from '../../util/zip.ts';
+import { readImageHeader } from './image-header.ts';
+
+export interface ArchiveImage {
+  /** Path inside the archive. */
+  path: string;
+  className: string;
+}
+
+export interface ArchiveInspection {
+  /** Sorted by name; the index in this array is the class's output index. */
+  classes: { name: string; images: number }[];
+  images: ArchiveImage[];
+  skipped: { path: string; reason: string }[];
+}
+
+const IMAGE_EXT = /\.(jpe?g|png)$/i;
+
+function ignoredReason(path: string): string | null {
+  const parts = path.split('/');
+  if (parts[0] === '__MACOSX') return 'macOS resource fork';
+  if (parts.some((p) => p.startsWith('.'))) return 'hidden file';
+  return null;
+}
+
+/**
+ * Lists and checks every entry: each image is read in full (so a truncated or corrupt entry is
+ * found now, not hours into training) and its header parsed. Throws GraftError with a code the API
+ * answers: invalid_archive, unreadable_entry, too_many_entries, no_images, too_few_classes.
+ */
+export async function inspectArchive(path: string, limits = DATASET_LIMITS): Promise<ArchiveInspection> {
+  let zip: ZipFile;
+  try {
+    zip = await openZip(path);
+  } catch (err) {
+    throw new GraftError('invalid_archive', `The file is not a readable .zip archive (${(err as Error).message}).`, 'file');
+  }
+  try {
+    if (zip.entryCount > limits.maxEntries) {
+      throw new GraftError('too_many_entries', `The archive has ${zip.entryCount} entries; the limit is ${limits.maxEntries}.`, 'file');
+    }
+    const files: { path: string; entry: ZipEntry }[] = [];
+    const skipped: { path: string; reason: string }[] = [];
+    try {
+      for await (const entry of zipEntries(zip)) {
+        if (entry.fileName.endsWith('/')) continue; // directory
+        const reason = ignoredReason(entry.fileName);
+        if (reason) skipped.push({ path: entry.fileName, reason });
+        else files.push({ path: entry.fileName, entry });
+      }
+    } catch (err) {
+      throw new GraftError('invalid_archive', `The archive is damaged: ${(err as Error).message}.`, 'file');
+    }
+    // A zipped folder (`flowers/daisy/1.jpg`): look through the one wrapping folder.
+    const tops = new Set(files.map((f) => f.path.split('/')[0]));
+    const strip = tops.size === 1 && files.every((f) => f.path.split('/').length >= 3) ? `${[...tops][0]}/` : '';
+
+    const counts = new Map<string, number>();
+    const images: ArchiveImage[] = [];
+    for (const { path: p, entry } of files) {
+      const rel = p.slice(strip.length);
+      const parts = rel.split('/');
+      if (parts.length < 2) { skipped.push({ path: p, reason: 'not inside a class folder' }); continue; }
+      if (!IMAGE_EXT.test(p)) { skipped.push({ path: p, reason: 'not a JPEG or PNG image (by extension)' }); continue; }
+      const className = parts[0]!;
+      if (className.length > limits.maxClassNameLength) {
+        throw new GraftError('unreadable_entry', `Class folder name "${className.slice(0, 40)}..." is longer than ${limits.maxClassNameLength} characters.`, 'file');
+      }
+      if (entry.isEncrypted()) throw new GraftError('unreadable_entry', `Entry "${p}" is encrypted.`, 'file');
+      let data: Buffer;
+      try {
+        data = await readZipEntry(zip, entry, 64 * 1024 * 1024);
+      } catch (err) {
+        throw new GraftError('unreadable_entry', `Entry "${p}" cannot be read: ${(err as Error).message}.`, 'file');
+      }
+      const header = readImageHeader(data);
+      if (!header) throw new GraftError('unreadable_entry', `Entry "${p}" is not a valid JPEG or PNG image.`, 'file');
+      if (header.width > limits.maxImageSide || header.height > limits.maxImageSide) {
+        throw new GraftError('unreadable_entry', `Entry "${p}" is ${header.width}x${header.height} pixels; the limit is ${limits.maxImageSide} per side.`, 'file');
+      }
+      counts.set(className, (counts.get(className) ?? 0) + 1);
+      images.push({ path: p, className });
+    }
+    if (images.length === 0) throw new GraftError('no_images', 'The archive holds no JPEG or PNG image inside a class folder (expected <class>/<image>.jpg).', 'file');
+    if (counts.size > limits.maxClasses) throw new GraftError('too_many_entries', `The archive has ${counts.size} classes; the limit is ${limits.maxClasses}.`, 'file');
+    if (counts.size < 2) {
+      throw new GraftError('too_few_classes', `Found images for ${counts.size} class (${[...counts.keys()].join(', ')}); classification needs at least 2 class folders.`, 'file');
+    }
+    const classes = [...counts.entries()].map(([name, n]) => ({ name, images: n })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { classes, images, skipped };
+  } finally {
+    zip.close();
+  }
+}
+
+/** Reads the given images from an archive, in archive order, one at a time (bounded memory). */
+export function readArchiveImages(path: string, wanted: ReadonlySet<string>): AsyncGenerator<{ path: string; data: Buffer }> {
+  return readZipFiles(path, wanted);
+}

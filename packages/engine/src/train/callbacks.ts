@@ -1,0 +1,199 @@
+/**
+ * Training's per-batch and per-epoch side effects as callbacks, in the style of tfjs-layers'
+ * `BaseCallback` / `CallbackList` (src/base_callbacks.ts): the phase runner calls them in order at
+ * each batch end, epoch end and phase end, and they own what the job records or does — the
+ * history, the overfitting warning, checkpoints, early stopping, the caller's hooks — instead of
+ * closures over the job's locals. One instance may serve several phases (the job's history,
+ * checkpoints counting steps across phases, a warning given once per job).
+ */
+import type { EarlyStopping as EarlyStoppingSpec } from '@graft/contracts';
+import type * as tf from '@tensorflow/tfjs';
+import { EarlyStopper, type BestSoFar } from './early-stopping.ts';
+import type { BatchProgress, EpochResult, PhaseName } from './phase-runner.ts';
+
+export interface Validation {
+  loss: number;
+  accuracy: number;
+}
+
+/** What a phase tells its callbacks (tfjs-layers' `params`), and how they answer (`stopTraining`). */
+export interface PhaseParams {
+  phase: PhaseName;
+  /** Planned epochs of this phase. */
+  epochs: number;
+  /** Global number of the phase's first epoch − 1. */
+  epochOffset: number;
+  /** Planned epochs of the job, for progress. */
+  totalEpochs: number;
+  batches: number;
+  /** The phase's validation (inference mode), e.g. for a checkpoint between epochs; null without validation examples. */
+  validate(): Promise<Validation | null>;
+  /** Set by a callback to end the phase after the current epoch (early stopping). */
+  stopTraining: boolean;
+}
+
+export abstract class TrainingCallback {
+  protected params!: PhaseParams;
+
+  setParams(params: PhaseParams): void {
+    this.params = params;
+  }
+
+  onTrainBegin(): void | Promise<void> {}
+  onBatchEnd(_progress: BatchProgress): void | Promise<void> {}
+  onEpochEnd(_result: EpochResult): void | Promise<void> {}
+  onTrainEnd(): void | Promise<void> {}
+}
+
+/** Calls each callback in order, awaiting each one. */
+export class CallbackList {
+  constructor(private readonly callbacks: readonly TrainingCallback[], params: PhaseParams) {
+    for (const c of callbacks) c.setParams(params);
+  }
+
+  async onTrainBegin(): Promise<void> {
+    for (const c of this.callbacks) await c.onTrainBegin();
+  }
+
+  async onBatchEnd(progress: BatchProgress): Promise<void> {
+    for (const c of this.callbacks) await c.onBatchEnd(progress);
+  }
+
+  async onEpochEnd(result: EpochResult): Promise<void> {
+    for (const c of this.callbacks) await c.onEpochEnd(result);
+  }
+
+  async onTrainEnd(): Promise<void> {
+    for (const c of this.callbacks) await c.onTrainEnd();
+  }
+}
+
+/** Appends every epoch to a history (the job's, over the head and fine-tune phases). */
+export class History extends TrainingCallback {
+  constructor(readonly epochs: EpochResult[] = []) {
+    super();
+  }
+
+  override onEpochEnd(result: EpochResult): void {
+    this.epochs.push(result);
+  }
+}
+
+/** The caller's progress hooks (`TrainingHooks.onBatch` / `onEpoch`). */
+export class ProgressHooks extends TrainingCallback {
+  constructor(private readonly hooks: { onBatch?(p: BatchProgress): void | Promise<void>; onEpoch?(m: EpochResult): void | Promise<void> }) {
+    super();
+  }
+
+  override async onBatchEnd(progress: BatchProgress): Promise<void> {
+    await this.hooks.onBatch?.(progress);
+  }
+
+  override async onEpochEnd(result: EpochResult): Promise<void> {
+    await this.hooks.onEpoch?.(result);
+  }
+}
+
+/**
+ * Overfitting, as graft warns of it: validation loss rose for 3 consecutive epochs while the
+ * training loss fell over the same span. (An accuracy-gap rule fires on small, noisy validation
+ * sets too readily; a sustained rise in validation loss is the signal Keras' EarlyStopping uses.)
+ */
+export function isOverfitting(history: readonly EpochResult[]): boolean {
+  if (history.length < 4) return false;
+  const last = history.slice(-4);
+  const v = last.map((e) => e.valLoss);
+  if (v.some((x) => x === null)) return false;
+  const rising = v[1]! > v[0]! && v[2]! > v[1]! && v[3]! > v[2]!;
+  return rising && last[3]!.loss < last[0]!.loss;
+}
+
+/** Warns once per job when a phase's epochs show overfitting (`isOverfitting` over that phase alone). */
+export class OverfittingWarning extends TrainingCallback {
+  private phaseEpochs: EpochResult[] = [];
+  private warned = false;
+
+  constructor(private readonly warn: (epoch: EpochResult) => Promise<void>) {
+    super();
+  }
+
+  override onTrainBegin(): void {
+    this.phaseEpochs = [];
+  }
+
+  override async onEpochEnd(result: EpochResult): Promise<void> {
+    this.phaseEpochs.push(result);
+    if (!this.warned && isOverfitting(this.phaseEpochs)) {
+      this.warned = true;
+      await this.warn(result);
+    }
+  }
+}
+
+export interface CheckpointRequest {
+  epoch: number;
+  phase: string;
+  batch: number | null;
+  valLoss: number | null;
+  valAccuracy: number | null;
+}
+
+/**
+ * Checkpoints every epoch, or every `n` optimizer steps counted over the job's phases (a batch
+ * checkpoint validates first, so it can be compared with the others).
+ */
+export class Checkpoints extends TrainingCallback {
+  private steps = 0;
+
+  constructor(
+    private readonly every: 'epoch' | number,
+    private readonly write: (c: CheckpointRequest) => Promise<unknown>,
+  ) {
+    super();
+  }
+
+  override async onBatchEnd(p: BatchProgress): Promise<void> {
+    if (typeof this.every !== 'number') return;
+    this.steps++;
+    if (this.steps % this.every !== 0) return;
+    const v = await this.params.validate();
+    await this.write({ epoch: p.epoch, phase: this.params.phase, batch: p.batch, valLoss: v?.loss ?? null, valAccuracy: v?.accuracy ?? null });
+  }
+
+  override async onEpochEnd(m: EpochResult): Promise<void> {
+    if (this.every === 'epoch') await this.write({ epoch: m.epoch, phase: m.phase, batch: null, valLoss: m.valLoss, valAccuracy: m.valAccuracy });
+  }
+}
+
+/**
+ * Early stopping on validation loss (Keras' EarlyStopping, monitor `val_loss`): asks the phase to
+ * stop after `patience` epochs without improvement; with `restoreBestWeights` puts the best
+ * epoch's weights back when the phase ends (`restoredEpoch`), stopped or not. `carry`: the best of
+ * an earlier phase whose weights are the current ones, which this phase must beat.
+ */
+export class EarlyStopping extends TrainingCallback {
+  private readonly stopper: EarlyStopper;
+  /** The global epoch whose weights were put back at the end of the phase, or null. */
+  restoredEpoch: number | null = null;
+
+  constructor(spec: EarlyStoppingSpec, variables: readonly tf.Variable[], carry: BestSoFar | null = null) {
+    super();
+    this.stopper = new EarlyStopper(spec, variables, carry);
+  }
+
+  get best(): BestSoFar | null {
+    return this.stopper.best;
+  }
+
+  override onEpochEnd(m: EpochResult): void {
+    if (m.valLoss !== null && this.stopper.update(m.epoch, m.valLoss).stop) this.params.stopTraining = true;
+  }
+
+  override onTrainEnd(): void {
+    this.restoredEpoch = this.stopper.restoreBest();
+  }
+
+  dispose(): void {
+    this.stopper.dispose();
+  }
+}
