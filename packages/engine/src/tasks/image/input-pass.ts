@@ -31,6 +31,7 @@ export async function decodePass(zipPath: string, pre: Preprocessing, step: Feat
   const fx = opts.features ? step : null;
   if (opts.features && !step) throw new Error('features asked of an encoder that cannot compute them');
   const featureRows = opts.features === 'all' ? null : opts.features;
+  // A writer from this task's own store (imageCacheStore.create).
   const writer = opts.cache as ImageCacheWriter | null;
   const row = new Map(paths.map((p, i) => [p, i]));
   const out = fx ? new Float32Array(paths.length * fx.dim) : null;
