@@ -5,7 +5,7 @@
  * another backend would use it.
  */
 import { ensureDatabase, migrate } from '@graft/db';
-import type { Dataset, EpochMetrics, FineTune } from '@graft/contracts';
+import type { EpochMetrics, FineTune, ImageDataset } from '@graft/contracts';
 import { spawn } from 'node:child_process';
 import { openAsBlob } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -61,7 +61,7 @@ try {
   form.set('task', 'image-classification');
   form.set('name', 'MNIST digits 5-9 (sample)');
   form.set('file', await openAsBlob(SAMPLE), 'digits-5-9.zip');
-  const ds = await api<Dataset>('POST', '/v1/datasets', form);
+  const ds = await api<ImageDataset>('POST', '/v1/datasets', form);
   say(`1. Uploaded ${ds.id}: ${ds.imageCount} images, ${ds.classes.length} classes (${ds.classes.map((c) => `${c.name} ${c.images}`).join(', ')}), imbalance ratio ${ds.balance.imbalanceRatio}`);
 
   const ft = await api<FineTune>('POST', '/v1/fine-tunes', {

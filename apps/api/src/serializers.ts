@@ -1,25 +1,47 @@
 /** Database rows → the public shapes of contracts (times as ISO strings, sizes as numbers). */
-import type { BaseModel, Checkpoint, Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneSpec } from '@graft/contracts';
+import type { BaseModel, Checkpoint, Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneSpec, TextDataset } from '@graft/contracts';
 import { userBaseToModel, type CheckpointRow, type DatasetRow, type EventRow, type FineTuneRow, type MetricRow, type UserBaseRow } from '@graft/db';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const SKIPPED_LISTED = 100;
 
+/** What a text dataset keeps in its `stats` column: the parts of its answer that are not common to every dataset. */
+export type StoredTextStats = Pick<TextDataset, 'format' | 'rowCount' | 'textStats' | 'duplicates' | 'invalidRows' | 'invalidRowCount' | 'invalidShare' | 'maxInvalidShare'>;
+
+function balanceOf(counts: number[]) {
+  const ratio = Math.max(...counts) / Math.max(1, Math.min(...counts));
+  return { imbalanceRatio: Math.round(ratio * 1000) / 1000, imbalanced: ratio > 3 };
+}
+
 export function datasetOut(row: DatasetRow): Dataset {
+  const common = { id: row.id, object: 'dataset' as const, name: row.name, bytes: Number(row.bytes), sha256: row.sha256 };
+  if (row.task === 'text-classification') {
+    const classes = row.classes as { name: string; rows: number }[];
+    const stats = row.stats as StoredTextStats;
+    return {
+      ...common,
+      task: 'text-classification',
+      format: stats.format,
+      rowCount: stats.rowCount,
+      classes: classes.map((c, index) => ({ name: c.name, index, rows: c.rows, share: c.rows / stats.rowCount })),
+      balance: balanceOf(classes.map((c) => c.rows)),
+      textStats: stats.textStats,
+      duplicates: stats.duplicates,
+      invalidRows: stats.invalidRows.slice(0, SKIPPED_LISTED),
+      invalidRowCount: stats.invalidRowCount,
+      invalidShare: stats.invalidShare,
+      maxInvalidShare: stats.maxInvalidShare,
+      createdAt: row.createdAt.toISOString(),
+    };
+  }
   const classes = row.classes as { name: string; images: number }[];
   const skipped = row.skipped as { path: string; reason: string }[];
-  const counts = classes.map((c) => c.images);
-  const ratio = Math.max(...counts) / Math.max(1, Math.min(...counts));
   return {
-    id: row.id,
-    object: 'dataset',
-    name: row.name,
-    task: row.task as Dataset['task'],
-    bytes: Number(row.bytes),
-    sha256: row.sha256,
+    ...common,
+    task: 'image-classification',
     imageCount: row.imageCount,
     classes: classes.map((c, index) => ({ name: c.name, index, images: c.images, share: c.images / row.imageCount })),
-    balance: { imbalanceRatio: Math.round(ratio * 1000) / 1000, imbalanced: ratio > 3 },
+    balance: balanceOf(classes.map((c) => c.images)),
     skipped: skipped.slice(0, SKIPPED_LISTED),
     skippedCount: skipped.length,
     createdAt: row.createdAt.toISOString(),

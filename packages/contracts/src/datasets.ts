@@ -14,6 +14,30 @@ export const DATASET_LIMITS = {
   maxNameLength: 200,
 } as const;
 
+/**
+ * Explicit limits of a text dataset (CSV or JSONL). Characters are Unicode code points. A row over a
+ * per-row limit is an invalid row (listed, and skipped when the upload allows it); over a per-file
+ * limit the upload is refused.
+ */
+export const TEXT_DATASET_LIMITS = {
+  /** Rows in the file, valid or not. */
+  maxRows: 1_000_000,
+  /** Distinct labels. */
+  maxClasses: DATASET_LIMITS.maxClasses,
+  /** Characters of one label (after trimming). */
+  maxLabelLength: DATASET_LIMITS.maxClassNameLength,
+  /** Characters of one text. */
+  maxTextLength: 20_000,
+  /** Bytes of one CSV record or JSONL line, before decoding (a CSV record past it is fatal: an unclosed quote). */
+  maxRecordBytes: 1024 * 1024,
+  /** Bytes after gunzip / unzip (a bound on compression bombs). */
+  maxDecompressedBytes: 4 * 1024 * 1024 * 1024,
+  /** Invalid rows stored and listed with the dataset (all are counted). */
+  listedInvalidRows: 100,
+  /** Duplicate groups given as examples. */
+  listedDuplicateExamples: 10,
+} as const;
+
 export const ClassStat = Type.Object({
   name: Type.String(),
   index: Type.Integer({ description: 'Output index of the class (classes sorted by name).' }),
@@ -21,27 +45,146 @@ export const ClassStat = Type.Object({
   share: Type.Number({ description: 'Fraction of all images in this class.' }),
 });
 
+export const TextClassStat = Type.Object({
+  name: Type.String(),
+  index: Type.Integer({ description: 'Output index of the class (labels sorted by name).' }),
+  rows: Type.Integer(),
+  share: Type.Number({ description: 'Fraction of all valid rows with this label.' }),
+});
+
 export const SkippedEntry = Type.Object({ path: Type.String(), reason: Type.String() });
 
-export const Dataset = Type.Object(
+export const Balance = Type.Object({
+  imbalanceRatio: Type.Number({ description: 'Examples in the largest class / examples in the smallest.' }),
+  imbalanced: Type.Boolean({ description: 'True when the ratio exceeds 3: expect biased predictions; use class weights.' }),
+});
+
+export const ImageDataset = Type.Object(
   {
     id: Type.String(),
     object: Type.Literal('dataset'),
     name: Type.String(),
-    task: Task,
+    task: Type.Literal('image-classification'),
     bytes: Type.Integer({ description: 'Size of the uploaded archive.' }),
     sha256: Type.String(),
     imageCount: Type.Integer(),
     classes: Type.Array(ClassStat),
-    balance: Type.Object({
-      imbalanceRatio: Type.Number({ description: 'Images in the largest class / images in the smallest.' }),
-      imbalanced: Type.Boolean({ description: 'True when the ratio exceeds 3: expect biased predictions; use class weights.' }),
-    }),
+    balance: Balance,
     skipped: Type.Array(SkippedEntry, { description: 'Entries ignored, with the reason (at most 100 listed).' }),
     skippedCount: Type.Integer(),
     createdAt: Timestamp,
   }
 );
+export type ImageDataset = Static<typeof ImageDataset>;
+
+export const INVALID_ROW_CODES = [
+  'invalid_utf8',
+  'malformed_record',
+  'malformed_json',
+  'missing_text',
+  'empty_text',
+  'text_too_long',
+  'missing_label',
+  'label_too_long',
+] as const;
+export type InvalidRowCode = (typeof INVALID_ROW_CODES)[number];
+
+export const InvalidRow = Type.Object({
+  line: Type.Integer({ description: 'Physical line where the record starts, 1-based, counting the header.' }),
+  code: Literals(INVALID_ROW_CODES),
+  reason: Type.String(),
+});
+export type InvalidRow = Static<typeof InvalidRow>;
+
+export const TextFormat = Type.Object({
+  type: Literals(['csv', 'jsonl']),
+  compression: Literals(['none', 'gzip', 'zip'], { description: '`zip`: the file was the single file of a zip (it may itself be gzipped).' }),
+  entry: Type.Union([Type.String(), Type.Null()], { description: 'Name of the file inside the zip.' }),
+  delimiter: Type.Union([Type.String(), Type.Null()], { description: 'CSV field delimiter found in the header line.' }),
+  bom: Type.Boolean({ description: 'The file started with a UTF-8 byte order mark (ignored).' }),
+});
+export type TextFormat = Static<typeof TextFormat>;
+
+export const Percentiles = Type.Object({
+  p5: Type.Number(),
+  p50: Type.Number(),
+  p95: Type.Number(),
+  max: Type.Number(),
+  mean: Type.Number(),
+});
+export type Percentiles = Static<typeof Percentiles>;
+
+export const TokenStats = Type.Object({
+  ...Percentiles.properties,
+  baseModel: Type.String({ description: 'The text base whose tokenizer counted.' }),
+  maxLength: Type.Integer({ description: "The base's maximum sequence length, in tokens." }),
+  overMaxLength: Type.Integer({ description: 'Rows with more tokens than maxLength: they will be truncated.' }),
+});
+export type TokenStats = Static<typeof TokenStats>;
+
+export const DuplicateGroup = Type.Object({
+  text: Type.String({ description: 'The text (first occurrence, at most 200 characters).' }),
+  count: Type.Integer({ description: 'Rows holding this text.' }),
+  lines: Type.Array(Type.Integer(), { description: 'Their lines (at most 10).' }),
+  labels: Type.Array(Type.String(), { description: 'Distinct labels given to it.' }),
+  conflicting: Type.Boolean({ description: 'The same text carries different labels.' }),
+});
+
+export const Duplicates = Type.Object({
+  rows: Type.Integer({ description: 'Rows whose text already appeared on an earlier row.' }),
+  texts: Type.Integer({ description: 'Distinct texts that appear on more than one row.' }),
+  conflictingTexts: Type.Integer({ description: 'Distinct texts that appear with more than one label.' }),
+  examples: Type.Array(DuplicateGroup, { description: 'The first repeated texts, by line.' }),
+  conflicts: Type.Array(DuplicateGroup, { description: 'The first texts with conflicting labels, by line.' }),
+});
+export type Duplicates = Static<typeof Duplicates>;
+
+export const TextStats = Type.Object({
+  characters: Percentiles,
+  tokens: Type.Union([TokenStats, Type.Null()], { description: 'In tokens of `baseModel`; null when no text base was named and none is in the catalog.' }),
+});
+export type TextStats = Static<typeof TextStats>;
+
+export const TextDataset = Type.Object(
+  {
+    id: Type.String(),
+    object: Type.Literal('dataset'),
+    name: Type.String(),
+    task: Type.Literal('text-classification'),
+    bytes: Type.Integer({ description: 'Size of the uploaded file.' }),
+    sha256: Type.String(),
+    format: TextFormat,
+    rowCount: Type.Integer({ description: 'Valid rows: the examples training will use.' }),
+    classes: Type.Array(TextClassStat),
+    balance: Balance,
+    textStats: TextStats,
+    duplicates: Duplicates,
+    invalidRows: Type.Array(InvalidRow, { description: 'Rows skipped, with line and reason (at most 100 listed).' }),
+    invalidRowCount: Type.Integer(),
+    invalidShare: Type.Number({ description: 'Invalid rows / all rows.' }),
+    maxInvalidShare: Type.Number({ description: 'The share of invalid rows this upload allowed.' }),
+    createdAt: Timestamp,
+  }
+);
+export type TextDataset = Static<typeof TextDataset>;
+
+export const Dataset = Type.Union([ImageDataset, TextDataset]);
 export type Dataset = Static<typeof Dataset>;
 
 export const DatasetList = Page(Dataset);
+
+/** The form fields of `POST /v1/datasets` (multipart, next to the `file` part). */
+export const UploadDatasetFields = Type.Object(
+  {
+    task: Task,
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: DATASET_LIMITS.maxNameLength })),
+    maxInvalidShare: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 1, description: 'Text only. Refuse the upload (422) when more than this share of rows is invalid, else skip and list them. Default 0.' }),
+    ),
+    baseModel: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 80, description: "Text only. The text base whose tokenizer counts the tokens in `textStats` (default: graft's own text encoder when the catalog has it)." }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type UploadDatasetFields = Static<typeof UploadDatasetFields>;

@@ -170,6 +170,14 @@ export const FineTuneResult = Type.Object({
 });
 export type FineTuneResult = Static<typeof FineTuneResult>;
 
+/** Something the API noticed while validating a request that does not stop it (also recorded as an event of the job). */
+export const RequestWarning = Type.Object({
+  type: Type.String({ description: 'Stable code, as the event type: `leakage`.' }),
+  message: Type.String(),
+  data: Type.Record(Type.String(), Type.Unknown()),
+});
+export type RequestWarning = Static<typeof RequestWarning>;
+
 export const FineTune = Type.Object(
   {
     id: Type.String(),
@@ -195,6 +203,9 @@ export const FineTune = Type.Object(
     createdAt: Timestamp,
     startedAt: NullableTimestamp,
     finishedAt: NullableTimestamp,
+    warnings: Type.Optional(Type.Array(RequestWarning, {
+      description: 'Only in the answer to `POST /v1/fine-tunes` (and its idempotent replays): what validation noticed, e.g. a test set sharing texts with the training set (`leakage`). The same warnings are the first events of the job.',
+    })),
   }
 );
 export type FineTune = Static<typeof FineTune>;

@@ -10,8 +10,14 @@ export interface NewDataset {
   bytes: number;
   sha256: string;
   imageCount: number;
-  classes: { name: string; images: number }[];
+  /** Images: `{ name, images }`; text: `{ name, rows }`. Sorted by name (the output order). */
+  classes: { name: string; images: number }[] | { name: string; rows: number }[];
   skipped: { path: string; reason: string }[];
+  /** Task-specific statistics (text datasets). */
+  stats?: Record<string, unknown> | null;
+  /** Text: the normalised rows file and the fingerprint file, in storage. */
+  rowsKey?: string | null;
+  fingerprintsKey?: string | null;
 }
 
 export function createDataset(db: Db, d: NewDataset) {
@@ -26,8 +32,16 @@ export function createDataset(db: Db, d: NewDataset) {
       imageCount: d.imageCount,
       classes: d.classes as unknown as Prisma.InputJsonValue,
       skipped: d.skipped as unknown as Prisma.InputJsonValue,
+      ...(d.stats ? { stats: d.stats as Prisma.InputJsonValue } : {}),
+      rowsKey: d.rowsKey ?? null,
+      fingerprintsKey: d.fingerprintsKey ?? null,
     },
   });
+}
+
+/** Every storage key a dataset owns (its upload and, for text, its derived files). */
+export function datasetFiles(row: { storageKey: string; rowsKey: string | null; fingerprintsKey: string | null }): string[] {
+  return [row.storageKey, row.rowsKey, row.fingerprintsKey].filter((k): k is string => !!k);
 }
 
 export function getDataset(db: Db, id: string) {

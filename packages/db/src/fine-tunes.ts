@@ -8,11 +8,13 @@ export interface NewFineTune {
   spec: FineTuneSpec;
   idempotencyKey?: string | undefined;
   requestHash: string;
+  /** Events to record right after "Job queued" (e.g. warnings found while validating the request). */
+  events?: Omit<NewEvent, 'fineTuneId'>[];
 }
 
 const json = (v: unknown) => v as Prisma.InputJsonValue;
 
-/** Inserts a queued job and its first event in one transaction. */
+/** Inserts a queued job and its first events in one transaction. */
 export async function createFineTune(db: Db, f: NewFineTune) {
   const id = newId('fineTune');
   const [row] = await db.$transaction([
@@ -32,6 +34,9 @@ export async function createFineTune(db: Db, f: NewFineTune) {
     db.event.create({
       data: { id: newId('event'), fineTuneId: id, level: 'info', type: 'status', message: 'Job queued', data: json({ status: 'queued' }) },
     }),
+    ...(f.events ?? []).map((e) =>
+      db.event.create({ data: { id: newId('event'), fineTuneId: id, level: e.level, type: e.type, message: e.message, data: json(e.data ?? null) } }),
+    ),
   ]);
   return row;
 }

@@ -1,10 +1,55 @@
-import { Dataset, DatasetList, DATASET_LIMITS, ErrorResponse, GraftError, IdParams, PageQuery, TASKS, newId } from '@graft/contracts';
+import {
+  Dataset,
+  DatasetList,
+  DATASET_LIMITS,
+  ErrorResponse,
+  GraftError,
+  IdParams,
+  PageQuery,
+  TASKS,
+  UploadDatasetFields,
+  newId,
+  parseWith,
+  type Task,
+} from '@graft/contracts';
 import { datasets } from '@graft/db';
 import { inspectArchive } from '@graft/engine/dataset-archive';
+import { detectTextFormat } from '@graft/engine/text-dataset';
 import type { FastifyInstance } from 'fastify';
 import { datasetOut } from '../../../serializers.ts';
+import { storeTextDataset } from './text.ts';
 
 const errors = { '4xx': ErrorResponse };
+
+/** Multipart fields arrive as text: the numeric one is converted before the schema checks it. */
+function readFields(fields: Record<string, string>): UploadDatasetFields {
+  const task = fields.task;
+  if (task === undefined) throw new GraftError('invalid_request', `The \`task\` field is required (${TASKS.join(' or ')}).`, 'task');
+  if (!(TASKS as readonly string[]).includes(task)) throw new GraftError('invalid_request', `task must be one of: ${TASKS.join(', ')}.`, 'task');
+  const value: Record<string, unknown> = { ...fields };
+  if (fields.maxInvalidShare !== undefined) {
+    const n = Number(fields.maxInvalidShare);
+    if (fields.maxInvalidShare.trim() === '' || !Number.isFinite(n)) {
+      throw new GraftError('invalid_request', `maxInvalidShare must be a number from 0 to 1; got "${fields.maxInvalidShare.slice(0, 40)}".`, 'maxInvalidShare');
+    }
+    value.maxInvalidShare = n;
+  }
+  const form = parseWith(UploadDatasetFields, value, 'form');
+  if (form.task !== 'text-classification') {
+    for (const f of ['maxInvalidShare', 'baseModel'] as const) {
+      if (form[f] !== undefined) throw new GraftError('invalid_request', `${f} applies to text-classification datasets only.`, f);
+    }
+  }
+  return form;
+}
+
+/** A pointer to the right task when an upload is of the other kind. */
+async function textHint(path: string, filename: string): Promise<string> {
+  const text = await detectTextFormat(path, filename);
+  if (!text) return '';
+  const how = text.compression === 'none' ? '' : text.compression === 'gzip' ? ', gzipped' : ', in a zip';
+  return ` It looks like a text dataset (${text.type.toUpperCase()}${how}): upload it with task=text-classification.`;
+}
 
 export default async function datasetRoutes(app: FastifyInstance) {
   app.post(
@@ -12,10 +57,13 @@ export default async function datasetRoutes(app: FastifyInstance) {
     {
       schema: {
         tags: ['datasets'],
-        summary: 'Upload a dataset (.zip of <class>/<image> folders)',
+        summary: 'Upload a dataset: a zip of image class folders, or a CSV/JSONL text file',
         description:
-          'multipart/form-data with `file` (a .zip whose top-level folders are class names holding JPEG/PNG images; one wrapping folder is allowed), ' +
-          '`task` (`image-classification`) and optional `name`. The archive is streamed to storage and checked entry by entry before it is accepted.',
+          'multipart/form-data with `file`, `task` and optional `name`. ' +
+          '`image-classification`: a .zip whose top-level folders are class names holding JPEG/PNG images (one wrapping folder is allowed); every entry is checked. ' +
+          '`text-classification`: CSV (header with `text` and `label` columns) or JSON Lines (`{"text": …, "label": …}`), plain, gzipped or the single file of a zip; ' +
+          'every row is checked (invalid rows are listed with their line; more than `maxInvalidShare` of them refuses the upload with 422 `too_many_invalid_rows`), ' +
+          'and the answer gives rows per class, length percentiles in characters and in tokens of `baseModel`, and duplicates. The file is streamed to storage, never held in memory.',
         consumes: ['multipart/form-data'],
         response: { 201: Dataset, ...errors },
       },
@@ -30,39 +78,50 @@ export default async function datasetRoutes(app: FastifyInstance) {
           if (part.type === 'file') {
             if (part.fieldname !== 'file') {
               part.file.resume();
-              throw new GraftError('invalid_request', `Unexpected file part "${part.fieldname}"; send the archive as \`file\`.`, part.fieldname);
+              throw new GraftError('invalid_request', `Unexpected file part "${part.fieldname}"; send the dataset as \`file\`.`, part.fieldname);
             }
-            const stored = await storage.writeStream(storage.tempKey('.zip'), part.file);
-            upload = { ...stored, filename: part.filename };
+            const stored = await storage.writeStream(storage.tempKey('.upload'), part.file);
+            upload = { ...stored, filename: part.filename ?? '' };
             if (part.file.truncated) {
-              throw new GraftError('payload_too_large', `The archive is larger than the limit of ${app.config.MAX_UPLOAD_BYTES} bytes.`, 'file');
+              throw new GraftError('payload_too_large', `The file is larger than the limit of ${app.config.MAX_UPLOAD_BYTES} bytes.`, 'file');
             }
           } else {
             fields[part.fieldname] = String(part.value);
           }
         }
-        if (!upload) throw new GraftError('invalid_request', 'The `file` part (a .zip archive) is required.', 'file');
-        const task = fields.task;
-        if (task === undefined) throw new GraftError('invalid_request', 'The `task` field is required (image-classification).', 'task');
-        if (!(TASKS as readonly string[]).includes(task)) {
-          throw new GraftError('invalid_request', `task must be one of: ${TASKS.join(', ')}.`, 'task');
-        }
-        // Text bases are in the contract before text datasets are: refuse rather than read a text upload as images.
-        if (task !== 'image-classification') throw new GraftError('invalid_request', `${task} datasets are not accepted yet.`, 'task');
-        const name = (fields.name ?? upload.filename ?? 'dataset').slice(0, DATASET_LIMITS.maxNameLength);
+        if (!upload) throw new GraftError('invalid_request', 'The `file` part (a .zip archive, or a CSV/JSONL file for text) is required.', 'file');
+        const form = readFields(fields);
+        const name = (form.name ?? (upload.filename || 'dataset')).slice(0, DATASET_LIMITS.maxNameLength);
+        const task: Task = form.task;
 
-        const inspection = await inspectArchive(storage.path(upload.key));
+        if (task === 'text-classification') {
+          const taken = upload;
+          upload = undefined; // storeTextDataset owns the upload from here (it moves or removes it)
+          const row = await storeTextDataset(app, { upload: taken, name, maxInvalidShare: form.maxInvalidShare ?? 0, baseModel: form.baseModel, log: request.log });
+          return reply.status(201).send(datasetOut(row));
+        }
+
+        let inspection;
+        try {
+          inspection = await inspectArchive(storage.path(upload.key));
+        } catch (err) {
+          if (err instanceof GraftError && (err.code === 'invalid_archive' || err.code === 'no_images')) {
+            const hint = await textHint(storage.path(upload.key), upload.filename);
+            if (hint) throw new GraftError(err.code, err.message + hint, err.param);
+          }
+          throw err;
+        }
         const id = newId('dataset');
-        const key = `datasets/${id}.zip`;
+        const archiveKey = `datasets/${id}.zip`;
         const { bytes, sha256 } = upload;
-        await storage.commit(upload.key, key);
+        await storage.commit(upload.key, archiveKey);
         upload = undefined; // committed: no longer ours to clean up
         try {
           const row = await datasets.createDataset(app.db, {
             id,
             name,
             task,
-            storageKey: key,
+            storageKey: archiveKey,
             bytes,
             sha256,
             imageCount: inspection.images.length,
@@ -71,7 +130,7 @@ export default async function datasetRoutes(app: FastifyInstance) {
           });
           return reply.status(201).send(datasetOut(row));
         } catch (err) {
-          await storage.remove(key);
+          await storage.remove(archiveKey);
           throw err;
         }
       } finally {
@@ -93,7 +152,7 @@ export default async function datasetRoutes(app: FastifyInstance) {
 
   app.get(
     '/:id',
-    { schema: { tags: ['datasets'], summary: 'Get a dataset with its class balance', params: IdParams, response: { 200: Dataset, ...errors } } },
+    { schema: { tags: ['datasets'], summary: 'Get a dataset with its statistics', params: IdParams, response: { 200: Dataset, ...errors } } },
     async (request) => {
       const { id } = request.params as { id: string };
       const row = await datasets.getDataset(app.db, id);

@@ -11,6 +11,7 @@ import {
   PageQuery,
   normalizeFineTune,
   type FineTuneStatus,
+  type RequestWarning,
 } from '@graft/contracts';
 import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, type FineTuneRow } from '@graft/db';
 import { resolveBase } from '@graft/engine/resolve-base';
@@ -19,6 +20,7 @@ import { createHash, randomInt } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { checkpointOut, eventOut, fineTuneOut, metricOut } from '../../../serializers.ts';
+import { testSetLeakage } from '../datasets/leakage.ts';
 
 const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse };
 const IdempotencyHeaders = Type.Object({
@@ -34,7 +36,17 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** Event types that validation records at creation (answered again by an idempotent replay). */
+const REQUEST_WARNING_TYPES = new Set(['leakage']);
+
 export default async function fineTuneRoutes(app: FastifyInstance) {
+  const requestWarnings = async (id: string): Promise<RequestWarning[]> => {
+    const first = await events.listEvents(app.db, id, { limit: 10 });
+    return (first?.data ?? [])
+      .filter((e) => e.level === 'warning' && REQUEST_WARNING_TYPES.has(e.type))
+      .map((e) => ({ type: e.type, message: e.message, data: (e.data as Record<string, unknown> | null) ?? {} }));
+  };
+
   const load = async (id: string): Promise<FineTuneRow> => {
     const row = await fineTunes.getFineTune(app.db, id);
     if (!row) throw new GraftError('fine_tune_not_found', `No fine-tune job ${id}.`);
@@ -70,13 +82,19 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
         throw new GraftError('task_mismatch', `Dataset ${dataset.id} is for ${dataset.task}; base ${base.id} is for ${base.task}.`, 'dataset');
       }
       const classNames = (dataset.classes as { name: string }[]).map((c) => c.name);
+      const warnings: RequestWarning[] = [];
       if (body.testDataset) {
         const test = await datasets.getDataset(app.db, body.testDataset);
         if (!test) throw new GraftError('dataset_not_found', `No dataset ${body.testDataset}.`, 'testDataset');
+        if (test.task !== dataset.task) {
+          throw new GraftError('task_mismatch', `Test dataset ${test.id} is for ${test.task}; dataset ${dataset.id} is for ${dataset.task}.`, 'testDataset');
+        }
         const unknown = (test.classes as { name: string }[]).map((c) => c.name).filter((c) => !classNames.includes(c));
         if (unknown.length) {
           throw new GraftError('class_mismatch', `Test dataset ${test.id} has classes the training dataset lacks: ${unknown.slice(0, 10).join(', ')}.`, 'testDataset');
         }
+        const leakage = await testSetLeakage(app, dataset, test);
+        if (leakage) warnings.push(leakage);
       }
       if (body.classWeights && typeof body.classWeights === 'object') {
         const unknown = Object.keys(body.classWeights).filter((c) => !classNames.includes(c));
@@ -94,7 +112,12 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
       const spec = normalizeFineTune(body, base, body.seed ?? randomInt(0, 2 ** 31 - 1));
       let row: FineTuneRow;
       try {
-        row = await fineTunes.createFineTune(app.db, { spec, idempotencyKey: key, requestHash });
+        row = await fineTunes.createFineTune(app.db, {
+          spec,
+          idempotencyKey: key,
+          requestHash,
+          events: warnings.map((w) => ({ level: 'warning' as const, type: w.type, message: w.message, data: w.data })),
+        });
       } catch (err) {
         // Two requests with one key at once: the unique index lets one through; replay it.
         if (key && (err as { code?: string }).code === 'P2002') {
@@ -113,13 +136,14 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
         throw err;
       }
       request.log.info({ jobId: row.id }, 'fine-tune queued');
-      return reply.status(201).send(fineTuneOut(row));
+      return reply.status(201).send({ ...fineTuneOut(row), ...(warnings.length ? { warnings } : {}) });
 
-      function replay(previous: FineTuneRow) {
+      async function replay(previous: FineTuneRow) {
         if (previous.requestHash !== requestHash) {
           throw new GraftError('idempotency_key_reused', 'This Idempotency-Key was used with a different request body.', 'Idempotency-Key');
         }
-        return reply.status(200).header('idempotent-replayed', 'true').send(fineTuneOut(previous));
+        const warnings = await requestWarnings(previous.id);
+        return reply.status(200).header('idempotent-replayed', 'true').send({ ...fineTuneOut(previous), ...(warnings.length ? { warnings } : {}) });
       }
     },
   );

@@ -1,0 +1,108 @@
+/**
+ * A text dataset upload, after the file is in storage: checked in full in a worker thread (the
+ * API's event loop stays free), then the upload, its normalised rows and its fingerprints are
+ * moved into place and the row inserted. Anything refused or failed leaves nothing behind.
+ */
+import { GraftError, newId, type TextFormat } from '@graft/contracts';
+import { baseLookups, datasets, type DatasetRow } from '@graft/db';
+import { getBaseModel } from '@graft/engine/catalog';
+import { resolveBase } from '@graft/engine/resolve-base';
+import { checkTextDatasetInThread, type TokenizerSpec } from '@graft/engine/text-dataset';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { performance } from 'node:perf_hooks';
+import type { StoredTextStats } from '../../../serializers.ts';
+
+/** graft's own text encoder: the base whose tokens a dataset is counted in when none is named (once the catalog has it). */
+export const DEFAULT_TEXT_BASE = 'bm_graft_text_encoder';
+
+/**
+ * The tokenizer to count tokens with: the named base's, else the default text base's when the
+ * catalog has it, else none (`textStats.tokens` is then null).
+ */
+async function tokenizerFor(app: FastifyInstance, baseModel: string | undefined): Promise<TokenizerSpec | null> {
+  const id = baseModel ?? (getBaseModel(DEFAULT_TEXT_BASE) ? DEFAULT_TEXT_BASE : undefined);
+  if (!id) return null;
+  const resolved = await resolveBase(id, baseLookups(app.db, (k) => app.storage.path(k)));
+  if (!resolved.ok) throw new GraftError(resolved.code, resolved.message, 'baseModel');
+  const base = resolved.base.descriptor;
+  if (base.task !== 'text-classification') {
+    throw new GraftError('task_mismatch', `${base.id} is a base for ${base.task}; token counts need a text base.`, 'baseModel');
+  }
+  // Seam: a text base's tokenizer folder and maximum length come with the text-base contract.
+  throw new GraftError('base_model_unusable', `Token counts in the tokenizer of ${base.id} are not available yet.`, 'baseModel');
+}
+
+function extensionOf(format: TextFormat): string {
+  if (format.compression === 'zip') return '.zip';
+  return `.${format.type}${format.compression === 'gzip' ? '.gz' : ''}`;
+}
+
+export async function storeTextDataset(
+  app: FastifyInstance,
+  req: {
+    upload: { key: string; bytes: number; sha256: string; filename: string };
+    name: string;
+    maxInvalidShare: number;
+    baseModel: string | undefined;
+    log: FastifyBaseLogger;
+  },
+): Promise<DatasetRow> {
+  const { storage } = app;
+  const { upload } = req;
+  const id = newId('dataset');
+  const tmpRows = storage.tempKey('.rows.jsonl');
+  const tmpFingerprints = storage.tempKey('.fingerprints');
+  const committed: string[] = [];
+  try {
+    const tokenizer = await tokenizerFor(app, req.baseModel);
+    const started = performance.now();
+    const report = await checkTextDatasetInThread({
+      path: storage.path(upload.key),
+      filename: upload.filename,
+      maxInvalidShare: req.maxInvalidShare,
+      rowsPath: storage.path(tmpRows),
+      fingerprintsPath: storage.path(tmpFingerprints),
+      tokenizer,
+    });
+    req.log.info(
+      { datasetId: id, rows: report.totalRows, invalid: report.invalidRowCount, classes: report.classes.length, ms: Math.round(performance.now() - started) },
+      'text dataset checked',
+    );
+    const keys = { original: `datasets/${id}${extensionOf(report.format)}`, rows: `datasets/${id}.rows.jsonl`, fingerprints: `datasets/${id}.fingerprints` };
+    for (const [from, to] of [[upload.key, keys.original], [tmpRows, keys.rows], [tmpFingerprints, keys.fingerprints]] as const) {
+      await storage.commit(from, to);
+      committed.push(to);
+    }
+    const stats: StoredTextStats & { totalRows: number; fingerprints: typeof report.fingerprints } = {
+      format: report.format,
+      rowCount: report.rowCount,
+      totalRows: report.totalRows,
+      textStats: report.textStats,
+      duplicates: report.duplicates,
+      invalidRows: report.invalidRows,
+      invalidRowCount: report.invalidRowCount,
+      invalidShare: report.invalidShare,
+      maxInvalidShare: report.maxInvalidShare,
+      fingerprints: report.fingerprints,
+    };
+    return await datasets.createDataset(app.db, {
+      id,
+      name: req.name,
+      task: 'text-classification',
+      storageKey: keys.original,
+      bytes: upload.bytes,
+      sha256: upload.sha256,
+      imageCount: 0,
+      classes: report.classes,
+      skipped: [],
+      stats,
+      rowsKey: keys.rows,
+      fingerprintsKey: keys.fingerprints,
+    });
+  } catch (err) {
+    await Promise.all(committed.map((k) => storage.remove(k)));
+    throw err;
+  } finally {
+    await Promise.all([upload.key, tmpRows, tmpFingerprints].map((k) => storage.remove(k)));
+  }
+}

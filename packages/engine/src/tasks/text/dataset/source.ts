@@ -1,0 +1,197 @@
+/**
+ * The bytes of an uploaded text file, whatever it came in: plain, gzipped, or the single file of a
+ * zip (which may itself be gzipped). The container is told by magic bytes, never by the name; the
+ * bytes are streamed (Node's zlib, yauzl), never held whole, and counted as they are inflated.
+ */
+import { GraftError, TEXT_DATASET_LIMITS } from '@graft/contracts';
+import { zipEntries } from '@graft/engine/dataset-archive';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import yauzl from 'yauzl';
+
+export type Compression = 'none' | 'gzip' | 'zip';
+
+export interface TextSource {
+  /** The text file's bytes, decompressed, in order (BOM included). */
+  chunks: Chunks;
+  compression: Compression;
+  /** The file's name inside the zip. */
+  entry: string | null;
+  /** The name that tells the format, if any (the zip entry, or the upload without `.gz`). */
+  name: string;
+  close(): void;
+}
+
+const READ_CHUNK = 256 * 1024;
+const IMAGE_NAME = /\.(jpe?g|png|gif|bmp|webp)$/i;
+
+const isZip = (b: Buffer) => b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && (b[2] === 3 || b[2] === 5) && (b[3] === 4 || b[3] === 6);
+const isGzip = (b: Buffer) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+
+function invalid(message: string): GraftError {
+  return new GraftError('invalid_text_dataset', message, 'file');
+}
+
+/**
+ * An async sequence of chunks whose first bytes can be looked at before it is read. Each chunk
+ * is a Buffer; reading it twice is not possible.
+ */
+export class Chunks implements AsyncIterable<Buffer> {
+  private readonly it: AsyncIterator<Buffer>;
+  private readonly held: Buffer[] = [];
+  private heldBytes = 0;
+  private done = false;
+
+  constructor(source: AsyncIterable<Buffer>) {
+    this.it = source[Symbol.asyncIterator]();
+  }
+
+  /** At least `n` bytes from the start (fewer only at the end), or up to and including the first byte `stop`. */
+  async peek(n: number, stop?: number): Promise<Buffer> {
+    while (!this.done && this.heldBytes < n) {
+      if (stop !== undefined && this.held.some((c) => c.includes(stop))) break;
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else {
+        this.held.push(r.value);
+        this.heldBytes += r.value.length;
+      }
+    }
+    return Buffer.concat(this.held);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    while (this.held.length) yield this.held.shift()!;
+    if (this.done) return;
+    for (;;) {
+      const r = await this.it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+}
+
+/** Counts bytes as they pass and stops past the decompressed-size limit. */
+async function* bounded(source: AsyncIterable<Buffer>, limit: number, what: string): AsyncGenerator<Buffer> {
+  let bytes = 0;
+  for await (const chunk of source) {
+    bytes += chunk.length;
+    if (bytes > limit) throw new GraftError('payload_too_large', `The ${what} file is larger than ${limit} bytes once decompressed (the limit).`, 'file');
+    yield chunk;
+  }
+}
+
+async function* gunzip(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const z = createGunzip({ chunkSize: READ_CHUNK });
+  const feed = (async () => {
+    try {
+      for await (const c of source) if (!z.write(c)) await new Promise((r) => z.once('drain', r));
+      z.end();
+    } catch (err) {
+      z.destroy(err as Error);
+    }
+  })();
+  try {
+    for await (const c of z as AsyncIterable<Buffer>) yield c;
+  } catch (err) {
+    if (err instanceof GraftError) throw err;
+    throw invalid(`The gzip data is damaged: ${(err as Error).message}.`);
+  } finally {
+    z.destroy();
+    await feed;
+  }
+}
+
+async function head(path: string, n: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+function ignoredEntry(name: string): boolean {
+  return name.endsWith('/') || name.split('/').some((p) => p === '__MACOSX' || p.startsWith('.'));
+}
+
+function openZip(path: string): Promise<yauzl.ZipFile> {
+  return new Promise((resolve, reject) =>
+    yauzl.open(path, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true }, (err, zip) =>
+      err || !zip ? reject(err ?? new Error('no zip')) : resolve(zip),
+    ),
+  );
+}
+
+async function zipSource(path: string): Promise<{ stream: Readable; entry: string; close: () => void }> {
+  let zip: yauzl.ZipFile;
+  try {
+    zip = await openZip(path);
+  } catch (err) {
+    throw new GraftError('invalid_archive', `The file starts like a zip archive but cannot be read (${(err as Error).message}).`, 'file');
+  }
+  try {
+    let first: yauzl.Entry | undefined;
+    let files = 0;
+    let images = 0;
+    try {
+      for await (const e of zipEntries(zip)) {
+        if (ignoredEntry(e.fileName)) continue;
+        if (IMAGE_NAME.test(e.fileName)) images++;
+        files++;
+        first ??= e;
+      }
+    } catch (err) {
+      throw new GraftError('invalid_archive', `The zip archive is damaged: ${(err as Error).message}.`, 'file');
+    }
+    if (files !== 1 || !first) {
+      const hint = images > 0 ? ` It holds ${images} image(s): an image dataset is uploaded with task=image-classification.` : '';
+      throw invalid(`A text dataset zip must hold exactly one file (a CSV or JSONL file); this one holds ${files}.${hint}`);
+    }
+    const entry = first;
+    if (entry.isEncrypted()) throw invalid(`The zip entry "${entry.fileName}" is encrypted.`);
+    if (IMAGE_NAME.test(entry.fileName)) {
+      throw invalid(`The zip holds one image ("${entry.fileName}"), not a CSV or JSONL file: an image dataset is uploaded with task=image-classification.`);
+    }
+    const stream = await new Promise<Readable>((resolve, reject) =>
+      zip.openReadStream(entry, (err, s) => (err || !s ? reject(err ?? new Error('no stream')) : resolve(s))),
+    ).catch((err: Error) => {
+      throw invalid(`The zip entry "${entry.fileName}" cannot be read: ${err.message}.`);
+    });
+    return { stream, entry: entry.fileName, close: () => zip.close() };
+  } catch (err) {
+    zip.close();
+    throw err;
+  }
+}
+
+async function* zipChunks(stream: Readable): AsyncGenerator<Buffer> {
+  try {
+    for await (const c of stream as AsyncIterable<Buffer>) yield c;
+  } catch (err) {
+    throw invalid(`The zip entry cannot be inflated: ${(err as Error).message}.`);
+  }
+}
+
+/** Opens the uploaded file at `path` (`filename`: the name the client gave, or '') as a text source. */
+export async function openTextSource(path: string, filename: string, limits = TEXT_DATASET_LIMITS): Promise<TextSource> {
+  const magic = await head(path, 4);
+  if (isZip(magic)) {
+    const z = await zipSource(path);
+    let chunks = new Chunks(bounded(zipChunks(z.stream), limits.maxDecompressedBytes, 'zipped'));
+    const inner = await chunks.peek(2);
+    if (isGzip(inner)) chunks = new Chunks(bounded(gunzip(chunks), limits.maxDecompressedBytes, 'gzipped'));
+    return { chunks, compression: 'zip', entry: z.entry, name: z.entry.replace(/\.gz$/i, ''), close: z.close };
+  }
+  const file = createReadStream(path, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer> & Readable;
+  const close = () => (file as Readable).destroy();
+  if (isGzip(magic)) {
+    const chunks = new Chunks(bounded(gunzip(file), limits.maxDecompressedBytes, 'gzipped'));
+    return { chunks, compression: 'gzip', entry: null, name: filename.replace(/\.gz$/i, ''), close };
+  }
+  return { chunks: new Chunks(file), compression: 'none', entry: null, name: filename, close };
+}
