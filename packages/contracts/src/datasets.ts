@@ -37,6 +37,7 @@ export const TEXT_DATASET_LIMITS = {
   /** Duplicate groups given as examples. */
   listedDuplicateExamples: 10,
 } as const;
+export type TextDatasetLimits = { readonly [K in keyof typeof TEXT_DATASET_LIMITS]: number };
 
 export const ClassStat = Type.Object({
   name: Type.String(),

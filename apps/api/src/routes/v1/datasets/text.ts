@@ -3,7 +3,7 @@
  * API's event loop stays free), then the upload, its normalised rows and its fingerprints are
  * moved into place and the row inserted. Anything refused or failed leaves nothing behind.
  */
-import { GraftError, newId, type TextFormat } from '@graft/contracts';
+import { GraftError, isTextBase, newId, type TextFormat } from '@graft/contracts';
 import { baseLookups, datasets, type DatasetRow } from '@graft/db';
 import { getBaseModel } from '@graft/engine/catalog';
 import { resolveBase } from '@graft/engine/resolve-base';
@@ -24,12 +24,14 @@ async function tokenizerFor(app: FastifyInstance, baseModel: string | undefined)
   if (!id) return null;
   const resolved = await resolveBase(id, baseLookups(app.db, (k) => app.storage.path(k)));
   if (!resolved.ok) throw new GraftError(resolved.code, resolved.message, 'baseModel');
-  const base = resolved.base.descriptor;
-  if (base.task !== 'text-classification') {
+  const { descriptor: base, source } = resolved.base;
+  if (!isTextBase(base)) {
     throw new GraftError('task_mismatch', `${base.id} is a base for ${base.task}; token counts need a text base.`, 'baseModel');
   }
-  // Seam: a text base's tokenizer folder and maximum length come with the text-base contract.
-  throw new GraftError('base_model_unusable', `Token counts in the tokenizer of ${base.id} are not available yet.`, 'baseModel');
+  if (source.kind !== 'directory') {
+    throw new GraftError('base_model_unusable', `Token counts need ${base.id}'s tokenizer files in a folder; this base keeps them in a ${source.kind}.`, 'baseModel');
+  }
+  return { baseModel: base.id, maxLength: base.preprocessing.maxLength, dir: source.dir };
 }
 
 function extensionOf(format: TextFormat): string {

@@ -3,14 +3,14 @@
  * invalid with a code and a reason a person can act on. The rules every row obeys, whatever its
  * format, live here.
  */
-import { TEXT_DATASET_LIMITS, type InvalidRowCode } from '@graft/contracts';
+import type { InvalidRowCode, TextDatasetLimits } from '@graft/contracts';
 import { countCharacters } from './normalize.ts';
 
 export type RawRow =
   | { line: number; ok: true; text: string; label: string; chars: number }
   | { line: number; ok: false; code: InvalidRowCode; reason: string };
 
-export type TextLimits = typeof TEXT_DATASET_LIMITS;
+export type TextLimits = TextDatasetLimits;
 
 export const invalidRow = (line: number, code: InvalidRowCode, reason: string): RawRow => ({ line, ok: false, code, reason });
 

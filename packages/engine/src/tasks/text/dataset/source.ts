@@ -3,7 +3,7 @@
  * zip (which may itself be gzipped). The container is told by magic bytes, never by the name; the
  * bytes are streamed (Node's zlib, yauzl), never held whole, and counted as they are inflated.
  */
-import { GraftError, TEXT_DATASET_LIMITS } from '@graft/contracts';
+import { GraftError, TEXT_DATASET_LIMITS, type TextDatasetLimits } from '@graft/contracts';
 import { zipEntries } from '@graft/engine/dataset-archive';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -178,7 +178,7 @@ async function* zipChunks(stream: Readable): AsyncGenerator<Buffer> {
 }
 
 /** Opens the uploaded file at `path` (`filename`: the name the client gave, or '') as a text source. */
-export async function openTextSource(path: string, filename: string, limits = TEXT_DATASET_LIMITS): Promise<TextSource> {
+export async function openTextSource(path: string, filename: string, limits: TextDatasetLimits = TEXT_DATASET_LIMITS): Promise<TextSource> {
   const magic = await head(path, 4);
   if (isZip(magic)) {
     const z = await zipSource(path);

@@ -2,6 +2,7 @@
  * Where token counts come from: the tokenizer of a text base. The check runs in a worker thread,
  * so it receives a plain description of the tokenizer (not an object) and opens it there.
  */
+import { GraftError } from '@graft/contracts';
 import type { TokenCounter } from './check.ts';
 
 export interface TokenizerSpec {
@@ -16,8 +17,8 @@ export interface TokenizerSpec {
 /**
  * Opens the tokenizer described by `spec` as a token counter.
  * Seam: the text-base tokenizer (`tasks/text/tokenizer.ts`, `countTokens`) plugs in here; until it
- * exists no text base can be named, so the API never asks for one.
+ * exists, naming a text base answers `base_model_unusable`.
  */
 export async function openTokenCounter(spec: TokenizerSpec): Promise<TokenCounter> {
-  throw new Error(`no tokenizer is available to count the tokens of ${spec.baseModel}`);
+  throw new GraftError('base_model_unusable', `Token counts in the tokenizer of ${spec.baseModel} are not available yet.`, 'baseModel');
 }
