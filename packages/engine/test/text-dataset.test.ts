@@ -11,6 +11,7 @@ import {
   loadTextDataset,
   normalizeText,
   readFingerprints,
+  TextCheckPool,
   type CheckTextDatasetOptions,
   type TextDatasetReport,
 } from '@graft/engine/text-dataset';
@@ -281,5 +282,28 @@ describe('leakage', () => {
     assert.deepEqual(named.examples, [{ line: 1, text: 'The  cat sat' }, { line: 3, text: 'fish swim' }, { line: 4, text: 'fish swim' }]);
     const clean = await check(file('clean.csv', 'text,label\nx,a\ny,b\n'));
     assert.equal((await checkLeakage({ trainFingerprintsPath: train.fingerprintsPath, testFingerprintsPath: clean.fingerprintsPath })).sharedTexts, 0);
+  });
+});
+
+describe('TextCheckPool', () => {
+  test('checks in worker threads, more at once than threads, errors with their code; idle threads end', async () => {
+    const pool = new TextCheckPool({ maxThreads: 2, idleMs: 200 });
+    try {
+      const good = file('pool.csv', 'text,label\na,x\nb,y\n');
+      const bad = file('pool-bad.csv', 'text,label\na,x\n,y\n');
+      const req = (path: string, i: number) => ({ path, filename: 'd.csv', maxInvalidShare: 0, rowsPath: join(dir, `pool-${i}.jsonl`), fingerprintsPath: join(dir, `pool-${i}.fp`), tokenizer: null });
+      const results = await Promise.allSettled([good, good, bad, good].map((p, i) => pool.check(req(p, i))));
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+      for (const i of [0, 1, 3]) assert.equal((results[i] as PromiseFulfilledResult<TextDatasetReport>).value.rowCount, 2);
+      const err = (results[2] as PromiseRejectedResult).reason;
+      assert.ok(err instanceof GraftError);
+      assert.equal(err.code, 'too_many_invalid_rows');
+      assert.equal(err.param, 'file');
+      assert.ok(pool.threads >= 1 && pool.threads <= 2, `threads: ${pool.threads}`);
+      for (let i = 0; i < 100 && pool.threads > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(pool.threads, 0, 'idle threads end');
+    } finally {
+      await pool.close();
+    }
   });
 });

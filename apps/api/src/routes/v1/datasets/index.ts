@@ -14,7 +14,7 @@ import {
 } from '@graft/contracts';
 import { datasets } from '@graft/db';
 import { inspectArchive } from '@graft/engine/dataset-archive';
-import { detectTextFormat } from '@graft/engine/text-dataset';
+import { detectTextFormat, TextCheckPool } from '@graft/engine/text-dataset';
 import type { FastifyInstance } from 'fastify';
 import { datasetOut } from '../../../serializers.ts';
 import { storeTextDataset } from './text.ts';
@@ -52,6 +52,10 @@ async function textHint(path: string, filename: string): Promise<string> {
 }
 
 export default async function datasetRoutes(app: FastifyInstance) {
+  // Text uploads are checked in worker threads (at most two at once; an idle one ends after a minute).
+  const textChecks = new TextCheckPool({ maxThreads: 2, idleMs: 60_000 });
+  app.addHook('onClose', () => textChecks.close());
+
   app.post(
     '',
     {
@@ -97,7 +101,7 @@ export default async function datasetRoutes(app: FastifyInstance) {
         if (task === 'text-classification') {
           const taken = upload;
           upload = undefined; // storeTextDataset owns the upload from here (it moves or removes it)
-          const row = await storeTextDataset(app, { upload: taken, name, maxInvalidShare: form.maxInvalidShare ?? 0, baseModel: form.baseModel, log: request.log });
+          const row = await storeTextDataset(app, { upload: taken, name, maxInvalidShare: form.maxInvalidShare ?? 0, baseModel: form.baseModel, log: request.log, pool: textChecks });
           return reply.status(201).send(datasetOut(row));
         }
 

@@ -7,7 +7,7 @@ import { GraftError, isTextBase, newId, type TextFormat } from '@graft/contracts
 import { baseLookups, datasets, type DatasetRow } from '@graft/db';
 import { getBaseModel } from '@graft/engine/catalog';
 import { resolveBase } from '@graft/engine/resolve-base';
-import { checkTextDatasetInThread, type TokenizerSpec } from '@graft/engine/text-dataset';
+import type { TextCheckPool, TokenizerSpec } from '@graft/engine/text-dataset';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import type { StoredTextStats } from '../../../serializers.ts';
@@ -47,6 +47,7 @@ export async function storeTextDataset(
     maxInvalidShare: number;
     baseModel: string | undefined;
     log: FastifyBaseLogger;
+    pool: TextCheckPool;
   },
 ): Promise<DatasetRow> {
   const { storage } = app;
@@ -58,7 +59,7 @@ export async function storeTextDataset(
   try {
     const tokenizer = await tokenizerFor(app, req.baseModel);
     const started = performance.now();
-    const report = await checkTextDatasetInThread({
+    const report = await req.pool.check({
       path: storage.path(upload.key),
       filename: upload.filename,
       maxInvalidShare: req.maxInvalidShare,

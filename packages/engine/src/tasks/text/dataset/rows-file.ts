@@ -26,7 +26,8 @@ export class RowsWriter {
   }
 
   async add(row: TextRow): Promise<void> {
-    this.buffer += `${JSON.stringify({ line: row.line, text: row.text, label: row.label })}\n`;
+    // The same JSON as stringifying the object, without building the object.
+    this.buffer += `{"line":${row.line},"text":${JSON.stringify(row.text)},"label":${JSON.stringify(row.label)}}\n`;
     if (this.buffer.length >= 1 << 20) await this.flush();
   }
 

@@ -1,7 +1,10 @@
 /**
- * Runs `checkTextDataset` in a worker thread, so that reading, checking and hashing a large file
- * never blocks the caller's event loop (the API's). One thread per check, ended when it answers;
- * a GraftError thrown in the thread is thrown again here with its code, message and param.
+ * Runs `checkTextDataset` in worker threads, so that reading, checking and hashing a large file
+ * never blocks the caller's event loop (the API's). A small pool: a thread is started on demand,
+ * runs one check at a time, and is ended after `idleMs` without work; more checks than threads
+ * wait their turn. Starting a thread costs about 80 MB and a second or more (it loads the
+ * TypeScript sources through tsx, as the main thread does), so back-to-back uploads reuse it.
+ * A GraftError thrown in a thread is thrown again here with its code, message and param.
  */
 import { GraftError, type ErrorCode } from '@graft/contracts';
 import { Worker } from 'node:worker_threads';
@@ -19,35 +22,98 @@ export type ThreadAnswer =
 
 const ENTRY = new URL('./thread-entry' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url);
 
+/** Heap bounds of a check thread: its working set is a few numbers per row (tens of MB at the row limit). */
+const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 512, maxYoungGenerationSizeMb: 8 };
+
 /** A worker on `ENTRY`; TypeScript sources are loaded through tsx, as the main thread's are. */
-function startWorker(workerData: ThreadCheckRequest): Worker {
-  const options = { workerData, resourceLimits: { maxOldGenerationSizeMb: 1024 } };
+function startWorker(): Worker {
+  const options = { resourceLimits: RESOURCE_LIMITS };
   if (!ENTRY.pathname.endsWith('.ts')) return new Worker(ENTRY, options);
   const boot = `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(ENTRY.href)});`;
   return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`), options);
 }
 
-export function checkTextDatasetInThread(req: ThreadCheckRequest, signal?: AbortSignal): Promise<TextDatasetReport> {
-  return new Promise((resolve, reject) => {
-    const worker = startWorker(req);
-    let settled = false;
-    const settle = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      fn();
-      void worker.terminate();
-    };
-    const onAbort = () => settle(() => reject(signal?.reason ?? new Error('aborted')));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    worker.once('message', (m: ThreadAnswer) =>
-      settle(() => {
-        if (m.ok) resolve(m.report);
-        else if ('error' in m) reject(new GraftError(m.error.code, m.error.message, m.error.param));
-        else reject(new Error(`text dataset check failed: ${m.unexpected}`));
-      }),
-    );
-    worker.once('error', (err) => settle(() => reject(err)));
-    worker.once('exit', (code) => settle(() => reject(new Error(`text dataset check thread exited (${code}) without an answer`))));
-  });
+interface Job {
+  req: ThreadCheckRequest;
+  resolve: (r: TextDatasetReport) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  job: Job | null;
+  idleTimer: NodeJS.Timeout | null;
+}
+
+export class TextCheckPool {
+  private readonly slots = new Set<Slot>();
+  private readonly waiting: Job[] = [];
+  private closed = false;
+
+  constructor(private readonly opts: { maxThreads?: number; idleMs?: number } = {}) {}
+
+  get threads(): number {
+    return this.slots.size;
+  }
+
+  check(req: ThreadCheckRequest): Promise<TextDatasetReport> {
+    if (this.closed) return Promise.reject(new Error('the text check pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ req, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Ends every thread; checks still running are rejected. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.waiting.splice(0)) job.reject(new Error('the text check pool is closed'));
+    await Promise.all([...this.slots].map((s) => this.drop(s, new Error('the text check pool is closed'))));
+  }
+
+  private dispatch(): void {
+    while (this.waiting.length) {
+      let slot = [...this.slots].find((s) => !s.job);
+      if (!slot) {
+        if (this.slots.size >= (this.opts.maxThreads ?? 2)) return;
+        slot = this.spawn();
+      }
+      const job = this.waiting.shift()!;
+      if (slot.idleTimer) clearTimeout(slot.idleTimer);
+      slot.idleTimer = null;
+      slot.job = job;
+      slot.worker.ref();
+      slot.worker.postMessage(job.req);
+    }
+  }
+
+  private spawn(): Slot {
+    const slot: Slot = { worker: startWorker(), job: null, idleTimer: null };
+    this.slots.add(slot);
+    slot.worker.on('message', (m: ThreadAnswer) => {
+      const job = slot.job;
+      slot.job = null;
+      slot.worker.unref(); // an idle thread never keeps the process alive
+      slot.idleTimer = setTimeout(() => void this.drop(slot, null), this.opts.idleMs ?? 60_000).unref();
+      if (job) {
+        if (m.ok) job.resolve(m.report);
+        else if ('error' in m) job.reject(new GraftError(m.error.code, m.error.message, m.error.param));
+        else job.reject(new Error(`text dataset check failed: ${m.unexpected}`));
+      }
+      this.dispatch();
+    });
+    slot.worker.on('error', (err) => void this.drop(slot, err));
+    slot.worker.on('exit', (code) => void this.drop(slot, new Error(`text dataset check thread exited (${code}) during a check`)));
+    return slot;
+  }
+
+  private async drop(slot: Slot, err: unknown): Promise<void> {
+    if (!this.slots.delete(slot)) return;
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    const job = slot.job;
+    slot.job = null;
+    if (job) job.reject(err ?? new Error('text dataset check thread ended'));
+    await slot.worker.terminate();
+    if (!this.closed) this.dispatch();
+  }
 }
