@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
-import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
+import { createTestEnv, s3Settings, type TestEnv } from '../../../test/helpers/env.ts';
 import { colourEntries, writeZip } from '../../../test/helpers/fixtures.ts';
 import { startApi } from '../../../test/helpers/processes.ts';
 
@@ -203,6 +203,22 @@ describe('POST /v1/datasets (text-classification)', () => {
     const imageWithShare = await request(api.url).post('/v1/datasets').field('task', 'image-classification').field('maxInvalidShare', '0.1').attach('file', img);
     expectError(imageWithShare, 400, 'invalid_request', 'maxInvalidShare', /text-classification datasets only/);
     tmpIsEmpty();
+  });
+
+  test('with S3 storage: the upload, its rows and its fingerprints are stored objects', async () => {
+    const s3 = await startApi(env, s3Settings('textds'));
+    try {
+      const res = await request(s3.url).post('/v1/datasets').field('task', 'text-classification').attach('file', file('s3.csv', REVIEWS));
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      assert.equal(res.body.rowCount, 6);
+      for (const [key, bytes] of [[`datasets/${res.body.id}.csv`, Buffer.byteLength(REVIEWS)], [`datasets/${res.body.id}.fingerprints`, 16 + 4 * 8]] as const) {
+        assert.equal(await s3.app.storage.size(key), bytes, key);
+      }
+      assert.ok(((await s3.app.storage.size(`datasets/${res.body.id}.rows.jsonl`)) ?? 0) > 0);
+      assert.deepEqual((await request(s3.url).get(`/v1/datasets/${res.body.id}`)).body, res.body);
+    } finally {
+      await s3.close();
+    }
   });
 
   test('lists text and image datasets together', async () => {

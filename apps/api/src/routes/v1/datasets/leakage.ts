@@ -11,10 +11,19 @@ import type { FastifyInstance } from 'fastify';
 
 export async function testSetLeakage(app: FastifyInstance, train: DatasetRow, test: DatasetRow): Promise<RequestWarning | null> {
   if (!train.fingerprintsKey || !test.fingerprintsKey) return null;
-  const report = await checkLeakage({
-    trainFingerprintsPath: app.storage.path(train.fingerprintsKey),
-    testFingerprintsPath: app.storage.path(test.fingerprintsKey),
+  // Local copies (the files themselves with the local driver; pulled into the cache with S3).
+  const trainFp = await app.storage.pull(train.fingerprintsKey);
+  const testFp = await app.storage.pull(test.fingerprintsKey).catch((err: unknown) => {
+    trainFp.release();
+    throw err;
   });
+  let report;
+  try {
+    report = await checkLeakage({ trainFingerprintsPath: trainFp.path, testFingerprintsPath: testFp.path });
+  } finally {
+    trainFp.release();
+    testFp.release();
+  }
   if (report.sharedTexts === 0) return null;
   const pct = (report.testShare * 100).toFixed(1);
   return {

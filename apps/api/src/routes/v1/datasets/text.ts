@@ -9,20 +9,29 @@ import { getBaseModel } from '@graft/engine/catalog';
 import { resolveBase } from '@graft/engine/resolve-base';
 import type { TextCheckPool, TokenizerSpec } from '@graft/engine/text-dataset';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { StoredTextStats } from '../../../serializers.ts';
 
 /** graft's own text encoder: the base whose tokens a dataset is counted in when none is named (once the catalog has it). */
 export const DEFAULT_TEXT_BASE = 'bm_graft_text_encoder';
 
+/** A tokenizer to count with, and what to release once the check is done. */
+interface Tokenizer {
+  spec: TokenizerSpec;
+  release(): void;
+}
+
 /**
  * The tokenizer to count tokens with: the named base's, else the default text base's when the
- * catalog has it, else none (`textStats.tokens` is then null).
+ * catalog has it, else none (`textStats.tokens` is then null). A registered base's folder is in
+ * storage: pulled to local disk for the check.
  */
-async function tokenizerFor(app: FastifyInstance, baseModel: string | undefined): Promise<TokenizerSpec | null> {
+async function tokenizerFor(app: FastifyInstance, baseModel: string | undefined): Promise<Tokenizer | null> {
   const id = baseModel ?? (getBaseModel(DEFAULT_TEXT_BASE) ? DEFAULT_TEXT_BASE : undefined);
   if (!id) return null;
-  const resolved = await resolveBase(id, baseLookups(app.db, (k) => app.storage.path(k)));
+  const { storage } = app;
+  const resolved = await resolveBase(id, baseLookups(app.db, (k) => storage.path(k)));
   if (!resolved.ok) throw new GraftError(resolved.code, resolved.message, 'baseModel');
   const { descriptor: base, source } = resolved.base;
   if (!isTextBase(base)) {
@@ -31,7 +40,10 @@ async function tokenizerFor(app: FastifyInstance, baseModel: string | undefined)
   if (source.kind !== 'directory') {
     throw new GraftError('base_model_unusable', `Token counts need ${base.id}'s tokenizer files in a folder; this base keeps them in a ${source.kind}.`, 'baseModel');
   }
-  return { baseModel: base.id, maxLength: base.preprocessing.maxLength, dir: source.dir };
+  const spec = { baseModel: base.id, maxLength: base.preprocessing.maxLength };
+  if (!source.dir.startsWith(storage.root + sep)) return { spec: { ...spec, dir: source.dir }, release() {} }; // graft's own, in the repository
+  const pulled = await storage.pull(storage.keyOf(source.dir), { directory: true });
+  return { spec: { ...spec, dir: pulled.path }, release: () => pulled.release() };
 }
 
 function extensionOf(format: TextFormat): string {
@@ -56,8 +68,9 @@ export async function storeTextDataset(
   const tmpRows = storage.tempKey('.rows.jsonl');
   const tmpFingerprints = storage.tempKey('.fingerprints');
   const committed: string[] = [];
+  let tokenizer: Tokenizer | null = null;
   try {
-    const tokenizer = await tokenizerFor(app, req.baseModel);
+    tokenizer = await tokenizerFor(app, req.baseModel);
     const started = performance.now();
     const report = await req.pool.check({
       path: storage.path(upload.key),
@@ -65,8 +78,10 @@ export async function storeTextDataset(
       maxInvalidShare: req.maxInvalidShare,
       rowsPath: storage.path(tmpRows),
       fingerprintsPath: storage.path(tmpFingerprints),
-      tokenizer,
+      tokenizer: tokenizer?.spec ?? null,
     });
+    tokenizer?.release();
+    tokenizer = null;
     req.log.info(
       { datasetId: id, rows: report.totalRows, invalid: report.invalidRowCount, classes: report.classes.length, ms: Math.round(performance.now() - started) },
       'text dataset checked',
@@ -106,6 +121,7 @@ export async function storeTextDataset(
     await Promise.all(committed.map((k) => storage.remove(k)));
     throw err;
   } finally {
+    tokenizer?.release();
     await Promise.all([upload.key, tmpRows, tmpFingerprints].map((k) => storage.remove(k)));
   }
 }
