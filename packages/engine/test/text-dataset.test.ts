@@ -235,6 +235,12 @@ describe('limits and refusals', () => {
     await refused(file('rows.csv', 'text,label\na,x\nb,y\nc,x\nd,y\n'), 'too_many_entries', /more than 3 rows/, { limits });
     await refused(file('classes.csv', 'text,label\na,x\nb,y\nc,z\n'), 'too_many_entries', /more than 2 distinct labels.*line 4 adds "z"/, { limits });
     await refused(file('one.csv', 'text,label\na,x\nb,x\n'), 'too_few_classes', /1 label\(s\) \("x"\).*at least 2/);
+    // Refused part-way through a gzipped file and a zipped one: the readers stop and close.
+    const many = `text,label\n${'a,x\nb,y\n'.repeat(50_000)}`;
+    await refused(file('rows.csv.gz', gzipSync(many)), 'too_many_entries', /more than 3 rows/, { limits });
+    const zipped = join(dir, 'rows.zip');
+    await writeZip(zipped, [{ name: 'rows.csv', data: many }]);
+    await refused(zipped, 'too_many_entries', /more than 3 rows/, { limits });
   });
 });
 

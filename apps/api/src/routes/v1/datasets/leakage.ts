@@ -7,22 +7,24 @@
 import type { RequestWarning } from '@graft/contracts';
 import type { DatasetRow } from '@graft/db';
 import { checkLeakage } from '@graft/engine/text-dataset';
+import { StorageNotFound, type Pulled } from '@graft/storage';
 import type { FastifyInstance } from 'fastify';
 
 export async function testSetLeakage(app: FastifyInstance, train: DatasetRow, test: DatasetRow): Promise<RequestWarning | null> {
   if (!train.fingerprintsKey || !test.fingerprintsKey) return null;
-  // Local copies (the files themselves with the local driver; pulled into the cache with S3).
-  const trainFp = await app.storage.pull(train.fingerprintsKey);
-  const testFp = await app.storage.pull(test.fingerprintsKey).catch((err: unknown) => {
-    trainFp.release();
-    throw err;
-  });
+  const held: Pulled[] = [];
   let report;
   try {
-    report = await checkLeakage({ trainFingerprintsPath: trainFp.path, testFingerprintsPath: testFp.path });
+    // Local copies (the files themselves with the local driver; pulled into the cache with S3).
+    for (const key of [train.fingerprintsKey, test.fingerprintsKey]) held.push(await app.storage.pull(key));
+    report = await checkLeakage({ trainFingerprintsPath: held[0]!.path, testFingerprintsPath: held[1]!.path });
+  } catch (err) {
+    // A derived file gone from storage must not stop the job: the check is skipped, and said so in the log.
+    if (!(err instanceof StorageNotFound)) throw err;
+    app.log.warn({ dataset: train.id, testDataset: test.id, key: err.key }, 'fingerprints missing: leakage not checked');
+    return null;
   } finally {
-    trainFp.release();
-    testFp.release();
+    for (const h of held) h.release();
   }
   if (report.sharedTexts === 0) return null;
   const pct = (report.testShare * 100).toFixed(1);

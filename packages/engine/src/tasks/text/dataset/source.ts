@@ -7,7 +7,7 @@ import { GraftError, TEXT_DATASET_LIMITS, type TextDatasetLimits } from '@graft/
 import { zipEntries } from '@graft/engine/dataset-archive';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
 
@@ -63,12 +63,17 @@ export class Chunks implements AsyncIterable<Buffer> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    while (this.held.length) yield this.held.shift()!;
-    if (this.done) return;
-    for (;;) {
-      const r = await this.it.next();
-      if (r.done) return;
-      yield r.value;
+    try {
+      while (this.held.length) yield this.held.shift()!;
+      if (this.done) return;
+      for (;;) {
+        const r = await this.it.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    } finally {
+      // Read to the end, or stopped early: either way the source is finished with (files closed, inflaters ended).
+      await this.it.return?.();
     }
   }
 }
@@ -84,23 +89,19 @@ async function* bounded(source: AsyncIterable<Buffer>, limit: number, what: stri
 }
 
 async function* gunzip(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const input = Readable.from(source, { objectMode: false });
   const z = createGunzip({ chunkSize: READ_CHUNK });
-  const feed = (async () => {
-    try {
-      for await (const c of source) if (!z.write(c)) await new Promise((r) => z.once('drain', r));
-      z.end();
-    } catch (err) {
-      z.destroy(err as Error);
-    }
-  })();
+  input.on('error', (err) => z.destroy(err));
+  input.pipe(z);
   try {
     for await (const c of z as AsyncIterable<Buffer>) yield c;
   } catch (err) {
     if (err instanceof GraftError) throw err;
     throw invalid(`The gzip data is damaged: ${(err as Error).message}.`);
   } finally {
+    // Stopped early (a refusal) or done: end both sides; destroying `input` returns the source iterator.
+    input.destroy();
     z.destroy();
-    await feed;
   }
 }
 
