@@ -1,8 +1,8 @@
 import { Type, type Static } from 'typebox';
-import { Literals, Page, Timestamp } from './common.ts';
+import { Deleted, Literals, Page, Timestamp } from './common.ts';
 
 export const TASKS = ['image-classification', 'text-classification'] as const;
-export const Task = Literals(TASKS);
+export const Task = Literals(TASKS, { title: 'Task' });
 export type Task = (typeof TASKS)[number];
 
 /** Explicit limits on what an uploaded archive may hold (the byte limit is configuration). */
@@ -14,14 +14,17 @@ export const DATASET_LIMITS = {
   maxNameLength: 200,
 } as const;
 
-export const ClassStat = Type.Object({
-  name: Type.String(),
-  index: Type.Integer({ description: 'Output index of the class (classes sorted by name).' }),
-  images: Type.Integer(),
-  share: Type.Number({ description: 'Fraction of all images in this class.' }),
-});
+export const ClassStat = Type.Object(
+  {
+    name: Type.String(),
+    index: Type.Integer({ description: 'Output index of the class (classes sorted by name).' }),
+    images: Type.Integer(),
+    share: Type.Number({ description: 'Fraction of all images in this class.' }),
+  },
+  { title: 'ClassStat' },
+);
 
-export const SkippedEntry = Type.Object({ path: Type.String(), reason: Type.String() });
+export const SkippedEntry = Type.Object({ path: Type.String(), reason: Type.String() }, { title: 'SkippedEntry' });
 
 export const Dataset = Type.Object(
   {
@@ -40,8 +43,20 @@ export const Dataset = Type.Object(
     skipped: Type.Array(SkippedEntry, { description: 'Entries ignored, with the reason (at most 100 listed).' }),
     skippedCount: Type.Integer(),
     createdAt: Timestamp,
-  }
+  },
+  { title: 'Dataset' },
 );
 export type Dataset = Static<typeof Dataset>;
 
-export const DatasetList = Page(Dataset);
+export const DatasetList = Page(Dataset, 'DatasetList');
+
+/** `POST /v1/datasets` (multipart/form-data): documents the parts; the route reads them as a stream. */
+export const CreateDatasetForm = Type.Object(
+  {
+    file: Type.String({ format: 'binary', contentMediaType: 'application/zip', description: 'A .zip whose top-level folders are class names holding JPEG/PNG images (one wrapping folder is allowed).' }),
+    task: Task,
+    name: Type.Optional(Type.String({ maxLength: DATASET_LIMITS.maxNameLength, description: 'Default: the file name.' })),
+  },
+  { title: 'CreateDatasetForm' },
+);
+export const DatasetDeleted = Deleted('dataset', 'DatasetDeleted');

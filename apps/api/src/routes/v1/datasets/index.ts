@@ -1,23 +1,40 @@
-import { Dataset, DatasetList, DATASET_LIMITS, ErrorResponse, GraftError, IdParams, PageQuery, TASKS, newId } from '@graft/contracts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import {
+  CreateDatasetForm,
+  Dataset,
+  DatasetDeleted,
+  DatasetList,
+  DATASET_LIMITS,
+  GraftError,
+  IdParams,
+  PAGE_LIMIT_DEFAULT,
+  PageQuery,
+  TASKS,
+  newId,
+} from '@graft/contracts';
 import { datasets } from '@graft/db';
 import { inspectArchive } from '@graft/engine/dataset-archive';
-import type { FastifyInstance } from 'fastify';
+import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
 import { datasetOut } from '../../../serializers.ts';
 
-const errors = { '4xx': ErrorResponse };
-
-export default async function datasetRoutes(app: FastifyInstance) {
+const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '',
     {
       schema: {
+        operationId: 'createDataset',
         tags: ['datasets'],
         summary: 'Upload a dataset (.zip of <class>/<image> folders)',
         description:
           'multipart/form-data with `file` (a .zip whose top-level folders are class names holding JPEG/PNG images; one wrapping folder is allowed), ' +
-          '`task` (`image-classification`) and optional `name`. The archive is streamed to storage and checked entry by entry before it is accepted.',
-        consumes: ['multipart/form-data'],
-        response: { 201: Dataset, ...errors },
+          '`task` (`image-classification`) and optional `name`. The archive is streamed to storage and checked entry by entry before it is accepted. ' +
+          `Limits: \`MAX_UPLOAD_BYTES\` (server configuration), ${DATASET_LIMITS.maxEntries} entries, ${DATASET_LIMITS.maxClasses} classes, ` +
+          `${DATASET_LIMITS.maxImageSide} px per image side, class names of at most ${DATASET_LIMITS.maxClassNameLength} characters.`,
+        body: bodyByContentType({ 'multipart/form-data': CreateDatasetForm }),
+        response: {
+          201: described(Dataset, 'The dataset, with its classes and balance.'),
+          ...errorResponses('invalid_request', 'invalid_archive', 'payload_too_large', 'unsupported_media_type', 'no_images', 'too_few_classes', 'unreadable_entry', 'too_many_entries'),
+        },
       },
     },
     async (request, reply) => {
@@ -82,23 +99,68 @@ export default async function datasetRoutes(app: FastifyInstance) {
 
   app.get(
     '',
-    { schema: { tags: ['datasets'], summary: 'List datasets, newest first', querystring: PageQuery, response: { 200: DatasetList, ...errors } } },
+    {
+      schema: {
+        operationId: 'listDatasets',
+        tags: ['datasets'],
+        summary: 'List datasets, newest first',
+        querystring: PageQuery,
+        response: { 200: described(DatasetList, 'A page of datasets.'), ...errorResponses('invalid_request') },
+      },
+    },
     async (request) => {
-      const { limit, after } = request.query as { limit: number; after?: string };
-      if (after && !(await datasets.getDataset(app.db, after))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
+      const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
       const page = await datasets.listDatasets(app.db, { limit, after });
+      if (!page) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
       return { ...page, data: page.data.map(datasetOut) };
     },
   );
 
   app.get(
     '/:id',
-    { schema: { tags: ['datasets'], summary: 'Get a dataset with its class balance', params: IdParams, response: { 200: Dataset, ...errors } } },
+    {
+      schema: {
+        operationId: 'getDataset',
+        tags: ['datasets'],
+        summary: 'Get a dataset with its class balance',
+        params: IdParams,
+        response: { 200: described(Dataset, 'The dataset.'), ...errorResponses('invalid_request', 'dataset_not_found') },
+      },
+    },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const row = await datasets.getDataset(app.db, id);
       if (!row) throw new GraftError('dataset_not_found', `No dataset ${id}.`);
       return datasetOut(row);
     },
   );
-}
+
+  app.delete(
+    '/:id',
+    {
+      schema: {
+        operationId: 'deleteDataset',
+        tags: ['datasets'],
+        summary: 'Delete a dataset and its archive',
+        description:
+          'Refused with 409 `resource_in_use` while a queued or running job uses it (as its dataset or test dataset). Jobs that used it keep their results; ' +
+          'its id then answers 404.',
+        params: IdParams,
+        response: { 200: described(DatasetDeleted, 'The dataset is deleted.'), ...errorResponses('invalid_request', 'dataset_not_found', 'resource_in_use') },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const outcome = await datasets.deleteDataset(app.db, id);
+      if (!outcome.ok) {
+        if (outcome.reason === 'not_found') throw new GraftError('dataset_not_found', `No dataset ${id}.`);
+        throw new GraftError('resource_in_use', `Job ${outcome.jobId} uses dataset ${id}; delete it once that job has ended (or cancel the job).`);
+      }
+      await app.storage.remove(outcome.value.storageKey);
+      request.log.info({ datasetId: id }, 'dataset deleted');
+      return { id, object: 'dataset' as const, deleted: true as const };
+    },
+  );
+};
+
+export default datasetRoutes;
