@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, preprocessImage, readArchiveImages } from '@graft/engine';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -127,6 +128,20 @@ describe('fine-tune jobs through the API and a worker process', () => {
     }
     const accuracy = correct / validation.length;
     assert.ok(Math.abs(accuracy - r.valAccuracy) <= 0.02, `downloaded model ${accuracy} vs reported ${r.valAccuracy}`);
+
+    // Deleting: refused while a job uses it as its base, then the model and checkpoints are gone.
+    const modelDir = join(env.STORAGE_DIR, 'models', job.id);
+    assert.ok(existsSync(join(modelDir, 'model.zip')) && existsSync(join(modelDir, 'checkpoints')));
+    const child = await request(api.url).post('/v1/fine-tunes').send({ baseModel: job.id, dataset: datasetId, hyperparameters: { epochs: 50 } });
+    assert.equal(child.status, 201, JSON.stringify(child.body));
+    const busy = await request(api.url).delete(`/v1/fine-tunes/${job.id}`);
+    assert.deepEqual([busy.status, busy.body.error.code], [409, 'resource_in_use']);
+    await request(api.url).post(`/v1/fine-tunes/${child.body.id}/cancel`);
+    await finished(child.body.id, 60_000);
+    const gone = await request(api.url).delete(`/v1/fine-tunes/${job.id}`);
+    assert.equal(gone.status, 200, JSON.stringify(gone.body));
+    assert.equal(existsSync(modelDir), false);
+    assert.equal((await request(api.url).get(job.model.url)).status, 404);
   });
 
   test('a running job is cancelled promptly and keeps its events and metrics', async () => {
@@ -158,6 +173,7 @@ describe('fine-tune jobs through the API and a worker process', () => {
     assert.equal(job.status, 'failed');
     assert.equal(job.error.code, 'dataset_missing');
     assert.match(job.error.message, /upload it again/);
+    assert.equal(job.error.param, 'dataset');
   });
 });
 

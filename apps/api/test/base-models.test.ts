@@ -167,7 +167,11 @@ describe('text bases in the base-model answers', () => {
 
   test('the OpenAPI document describes both kinds of base', async () => {
     const doc = (await request(api.url).get('/openapi.json')).body;
-    const schema = JSON.stringify(doc.paths['/v1/base-models/{id}'].get.responses['200']);
+    const ref = doc.paths['/v1/base-models/{id}'].get.responses['200'].content['application/json'].schema.$ref;
+    assert.equal(ref, '#/components/schemas/BaseModel');
+    const kinds = doc.components.schemas.BaseModel.anyOf.map((k: { $ref: string }) => k.$ref.split('/').at(-1));
+    assert.deepEqual(kinds, ['ImageBaseModel', 'TextBaseModel']);
+    const schema = JSON.stringify([...kinds, 'TextPreprocessing'].map((k) => doc.components.schemas[k]));
     for (const field of ['image-classification', 'text-classification', 'pooling', 'maxLength', 'tokenizer', 'onnx']) assert.ok(schema.includes(field), field);
   });
 

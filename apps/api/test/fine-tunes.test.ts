@@ -243,7 +243,7 @@ describe('service routes', () => {
     const one = await request(api.url).get('/v1/base-models/bm_mobilenet_v2');
     assert.deepEqual(one.body.inputShape, [224, 224, 3]);
     const doc = await request(api.url).get('/openapi.json');
-    assert.equal(doc.body.openapi, '3.0.3');
+    assert.equal(doc.body.openapi, '3.1.0');
     for (const p of ['/v1/datasets', '/v1/fine-tunes', '/v1/fine-tunes/{id}/cancel', '/v1/fine-tunes/{id}/model', '/v1/base-models']) assert.ok(doc.body.paths[p], p);
     assert.match(doc.body.info.description, /idempotency_key_reused/);
     const missing = await request(api.url).get('/v1/nothing');

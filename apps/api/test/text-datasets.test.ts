@@ -221,6 +221,17 @@ describe('POST /v1/datasets (text-classification)', () => {
     }
   });
 
+  test('DELETE removes a text dataset with its rows and fingerprints', async () => {
+    const res = await upload(file('del.csv', REVIEWS));
+    assert.equal(res.status, 201);
+    const files = () => readdirSync(join(env.STORAGE_DIR, 'datasets')).filter((f) => f.startsWith(res.body.id));
+    assert.equal(files().length, 3);
+    const del = await request(api.url).delete(`/v1/datasets/${res.body.id}`);
+    assert.equal(del.status, 200, JSON.stringify(del.body));
+    assert.deepEqual(files(), []);
+    expectError(await request(api.url).get(`/v1/datasets/${res.body.id}`), 404, 'dataset_not_found', undefined);
+  });
+
   test('lists text and image datasets together', async () => {
     const img = join(dir, 'img2.zip');
     await writeZip(img, colourEntries(2));

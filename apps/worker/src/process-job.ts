@@ -3,7 +3,7 @@
  * records progress, epochs and events as they come, stores the model, and ends the job
  * succeeded, failed or cancelled. Postgres is the source of truth; BullMQ only carries the id.
  */
-import { FineTuneJobData, newId, parseWith, type FineTuneSpec } from '@graft/contracts';
+import { FineTuneJobData, jobErrorParam, newId, parseWith, type FineTuneSpec } from '@graft/contracts';
 import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, type Db } from '@graft/db';
 import { resolveBase } from '@graft/engine/resolve-base';
 import { StorageNotFound, type Pulled, type Storage } from '@graft/storage';
@@ -119,7 +119,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   if (spec.testDataset) {
     testDatasetPath = await pullDataset(ctx, held, spec.testDataset);
     if (testDatasetPath === null) {
-      await fail(ctx, id, 'dataset_missing', `The archive of test dataset ${spec.testDataset} is no longer in storage; upload it again and start a new job.`);
+      await fail(ctx, id, 'dataset_missing', `The archive of test dataset ${spec.testDataset} is no longer in storage; upload it again and start a new job.`, 'testDataset');
       return 'failed';
     }
   }
@@ -225,7 +225,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
       return 'cancelled';
     }
     if (ctx.shuttingDown) await fail(ctx, id, 'worker_shutdown', 'The worker was stopped before the job finished; submit it again.');
-    else await fail(ctx, id, end.code, end.message);
+    else await fail(ctx, id, end.code, end.message, end.param);
     log.warn({ code: end.code, message: end.message }, 'training failed');
     return 'failed';
   } finally {
@@ -234,8 +234,10 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   }
 }
 
-async function fail(ctx: JobContext, id: string, code: string, message: string) {
-  await fineTunes.transition(ctx.db, id, ['running', 'queued'], 'failed', { finishedAt: new Date(), error: { code, message } }, {
+/** Ends a job `failed`; `param` (default: the field its code points at) names the request field at fault. */
+async function fail(ctx: JobContext, id: string, code: string, message: string, param = jobErrorParam(code)) {
+  const error = { code, message, ...(param ? { param } : {}) };
+  await fineTunes.transition(ctx.db, id, ['running', 'queued'], 'failed', { finishedAt: new Date(), error }, {
     level: 'error', type: 'status', message: `Job failed: ${message}`, data: { status: 'failed', code },
   });
 }

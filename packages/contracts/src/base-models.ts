@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { Literals, Page } from './common.ts';
+import { Deleted, Literals, Page } from './common.ts';
 import { parseWith } from './validate.ts';
 
 /**
@@ -14,7 +14,8 @@ export const Preprocessing = Type.Object(
     resize: Type.Literal('bilinear'),
     scale: Type.Number(),
     offset: Type.Number(),
-  }
+  },
+  { title: 'Preprocessing' },
 );
 export type Preprocessing = Static<typeof Preprocessing>;
 
@@ -56,7 +57,8 @@ export const TextPreprocessing = Type.Object(
     }),
     maxLength: Type.Integer({ minimum: 1, description: 'Tokens per text after truncation, special tokens included.' }),
     pooling: Literals(TEXT_POOLINGS),
-  }
+  },
+  { title: 'TextPreprocessing' },
 );
 export type TextPreprocessing = Static<typeof TextPreprocessing>;
 
@@ -80,7 +82,8 @@ export const ImageBaseModel = Type.Object(
     featureLayer: Type.String({ description: 'The layer the base is cut at; the new head starts there.' }),
     featureShape: Type.Array(Type.Integer()),
     preprocessing: Preprocessing,
-  }
+  },
+  { title: 'ImageBaseModel' },
 );
 export type ImageBaseModel = Static<typeof ImageBaseModel>;
 
@@ -93,18 +96,20 @@ export const TextBaseModel = Type.Object(
     featureLayer: Type.String({ description: "Where sentence features are read: the ONNX output (e.g. `last_hidden_state`, then pooled), or the tfjs layer / graph node." }),
     featureShape: Type.Array(Type.Integer(), { description: '[hidden]: one vector per text after pooling.' }),
     preprocessing: TextPreprocessing,
-  }
+  },
+  { title: 'TextBaseModel' },
 );
 export type TextBaseModel = Static<typeof TextBaseModel>;
 
 /** A base: an image or a text encoder, told apart by `task`. */
-export const BaseModel = Type.Union([ImageBaseModel, TextBaseModel]);
+export const BaseModel = Type.Union([ImageBaseModel, TextBaseModel], { title: 'BaseModel' });
 export type BaseModel = ImageBaseModel | TextBaseModel;
 
 export const isTextBase = (b: BaseModel): b is TextBaseModel => b.task === 'text-classification';
 export const isImageBase = (b: BaseModel): b is ImageBaseModel => b.task === 'image-classification';
 
-export const BaseModelList = Page(BaseModel);
+export const BaseModelList = Page(BaseModel, 'BaseModelList');
+export const BaseModelDeleted = Deleted('base_model', 'BaseModelDeleted');
 
 const RegistrationFields = {
   name: Type.String({ minLength: 1, maxLength: 200 }),
@@ -132,7 +137,7 @@ export const CreateImageBaseModelSpec = Type.Object(
     task: Type.Optional(Type.Literal('image-classification')),
     url: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2000, description: "A hosted tfjs model's model.json; fetched once and stored." })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: 'CreateImageBaseModelSpec' },
 );
 export type CreateImageBaseModelSpec = Static<typeof CreateImageBaseModelSpec>;
 
@@ -158,7 +163,7 @@ export const CreateTextBaseModelSpec = Type.Object(
     modelFile: Type.Optional(Type.String({ minLength: 1, maxLength: 300, pattern: '\\.onnx$', description: 'The ONNX file in the folder (e.g. `onnx/model_quantized.onnx`). Default `onnx/model.onnx`, else `model.onnx`.' })),
     url: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2000, description: 'A .zip of the folder, or the folder itself (its files are fetched relative to it); fetched once and stored.' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: 'CreateTextBaseModelSpec' },
 );
 export type CreateTextBaseModelSpec = Static<typeof CreateTextBaseModelSpec>;
 
@@ -174,3 +179,30 @@ export function parseCreateBaseModelSpec(value: unknown, what = 'spec'): CreateB
   const task = value && typeof value === 'object' ? (value as { task?: unknown }).task : undefined;
   return task === 'text-classification' ? parseWith(CreateTextBaseModelSpec, value, what) : parseWith(CreateImageBaseModelSpec, value, what);
 }
+
+/** A registration spec as `POST /v1/base-models` takes it in JSON: the same fields with `url` required. */
+function byUrl<T extends typeof CreateImageBaseModelSpec | typeof CreateTextBaseModelSpec>(spec: T, title: string) {
+  const { url, ...fields } = spec.properties;
+  return Type.Object({ ...fields, url: Type.String({ pattern: '^https?://', maxLength: 2000, description: (url as { description?: string }).description }) }, { additionalProperties: false, title });
+}
+
+/** `POST /v1/base-models` as JSON (documents the body; the handler checks it with `parseCreateBaseModelSpec`). */
+export const CreateBaseModelFromUrl = Type.Union(
+  [byUrl(CreateImageBaseModelSpec, 'CreateImageBaseModelFromUrl'), byUrl(CreateTextBaseModelSpec, 'CreateTextBaseModelFromUrl')],
+  { title: 'CreateBaseModelFromUrl', description: 'A hosted model by URL and what to do with it; `task` picks the kind (image when absent).' },
+);
+
+/** `POST /v1/base-models` as multipart/form-data: the model zip and its spec (JSON, without `url`). */
+export const CreateBaseModelForm = Type.Object(
+  {
+    file: Type.String({ format: 'binary', contentMediaType: 'application/zip', description: 'A .zip of the model: model.json and its weight shards (tfjs), or an ONNX encoder folder.' }),
+    spec: Type.Union(
+      [
+        Type.Omit(CreateImageBaseModelSpec, ['url'], { additionalProperties: false, title: 'ImageBaseModelSpec' }),
+        Type.Omit(CreateTextBaseModelSpec, ['url'], { additionalProperties: false, title: 'TextBaseModelSpec' }),
+      ],
+      { description: 'JSON: what the model is and how to feed it; `task` picks the kind (image when absent).' },
+    ),
+  },
+  { title: 'CreateBaseModelForm' },
+);

@@ -14,6 +14,6 @@ export const Checkpoint = Type.Object({
   bytes: Type.Integer(),
   url: Type.String({ description: 'Download as a model zip (same format as the final model).' }),
   createdAt: Timestamp,
-});
+}, { title: 'Checkpoint' });
 export type Checkpoint = Static<typeof Checkpoint>;
-export const CheckpointList = Type.Object({ data: Type.Array(Checkpoint) });
+export const CheckpointList = Type.Object({ data: Type.Array(Checkpoint) }, { title: 'CheckpointList' });

@@ -1,8 +1,8 @@
 import { Type, type Static } from 'typebox';
-import { Literals, Page, Timestamp } from './common.ts';
+import { Deleted, Literals, Page, Timestamp } from './common.ts';
 
 export const TASKS = ['image-classification', 'text-classification'] as const;
-export const Task = Literals(TASKS);
+export const Task = Literals(TASKS, { title: 'Task' });
 export type Task = (typeof TASKS)[number];
 
 /** Explicit limits on what an uploaded archive may hold (the byte limit is configuration). */
@@ -39,26 +39,35 @@ export const TEXT_DATASET_LIMITS = {
 } as const;
 export type TextDatasetLimits = { readonly [K in keyof typeof TEXT_DATASET_LIMITS]: number };
 
-export const ClassStat = Type.Object({
-  name: Type.String(),
-  index: Type.Integer({ description: 'Output index of the class (classes sorted by name).' }),
-  images: Type.Integer(),
-  share: Type.Number({ description: 'Fraction of all images in this class.' }),
-});
+export const ClassStat = Type.Object(
+  {
+    name: Type.String(),
+    index: Type.Integer({ description: 'Output index of the class (classes sorted by name).' }),
+    images: Type.Integer(),
+    share: Type.Number({ description: 'Fraction of all images in this class.' }),
+  },
+  { title: 'ClassStat' },
+);
 
-export const TextClassStat = Type.Object({
-  name: Type.String(),
-  index: Type.Integer({ description: 'Output index of the class (labels sorted by name).' }),
-  rows: Type.Integer(),
-  share: Type.Number({ description: 'Fraction of all valid rows with this label.' }),
-});
+export const TextClassStat = Type.Object(
+  {
+    name: Type.String(),
+    index: Type.Integer({ description: 'Output index of the class (labels sorted by name).' }),
+    rows: Type.Integer(),
+    share: Type.Number({ description: 'Fraction of all valid rows with this label.' }),
+  },
+  { title: 'TextClassStat' },
+);
 
-export const SkippedEntry = Type.Object({ path: Type.String(), reason: Type.String() });
+export const SkippedEntry = Type.Object({ path: Type.String(), reason: Type.String() }, { title: 'SkippedEntry' });
 
-export const Balance = Type.Object({
-  imbalanceRatio: Type.Number({ description: 'Examples in the largest class / examples in the smallest.' }),
-  imbalanced: Type.Boolean({ description: 'True when the ratio exceeds 3: expect biased predictions; use class weights.' }),
-});
+export const Balance = Type.Object(
+  {
+    imbalanceRatio: Type.Number({ description: 'Examples in the largest class / examples in the smallest.' }),
+    imbalanced: Type.Boolean({ description: 'True when the ratio exceeds 3: expect biased predictions; use class weights.' }),
+  },
+  { title: 'Balance' },
+);
 
 export const ImageDataset = Type.Object(
   {
@@ -74,7 +83,8 @@ export const ImageDataset = Type.Object(
     skipped: Type.Array(SkippedEntry, { description: 'Entries ignored, with the reason (at most 100 listed).' }),
     skippedCount: Type.Integer(),
     createdAt: Timestamp,
-  }
+  },
+  { title: 'ImageDataset' },
 );
 export type ImageDataset = Static<typeof ImageDataset>;
 
@@ -90,60 +100,81 @@ export const INVALID_ROW_CODES = [
 ] as const;
 export type InvalidRowCode = (typeof INVALID_ROW_CODES)[number];
 
-export const InvalidRow = Type.Object({
-  line: Type.Integer({ description: 'Physical line where the record starts, 1-based, counting the header.' }),
-  code: Literals(INVALID_ROW_CODES),
-  reason: Type.String(),
-});
+export const InvalidRow = Type.Object(
+  {
+    line: Type.Integer({ description: 'Physical line where the record starts, 1-based, counting the header.' }),
+    code: Literals(INVALID_ROW_CODES),
+    reason: Type.String(),
+  },
+  { title: 'InvalidRow' },
+);
 export type InvalidRow = Static<typeof InvalidRow>;
 
-export const TextFormat = Type.Object({
-  type: Literals(['csv', 'jsonl']),
-  compression: Literals(['none', 'gzip', 'zip'], { description: '`zip`: the file was the single file of a zip (it may itself be gzipped).' }),
-  entry: Type.Union([Type.String(), Type.Null()], { description: 'Name of the file inside the zip.' }),
-  delimiter: Type.Union([Type.String(), Type.Null()], { description: 'CSV field delimiter found in the header line.' }),
-  bom: Type.Boolean({ description: 'The file started with a UTF-8 byte order mark (ignored).' }),
-});
+export const TextFormat = Type.Object(
+  {
+    type: Literals(['csv', 'jsonl']),
+    compression: Literals(['none', 'gzip', 'zip'], { description: '`zip`: the file was the single file of a zip (it may itself be gzipped).' }),
+    entry: Type.Union([Type.String(), Type.Null()], { description: 'Name of the file inside the zip.' }),
+    delimiter: Type.Union([Type.String(), Type.Null()], { description: 'CSV field delimiter found in the header line.' }),
+    bom: Type.Boolean({ description: 'The file started with a UTF-8 byte order mark (ignored).' }),
+  },
+  { title: 'TextFormat' },
+);
 export type TextFormat = Static<typeof TextFormat>;
 
-export const Percentiles = Type.Object({
-  p5: Type.Number(),
-  p50: Type.Number(),
-  p95: Type.Number(),
-  max: Type.Number(),
-  mean: Type.Number(),
-});
+export const Percentiles = Type.Object(
+  {
+    p5: Type.Number(),
+    p50: Type.Number(),
+    p95: Type.Number(),
+    max: Type.Number(),
+    mean: Type.Number(),
+  },
+  { title: 'Percentiles' },
+);
 export type Percentiles = Static<typeof Percentiles>;
 
-export const TokenStats = Type.Object({
-  ...Percentiles.properties,
-  baseModel: Type.String({ description: 'The text base whose tokenizer counted.' }),
-  maxLength: Type.Integer({ description: "The base's maximum sequence length, in tokens." }),
-  overMaxLength: Type.Integer({ description: 'Rows with more tokens than maxLength: they will be truncated.' }),
-});
+export const TokenStats = Type.Object(
+  {
+    ...Percentiles.properties,
+    baseModel: Type.String({ description: 'The text base whose tokenizer counted.' }),
+    maxLength: Type.Integer({ description: "The base's maximum sequence length, in tokens." }),
+    overMaxLength: Type.Integer({ description: 'Rows with more tokens than maxLength: they will be truncated.' }),
+  },
+  { title: 'TokenStats' },
+);
 export type TokenStats = Static<typeof TokenStats>;
 
-export const DuplicateGroup = Type.Object({
-  text: Type.String({ description: 'The text (first occurrence, at most 200 characters).' }),
-  count: Type.Integer({ description: 'Rows holding this text.' }),
-  lines: Type.Array(Type.Integer(), { description: 'Their lines (at most 10).' }),
-  labels: Type.Array(Type.String(), { description: 'Distinct labels given to it.' }),
-  conflicting: Type.Boolean({ description: 'The same text carries different labels.' }),
-});
+export const DuplicateGroup = Type.Object(
+  {
+    text: Type.String({ description: 'The text (first occurrence, at most 200 characters).' }),
+    count: Type.Integer({ description: 'Rows holding this text.' }),
+    lines: Type.Array(Type.Integer(), { description: 'Their lines (at most 10).' }),
+    labels: Type.Array(Type.String(), { description: 'Distinct labels given to it.' }),
+    conflicting: Type.Boolean({ description: 'The same text carries different labels.' }),
+  },
+  { title: 'DuplicateGroup' },
+);
 
-export const Duplicates = Type.Object({
-  rows: Type.Integer({ description: 'Rows whose text already appeared on an earlier row.' }),
-  texts: Type.Integer({ description: 'Distinct texts that appear on more than one row.' }),
-  conflictingTexts: Type.Integer({ description: 'Distinct texts that appear with more than one label.' }),
-  examples: Type.Array(DuplicateGroup, { description: 'The first repeated texts, by line.' }),
-  conflicts: Type.Array(DuplicateGroup, { description: 'The first texts with conflicting labels, by line.' }),
-});
+export const Duplicates = Type.Object(
+  {
+    rows: Type.Integer({ description: 'Rows whose text already appeared on an earlier row.' }),
+    texts: Type.Integer({ description: 'Distinct texts that appear on more than one row.' }),
+    conflictingTexts: Type.Integer({ description: 'Distinct texts that appear with more than one label.' }),
+    examples: Type.Array(DuplicateGroup, { description: 'The first repeated texts, by line.' }),
+    conflicts: Type.Array(DuplicateGroup, { description: 'The first texts with conflicting labels, by line.' }),
+  },
+  { title: 'Duplicates' },
+);
 export type Duplicates = Static<typeof Duplicates>;
 
-export const TextStats = Type.Object({
-  characters: Percentiles,
-  tokens: Type.Union([TokenStats, Type.Null()], { description: 'In tokens of `baseModel`; null when no text base was named and none is in the catalog.' }),
-});
+export const TextStats = Type.Object(
+  {
+    characters: Percentiles,
+    tokens: Type.Union([TokenStats, Type.Null()], { description: 'In tokens of `baseModel`; null when no text base was named and none is in the catalog.' }),
+  },
+  { title: 'TextStats' },
+);
 export type TextStats = Static<typeof TextStats>;
 
 export const TextDataset = Type.Object(
@@ -165,14 +196,16 @@ export const TextDataset = Type.Object(
     invalidShare: Type.Number({ description: 'Invalid rows / all rows.' }),
     maxInvalidShare: Type.Number({ description: 'The share of invalid rows this upload allowed.' }),
     createdAt: Timestamp,
-  }
+  },
+  { title: 'TextDataset' },
 );
 export type TextDataset = Static<typeof TextDataset>;
 
-export const Dataset = Type.Union([ImageDataset, TextDataset]);
+/** A dataset: images or texts, told apart by `task`. */
+export const Dataset = Type.Union([ImageDataset, TextDataset], { title: 'Dataset' });
 export type Dataset = Static<typeof Dataset>;
 
-export const DatasetList = Page(Dataset);
+export const DatasetList = Page(Dataset, 'DatasetList');
 
 /** The form fields of `POST /v1/datasets` (multipart, next to the `file` part). */
 export const UploadDatasetFields = Type.Object(
@@ -189,3 +222,19 @@ export const UploadDatasetFields = Type.Object(
   { additionalProperties: false },
 );
 export type UploadDatasetFields = Static<typeof UploadDatasetFields>;
+
+/** `POST /v1/datasets` (multipart/form-data): documents the parts; the route reads them as a stream. */
+export const CreateDatasetForm = Type.Object(
+  {
+    file: Type.String({
+      format: 'binary',
+      description:
+        'image-classification: a .zip whose top-level folders are class names holding JPEG/PNG images (one wrapping folder is allowed). ' +
+        'text-classification: a CSV (header with `text` and `label`) or JSON Lines file, plain, gzipped, or the single file of a zip.',
+    }),
+    ...UploadDatasetFields.properties,
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: DATASET_LIMITS.maxNameLength, description: 'Default: the file name.' })),
+  },
+  { title: 'CreateDatasetForm' },
+);
+export const DatasetDeleted = Deleted('dataset', 'DatasetDeleted');

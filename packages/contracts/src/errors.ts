@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { Literals } from './common.ts';
 
 /**
  * Every error graft answers, by stable code. The HTTP status is part of the contract: clients may
@@ -28,22 +29,83 @@ export const ERROR_CODES = {
   idempotency_key_reused: { status: 409, description: 'The Idempotency-Key was used before with a different request body.' },
   job_not_cancellable: { status: 409, description: 'The job has already ended.' },
   model_not_ready: { status: 409, description: 'The job has not produced a model (yet).' },
+  resource_in_use: { status: 409, description: 'A queued or running job uses it (as its dataset, test dataset or base); delete it once that job has ended.' },
+  job_not_finished: { status: 409, description: 'The job is queued or running: cancel it and delete it once it has ended.' },
+  base_model_not_deletable: { status: 409, description: "Only bases users registered can be deleted: catalog bases ship with graft, and a fine-tune used as a base is deleted with `DELETE /v1/fine-tunes/{id}`." },
   not_ready: { status: 503, description: 'A dependency (Postgres, Redis) does not answer.' },
   internal_error: { status: 500, description: 'Something failed on our side; the log has the details under the request id.' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+const ErrorMessage = Type.String({ description: 'For people: what went wrong and what to do. Never parse it; switch on `code`.' });
+const ErrorParam = Type.Optional(Type.String({ description: 'The request field at fault, dotted (e.g. `hyperparameters.epochs`).' }));
+
 export const ErrorResponse = Type.Object(
   {
     error: Type.Object({
       code: Type.String({ description: 'Stable snake_case code; see the list in the API description.' }),
-      message: Type.String(),
-      param: Type.Optional(Type.String({ description: 'The request field at fault, dotted (e.g. `hyperparameters.epochs`).' })),
+      message: ErrorMessage,
+      param: ErrorParam,
     }),
-  }
+  },
+  { title: 'Error' },
 );
 export type ErrorResponse = Static<typeof ErrorResponse>;
+
+/** The error body of one response status: `code` is the enum of the codes that can be answered there. */
+export function errorResponseFor(codes: readonly ErrorCode[]) {
+  const sorted = [...new Set(codes)].sort();
+  return Type.Object(
+    {
+      error: Type.Object({
+        code: Literals(sorted),
+        message: ErrorMessage,
+        param: ErrorParam,
+      }),
+    },
+    { description: sorted.map((c) => `\`${c}\`: ${ERROR_CODES[c].description}`).join(' · ') },
+  );
+}
+
+/**
+ * Why a job failed (`FineTune.error.code`). Open-ended: the engine and the worker may add codes, so
+ * clients must handle unknown ones; `param` names the request field at fault when one is.
+ */
+export const JOB_ERROR_CODES: Record<string, { description: string; param?: string }> = {
+  dataset_missing: { description: 'The archive of a dataset the job uses is no longer in storage.', param: 'dataset' },
+  dataset_too_small: { description: 'After the validation split a class would have no training image.', param: 'validationSplit' },
+  base_model_unavailable: { description: 'The base cannot be loaded (weights unreadable, or a hosted base with no network and no cache).', param: 'baseModel' },
+  invalid_base_model: { description: 'The base does not load or does not fit its stated preprocessing.', param: 'baseModel' },
+  invalid_cut_layer: { description: 'The cut layer does not exist or cannot feed a head (the message lists valid layers).', param: 'cutLayer' },
+  invalid_layer: { description: 'A layer named by `trainableLayers` does not exist (the message lists valid layers).', param: 'trainableLayers' },
+  graph_model_frozen: { description: 'A graph base can only be a frozen feature extractor.', param: 'trainableLayers' },
+  invalid_class_weights: { description: 'The class weights do not fit the dataset.', param: 'classWeights' },
+  class_mismatch: { description: 'The test dataset has classes the training dataset lacks.', param: 'testDataset' },
+  unreadable_image: { description: 'An image of the dataset cannot be decoded.', param: 'dataset' },
+  training_diverged: { description: 'The loss became non-finite: lower the learning rate.', param: 'hyperparameters.learningRate' },
+  unsupported_on_backend: { description: 'The operation is not available on the TensorFlow.js backend of the worker.' },
+  trainer_crashed: { description: 'The training process died (e.g. out of memory).' },
+  worker_shutdown: { description: 'The worker was stopped before the job finished.' },
+  worker_lost: { description: 'The job was abandoned by its workers.' },
+  queue_unavailable: { description: 'The job could not be queued.' },
+  training_failed: { description: 'Anything else; the message says what.' },
+};
+
+/** The request field a job error points at, when its code names one. */
+export function jobErrorParam(code: string): string | undefined {
+  return JOB_ERROR_CODES[code]?.param;
+}
+
+export const JobError = Type.Object(
+  {
+    code: Type.String({ description: `Stable snake_case code; new codes may appear. Known: ${Object.keys(JOB_ERROR_CODES).map((c) => `\`${c}\``).join(', ')}.` }),
+    message: Type.String(),
+    param: Type.Optional(Type.String({ description: 'The field of the job request at fault, dotted (e.g. `cutLayer`, `hyperparameters.learningRate`).' })),
+  },
+  { title: 'JobError' },
+);
+export type JobError = Static<typeof JobError>;
 
 /** An error carrying its public code; the API's error handler turns it into `ErrorResponse`. */
 export class GraftError extends Error {

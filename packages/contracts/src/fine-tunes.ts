@@ -1,10 +1,11 @@
 import { Type, type Static } from 'typebox';
 import { Augmentation, CheckpointEvery, ClassWeights, EarlyStopping, TrainableLayers } from './training-options.ts';
-import { Literals, NullableTimestamp, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page, Timestamp } from './common.ts';
+import { Deleted, Literals, NullableTimestamp, PageFields, Page, Timestamp } from './common.ts';
+import { JobError } from './errors.ts';
 
 export const FINE_TUNE_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type FineTuneStatus = (typeof FINE_TUNE_STATUSES)[number];
-export const FineTuneStatus = Literals(FINE_TUNE_STATUSES);
+export const FineTuneStatus = Literals(FINE_TUNE_STATUSES, { title: 'FineTuneStatus' });
 export const TERMINAL_STATUSES: readonly FineTuneStatus[] = ['succeeded', 'failed', 'cancelled'];
 
 /**
@@ -37,25 +38,27 @@ export const Hyperparameters = Type.Object(
     labelSmoothing: Type.Number({ minimum: 0, maximum: 0.5, default: HYPERPARAMETER_DEFAULTS.labelSmoothing }),
     l2: Type.Number({ minimum: 0, maximum: 1, default: HYPERPARAMETER_DEFAULTS.l2, description: 'L2 penalty on the head\'s kernels.' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: 'Hyperparameters' },
 );
 export type Hyperparameters = Static<typeof Hyperparameters>;
 
 /** Free-form tags, as Stripe and OpenAI take them: at most 16 keys, short strings. */
 export const Metadata = Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Type.String({ maxLength: 512 }), {
   maxProperties: 16,
+  title: 'Metadata',
+  description: 'Free-form tags: at most 16 keys of at most 64 characters, values of at most 512.',
 });
 
 export const CreateFineTuneBody = Type.Object(
   {
     baseModel: Type.String({ minLength: 1, maxLength: 80, description: 'A base model id (`GET /v1/base-models`).' }),
     dataset: Type.String({ minLength: 1, maxLength: 80, description: 'A dataset id (`POST /v1/datasets`).' }),
-    validationSplit: Type.Number({
+    validationSplit: Type.Optional(Type.Number({
       minimum: 0.05,
       maximum: 0.5,
       default: VALIDATION_SPLIT_DEFAULT,
       description: 'Fraction of each class held out for validation (stratified).',
-    }),
+    })),
     hyperparameters: Type.Optional(Type.Partial(Hyperparameters, { additionalProperties: false })),
     cutLayer: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "Layer the base is cut at (its output feeds the head). Default: the base's feature layer." })),
     trainableLayers: Type.Optional(TrainableLayers),
@@ -71,7 +74,7 @@ export const CreateFineTuneBody = Type.Object(
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, description: 'Same seed + data + backend → same split and metrics.' })),
     metadata: Type.Optional(Metadata),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: 'CreateFineTuneRequest' },
 );
 export type CreateFineTuneBody = Static<typeof CreateFineTuneBody>;
 
@@ -117,7 +120,8 @@ export const EpochMetrics = Type.Object(
     valAccuracy: Type.Union([Type.Number(), Type.Null()]),
     durationMs: Type.Integer(),
     createdAt: Timestamp,
-  }
+  },
+  { title: 'EpochMetrics' },
 );
 export type EpochMetrics = Static<typeof EpochMetrics>;
 
@@ -127,7 +131,7 @@ export const ClassMetrics = Type.Object({
   precision: Type.Number(),
   recall: Type.Number(),
   f1: Type.Number(),
-});
+}, { title: 'ClassMetrics' });
 
 /** Scores of one model on one labelled set. */
 export const Evaluation = Type.Object({
@@ -137,7 +141,7 @@ export const Evaluation = Type.Object({
   topK: Type.Object({ k: Type.Integer(), accuracy: Type.Union([Type.Number(), Type.Null()]) }),
   perClass: Type.Array(ClassMetrics),
   confusionMatrix: Type.Array(Type.Array(Type.Integer()), { description: 'Rows: true class, columns: predicted.' }),
-});
+}, { title: 'Evaluation' });
 export type Evaluation = Static<typeof Evaluation>;
 
 export const FineTuneResult = Type.Object({
@@ -167,7 +171,7 @@ export const FineTuneResult = Type.Object({
   ])),
   backend: Type.String({ description: 'The TensorFlow.js backend that trained the model.' }),
   trainingMs: Type.Integer(),
-});
+}, { title: 'FineTuneResult' });
 export type FineTuneResult = Static<typeof FineTuneResult>;
 
 /** Something the API noticed while validating a request that does not stop it (also recorded as an event of the job). */
@@ -175,7 +179,7 @@ export const RequestWarning = Type.Object({
   type: Type.String({ description: 'Stable code, as the event type: `leakage`.' }),
   message: Type.String(),
   data: Type.Record(Type.String(), Type.Unknown()),
-});
+}, { title: 'RequestWarning' });
 export type RequestWarning = Static<typeof RequestWarning>;
 
 export const FineTune = Type.Object(
@@ -194,7 +198,7 @@ export const FineTune = Type.Object(
     }),
     metrics: Type.Union([EpochMetrics, Type.Null()], { description: 'The latest epoch.' }),
     result: Type.Union([FineTuneResult, Type.Null()]),
-    error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+    error: Type.Union([JobError, Type.Null()], { description: 'Why the job failed (null unless `status` is `failed`).' }),
     cancelRequestedAt: NullableTimestamp,
     model: Type.Union([
       Type.Object({ url: Type.String(), bytes: Type.Integer() }),
@@ -206,20 +210,21 @@ export const FineTune = Type.Object(
     warnings: Type.Optional(Type.Array(RequestWarning, {
       description: 'Only in the answer to `POST /v1/fine-tunes` (and its idempotent replays): what validation noticed, e.g. a test set sharing texts with the training set (`leakage`). The same warnings are the first events of the job.',
     })),
-  }
+  },
+  { title: 'FineTune' },
 );
 export type FineTune = Static<typeof FineTune>;
 
 export const FineTuneListQuery = Type.Object(
   {
-    limit: Type.Integer({ minimum: 1, maximum: PAGE_LIMIT_MAX, default: PAGE_LIMIT_DEFAULT }),
-    after: Type.Optional(Type.String({ minLength: 1, maxLength: 80 })),
+    ...PageFields,
     status: Type.Optional(FineTuneStatus),
   },
   { additionalProperties: false },
 );
 
-export const FineTuneList = Page(FineTune);
+export const FineTuneList = Page(FineTune, 'FineTuneList');
+export const FineTuneDeleted = Deleted('fine_tune', 'FineTuneDeleted');
 
 export const EVENT_LEVELS = ['info', 'warning', 'error'] as const;
 export const FineTuneEvent = Type.Object(
@@ -230,8 +235,9 @@ export const FineTuneEvent = Type.Object(
     message: Type.String(),
     data: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
     createdAt: Timestamp,
-  }
+  },
+  { title: 'FineTuneEvent' },
 );
 export type FineTuneEvent = Static<typeof FineTuneEvent>;
-export const FineTuneEventList = Page(FineTuneEvent);
-export const FineTuneMetricList = Type.Object({ data: Type.Array(EpochMetrics) });
+export const FineTuneEventList = Page(FineTuneEvent, 'FineTuneEventList');
+export const FineTuneMetricList = Type.Object({ data: Type.Array(EpochMetrics) }, { title: 'FineTuneMetricList' });

@@ -12,7 +12,7 @@ export const TrainableLayers = Type.Union(
     Type.Integer({ minimum: 1, maximum: 1000, description: 'The top k layers that have weights, below the cut.' }),
     Type.Object({ from: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false, description: 'This layer and every layer above it, up to the cut.' }),
   ],
-  { default: 'none' },
+  { default: 'none', title: 'TrainableLayers' },
 );
 export type TrainableLayers = Static<typeof TrainableLayers>;
 
@@ -22,7 +22,7 @@ export const EarlyStopping = Type.Object(
     minDelta: Type.Number({ minimum: 0, maximum: 10, default: 0, description: 'Smallest decrease of val loss that counts as an improvement.' }),
     restoreBestWeights: Type.Boolean({ default: true, description: 'End with the weights of the best epoch, not the last.' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: 'EarlyStopping' },
 );
 export type EarlyStopping = Static<typeof EarlyStopping>;
 
@@ -34,7 +34,7 @@ export const Augmentation = Type.Object(
     brightness: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Random brightness shift up to ± this fraction of the range.' }),
     contrast: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Random contrast factor in [1 - c, 1 + c].' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, title: 'Augmentation' },
 );
 export type Augmentation = Static<typeof Augmentation>;
 
@@ -42,10 +42,11 @@ export const ClassWeights = Type.Union([
   Type.Literal('none'),
   Type.Literal('auto'),
   Type.Record(Type.String({ minLength: 1, maxLength: 100 }), Type.Number({ exclusiveMinimum: 0, maximum: 1000 }), { maxProperties: 1000 }),
-], { default: 'none', description: '`auto`: n_samples / (n_classes × n_class), as scikit-learn\'s "balanced".' });
+], { default: 'none', title: 'ClassWeights', description: '`auto`: n_samples / (n_classes × n_class), as scikit-learn\'s "balanced".' });
 export type ClassWeights = Static<typeof ClassWeights>;
 
 export const CHECKPOINT_EVERY_DEFAULT = 'epoch';
 export const CheckpointEvery = Type.Union([Type.Literal('epoch'), Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Every N batches.' })], {
   default: CHECKPOINT_EVERY_DEFAULT,
+  title: 'CheckpointEvery',
 });

@@ -7,7 +7,7 @@ import type { UserBaseModel } from './generated/prisma/client.ts';
 export function baseLookups(db: Db, pathOf: (storageKey: string) => string): BaseLookups {
   return {
     async userBase(id) {
-      const row = await db.userBaseModel.findUnique({ where: { id } });
+      const row = await db.userBaseModel.findFirst({ where: { id, deletedAt: null } });
       if (!row) return null;
       const model = userBaseToModel(row);
       return { model, dir: pathOf(row.storageKey) };

@@ -44,18 +44,56 @@ export function datasetFiles(row: { storageKey: string; rowsKey: string | null; 
   return [row.storageKey, row.rowsKey, row.fingerprintsKey].filter((k): k is string => !!k);
 }
 
+/** A dataset that exists (a deleted one is a tombstone: its row stays for the jobs that used it). */
 export function getDataset(db: Db, id: string) {
-  return db.dataset.findUnique({ where: { id } });
+  return db.dataset.findFirst({ where: { id, deletedAt: null } });
 }
 
-/** Newest first; `after` is the id of the last item of the previous page. */
+/**
+ * Newest first; `after` is the id of the last item of the previous page (it may have been deleted
+ * since: its tombstone still places the cursor). Null when `after` names no dataset at all.
+ */
 export async function listDatasets(db: Db, opts: { limit: number; after?: string | undefined }) {
+  let before: Prisma.DatasetWhereInput = {};
+  if (opts.after) {
+    const cursor = await db.dataset.findUnique({ where: { id: opts.after }, select: { id: true, createdAt: true } });
+    if (!cursor) return null;
+    before = { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] };
+  }
   const rows = await db.dataset.findMany({
+    where: { deletedAt: null, ...before },
     take: opts.limit + 1,
-    ...(opts.after ? { cursor: { id: opts.after }, skip: 1 } : {}),
     orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
   });
   return page(rows, opts.limit);
+}
+
+/** Jobs that have not ended: while one uses an object, the object cannot be deleted. */
+export const ACTIVE_STATUSES = ['queued', 'running'] as const;
+
+export type DeleteOutcome<T> = { ok: true; value: T } | { ok: false; reason: 'not_found' } | { ok: false; reason: 'in_use' | 'not_finished'; jobId: string };
+
+/**
+ * Marks a dataset deleted unless a queued or running job uses it (as its dataset or test dataset).
+ * The row is locked first, and `createFineTune` locks the datasets it references, so a job created
+ * at the same moment either sees the tombstone or is seen here. Returns the storage keys of its
+ * files (the upload; for text, also its rows and fingerprints): the caller removes them once this
+ * has committed.
+ */
+export async function deleteDataset(db: Db, id: string): Promise<DeleteOutcome<{ storageKey: string; files: string[] }>> {
+  return db.$transaction(async (tx) => {
+    const locked = await tx.$queryRaw<{ storage_key: string; rows_key: string | null; fingerprints_key: string | null }[]>`SELECT storage_key, rows_key, fingerprints_key FROM datasets WHERE id = ${id} AND deleted_at IS NULL FOR UPDATE`;
+    const row = locked[0];
+    if (!row) return { ok: false, reason: 'not_found' } as const;
+    const user = await tx.fineTune.findFirst({
+      where: { status: { in: [...ACTIVE_STATUSES] }, OR: [{ datasetId: id }, { testDatasetId: id }] },
+      select: { id: true },
+    });
+    if (user) return { ok: false, reason: 'in_use', jobId: user.id } as const;
+    await tx.dataset.update({ where: { id }, data: { deletedAt: new Date() } });
+    const files = datasetFiles({ storageKey: row.storage_key, rowsKey: row.rows_key, fingerprintsKey: row.fingerprints_key });
+    return { ok: true, value: { storageKey: row.storage_key, files } } as const;
+  });
 }
 
 export function page<T extends { id: string }>(rows: T[], limit: number) {

@@ -1,7 +1,7 @@
-import { newId, type FineTuneSpec, type FineTuneStatus } from '@graft/contracts';
+import { GraftError, ID_PREFIX, newId, type FineTuneSpec, type FineTuneStatus } from '@graft/contracts';
 import type { Db } from './client.ts';
 import type { Prisma } from './generated/prisma/client.ts';
-import { page } from './datasets.ts';
+import { ACTIVE_STATUSES, page, type DeleteOutcome } from './datasets.ts';
 import type { NewEvent } from './events.ts';
 
 export interface NewFineTune {
@@ -14,11 +14,16 @@ export interface NewFineTune {
 
 const json = (v: unknown) => v as Prisma.InputJsonValue;
 
-/** Inserts a queued job and its first events in one transaction. */
+/**
+ * Inserts a queued job and its first events in one transaction. The datasets and the registered
+ * base (or fine-tune) it uses are locked FOR SHARE first, so a concurrent DELETE of one of them
+ * either waits and then sees this job, or has already left a tombstone and the job is refused.
+ */
 export async function createFineTune(db: Db, f: NewFineTune) {
   const id = newId('fineTune');
-  const [row] = await db.$transaction([
-    db.fineTune.create({
+  return db.$transaction(async (tx) => {
+    await lockReferences(tx, f.spec);
+    const row = await tx.fineTune.create({
       data: {
         id,
         status: 'queued',
@@ -30,15 +35,51 @@ export async function createFineTune(db: Db, f: NewFineTune) {
         requestHash: f.requestHash,
         epochs: f.spec.hyperparameters.epochs + f.spec.hyperparameters.fineTuneEpochs,
       },
-    }),
-    db.event.create({
+    });
+    await tx.event.create({
       data: { id: newId('event'), fineTuneId: id, level: 'info', type: 'status', message: 'Job queued', data: json({ status: 'queued' }) },
-    }),
-    ...(f.events ?? []).map((e) =>
-      db.event.create({ data: { id: newId('event'), fineTuneId: id, level: e.level, type: e.type, message: e.message, data: json(e.data ?? null) } }),
-    ),
-  ]);
-  return row;
+    });
+    for (const e of f.events ?? []) {
+      await tx.event.create({ data: { id: newId('event'), fineTuneId: id, level: e.level, type: e.type, message: e.message, data: json(e.data ?? null) } });
+    }
+    return row;
+  });
+}
+
+type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+
+async function lockReferences(tx: Tx, spec: FineTuneSpec): Promise<void> {
+  for (const [param, dataset] of [['dataset', spec.dataset], ['testDataset', spec.testDataset]] as const) {
+    if (!dataset) continue;
+    const rows = await tx.$queryRaw<unknown[]>`SELECT 1 FROM datasets WHERE id = ${dataset} AND deleted_at IS NULL FOR SHARE`;
+    if (rows.length === 0) throw new GraftError('dataset_not_found', `No dataset ${dataset}.`, param);
+  }
+  const base = spec.baseModel;
+  const rows = base.startsWith(`${ID_PREFIX.fineTune}_`)
+    ? await tx.$queryRaw<{ deleted: boolean }[]>`SELECT false AS deleted FROM fine_tunes WHERE id = ${base} FOR SHARE`
+    : await tx.$queryRaw<{ deleted: boolean }[]>`SELECT deleted_at IS NOT NULL AS deleted FROM base_models WHERE id = ${base} FOR SHARE`;
+  // No row for a bm_ id: a catalog base, which nothing can delete.
+  const gone = base.startsWith(`${ID_PREFIX.fineTune}_`) ? rows.length === 0 : rows[0]?.deleted === true;
+  if (gone) throw new GraftError('base_model_not_found', `No base model ${base}.`, 'baseModel');
+}
+
+/**
+ * Deletes an ended job with its events, metrics and checkpoints, unless a queued or running job
+ * uses it as its base. Returns the storage keys of its files (model, checkpoints): the caller
+ * removes them once this has committed.
+ */
+export async function deleteFineTune(db: Db, id: string): Promise<DeleteOutcome<{ keys: string[] }>> {
+  return db.$transaction(async (tx) => {
+    const locked = await tx.$queryRaw<{ status: FineTuneStatus; model_key: string | null }[]>`SELECT status, model_key FROM fine_tunes WHERE id = ${id} FOR UPDATE`;
+    const row = locked[0];
+    if (!row) return { ok: false, reason: 'not_found' } as const;
+    if ((ACTIVE_STATUSES as readonly string[]).includes(row.status)) return { ok: false, reason: 'not_finished', jobId: id } as const;
+    const user = await tx.fineTune.findFirst({ where: { status: { in: [...ACTIVE_STATUSES] }, baseModelId: id }, select: { id: true } });
+    if (user) return { ok: false, reason: 'in_use', jobId: user.id } as const;
+    const checkpoints = await tx.checkpoint.findMany({ where: { fineTuneId: id }, select: { storageKey: true } });
+    await tx.fineTune.delete({ where: { id } });
+    return { ok: true, value: { keys: [...(row.model_key ? [row.model_key] : []), ...checkpoints.map((c) => c.storageKey)] } } as const;
+  });
 }
 
 export function getFineTune(db: Db, id: string) {
@@ -67,7 +108,7 @@ export type FineTunePatch = Partial<{
   batches: number;
   latestMetrics: unknown;
   result: unknown;
-  error: { code: string; message: string } | null;
+  error: { code: string; message: string; param?: string } | null;
   modelKey: string;
   modelBytes: bigint;
   startedAt: Date;

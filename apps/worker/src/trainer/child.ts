@@ -57,7 +57,11 @@ async function run(m: Extract<ParentMessage, { kind: 'start' }>) {
     await send({ kind: 'succeeded', ...outcome });
   } catch (err) {
     if (err instanceof TrainingCancelled) await send({ kind: 'cancelled' });
-    else if (err instanceof TrainingError) await send({ kind: 'failed', code: err.code, message: err.message });
+    else if (err instanceof TrainingError) {
+      // An engine error may name the request field at fault; else the worker derives it from the code.
+      const param = (err as TrainingError & { param?: string }).param;
+      await send({ kind: 'failed', code: err.code, message: err.message, ...(param ? { param } : {}) });
+    }
     else await send({ kind: 'failed', code: 'training_failed', message: `Training failed: ${(err as Error).message ?? String(err)}` });
   } finally {
     // Every message was flushed (send resolves on delivery); the process holds nothing else.

@@ -21,4 +21,4 @@ export type ChildMessage =
   | { kind: 'epoch'; epoch: number; phase: string; loss: number; accuracy: number; valLoss: number | null; valAccuracy: number | null; durationMs: number }
   | { kind: 'succeeded'; result: FineTuneResult; modelZipPath: string; modelZipBytes: number }
   | { kind: 'cancelled' }
-  | { kind: 'failed'; code: string; message: string };
+  | { kind: 'failed'; code: string; message: string; param?: string };

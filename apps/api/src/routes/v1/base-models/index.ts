@@ -1,9 +1,14 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
   BaseModel,
+  BaseModelDeleted,
   BaseModelList,
-  ErrorResponse,
+  CreateBaseModelForm,
+  CreateBaseModelFromUrl,
   GraftError,
+  ID_PREFIX,
   IdParams,
+  PAGE_LIMIT_DEFAULT,
   PageQuery,
   newId,
   parseCreateBaseModelSpec,
@@ -13,30 +18,29 @@ import {
   type Preprocessing,
 } from '@graft/contracts';
 import { baseLookups, baseModels } from '@graft/db';
-import { listBaseModels } from '@graft/engine/catalog';
+import { getBaseModel, listBaseModels } from '@graft/engine/catalog';
 import { resolveBase } from '@graft/engine/resolve-base';
-import type { FastifyInstance } from 'fastify';
 import { inspectBaseInChild } from '../../../inspector/inspect-base.ts';
+import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
 import { userBaseOut } from '../../../serializers.ts';
 
-const errors = { '4xx': ErrorResponse };
-
-export default async function baseModelRoutes(app: FastifyInstance) {
+const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '',
     {
       schema: {
+        operationId: 'listBaseModels',
         tags: ['base-models'],
         summary: "The bases a worker can load: graft's catalog first, then bases users registered (newest first)",
         querystring: PageQuery,
-        response: { 200: BaseModelList, ...errors },
+        response: { 200: described(BaseModelList, 'A page of base models.'), ...errorResponses('invalid_request') },
       },
     },
     async (request) => {
-      const { limit, after } = request.query as { limit: number; after?: string };
+      const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
       const catalog = listBaseModels();
       const inCatalog = after ? catalog.findIndex((b) => b.id === after) : -1;
-      if (after && inCatalog < 0 && !(await baseModels.getUserBase(app.db, after))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
+      if (after && inCatalog < 0 && !(await baseModels.isUserBaseCursor(app.db, after))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
       const fromCatalog = after && inCatalog < 0 ? [] : catalog.slice(inCatalog + 1, inCatalog + 1 + limit);
       const room = limit - fromCatalog.length;
       const users = room > 0 ? await baseModels.listUserBases(app.db, { limit: room, after: inCatalog < 0 ? after : undefined }) : null;
@@ -50,14 +54,15 @@ export default async function baseModelRoutes(app: FastifyInstance) {
     '/:id',
     {
       schema: {
+        operationId: 'getBaseModel',
         tags: ['base-models'],
         summary: 'One base model (a catalog or registered `bm_` id, or a succeeded fine-tune `ft_` as a base)',
         params: IdParams,
-        response: { 200: BaseModel, ...errors },
+        response: { 200: described(BaseModel, 'The base model.'), ...errorResponses('invalid_request', 'base_model_not_found', 'base_model_unusable') },
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const resolved = await resolveBase(id, baseLookups(app.db, (k) => app.storage.path(k)));
       if (!resolved.ok) throw new GraftError(resolved.code, resolved.message);
       return resolved.base.descriptor;
@@ -68,17 +73,20 @@ export default async function baseModelRoutes(app: FastifyInstance) {
     '',
     {
       schema: {
+        operationId: 'createBaseModel',
         tags: ['base-models'],
         summary: 'Register a base: a tfjs model (.zip of model.json + shards) or the URL of a hosted one',
         description:
           'Either multipart/form-data with `file` (a .zip holding model.json and its weight shards) and `spec` (JSON: name, featureLayer, preprocessing, ...), ' +
           'or a JSON body with `url` and the same fields. The model is loaded and checked (input shape matches the preprocessing, the feature layer exists ' +
           'and yields rank-1 or rank-3 features, one forward pass works) before it is listed; a hosted model is fetched once and stored.',
-        consumes: ['multipart/form-data', 'application/json'],
-        body: { type: 'object' },
-        response: { 201: BaseModel, ...errors },
+        body: bodyByContentType({ 'multipart/form-data': CreateBaseModelForm, 'application/json': CreateBaseModelFromUrl }),
+        response: {
+          201: described(BaseModel, 'The base, loaded and checked.'),
+          ...errorResponses('invalid_request', 'payload_too_large', 'unsupported_media_type', 'invalid_base_model'),
+        },
       },
-      // Multipart bodies are parsed by the handler; JSON is checked against the contract there too.
+      // The body schemas document both forms; the handler checks them (a union's errors would not name the field).
       validatorCompiler: () => () => true,
     },
     async (request, reply) => {
@@ -113,6 +121,7 @@ export default async function baseModelRoutes(app: FastifyInstance) {
           spec = parseCreateBaseModelSpec(parsed, 'spec');
           if (spec.url) throw new GraftError('invalid_request', 'Send either a `file` or a `url`, not both.', 'spec.url');
         } else {
+          // The route does not validate bodies (validatorCompiler below): this names the field at fault in the branch `task` picks.
           spec = parseCreateBaseModelSpec(request.body, 'body');
           if (!spec.url) throw new GraftError('invalid_request', 'A JSON body must give `url`; to upload a model, send multipart/form-data with `file` and `spec`.', 'url');
         }
@@ -130,7 +139,41 @@ export default async function baseModelRoutes(app: FastifyInstance) {
       }
     },
   );
-}
+
+  app.delete(
+    '/:id',
+    {
+      schema: {
+        operationId: 'deleteBaseModel',
+        tags: ['base-models'],
+        summary: 'Delete a base you registered, with its files',
+        description:
+          'Refused with 409 `resource_in_use` while a queued or running job uses it, and with 409 `base_model_not_deletable` for catalog bases ' +
+          '(they ship with graft) and fine-tunes (delete those with `DELETE /v1/fine-tunes/{id}`). Models fine-tuned from it keep working: their zips hold the whole network.',
+        params: IdParams,
+        response: {
+          200: described(BaseModelDeleted, 'The base model is deleted.'),
+          ...errorResponses('invalid_request', 'base_model_not_found', 'base_model_not_deletable', 'resource_in_use'),
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      if (getBaseModel(id)) throw new GraftError('base_model_not_deletable', `${id} is part of graft's catalog; only bases you registered can be deleted.`);
+      if (id.startsWith(`${ID_PREFIX.fineTune}_`)) throw new GraftError('base_model_not_deletable', `${id} is a fine-tune; delete it with DELETE /v1/fine-tunes/${id}.`);
+      const outcome = await baseModels.deleteUserBase(app.db, id);
+      if (!outcome.ok) {
+        if (outcome.reason === 'not_found') throw new GraftError('base_model_not_found', `No base model ${id}.`);
+        throw new GraftError('resource_in_use', `Job ${outcome.jobId} uses base model ${id}; delete it once that job has ended (or cancel the job).`);
+      }
+      await app.storage.remove(outcome.value.storageKey);
+      request.log.info({ baseModelId: id }, 'base model deleted');
+      return { id, object: 'base_model' as const, deleted: true as const };
+    },
+  );
+};
+
+export default baseModelRoutes;
 
 interface Upload {
   /** Where the base's files are unpacked and checked (staging; committed to its storage key afterwards). */

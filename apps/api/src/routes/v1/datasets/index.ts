@@ -1,25 +1,26 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
+  CreateDatasetForm,
   Dataset,
+  DatasetDeleted,
   DatasetList,
   DATASET_LIMITS,
-  ErrorResponse,
   GraftError,
   IdParams,
+  PAGE_LIMIT_DEFAULT,
   PageQuery,
   TASKS,
+  TEXT_DATASET_LIMITS,
   UploadDatasetFields,
   newId,
   parseWith,
-  type Task,
 } from '@graft/contracts';
 import { datasets } from '@graft/db';
 import { inspectArchive } from '@graft/engine/dataset-archive';
 import { detectTextFormat, TextCheckPool } from '@graft/engine/text-dataset';
-import type { FastifyInstance } from 'fastify';
+import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
 import { datasetOut } from '../../../serializers.ts';
 import { storeTextDataset } from './text.ts';
-
-const errors = { '4xx': ErrorResponse };
 
 /** Multipart fields arrive as text: the numeric one is converted before the schema checks it. */
 function readFields(fields: Record<string, string>): UploadDatasetFields {
@@ -51,7 +52,9 @@ async function textHint(path: string, filename: string): Promise<string> {
   return ` It looks like a text dataset (${text.type.toUpperCase()}${how}): upload it with task=text-classification.`;
 }
 
-export default async function datasetRoutes(app: FastifyInstance) {
+const T = TEXT_DATASET_LIMITS;
+
+const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Text uploads are checked in worker threads (at most two at once; an idle one ends after a minute).
   const textChecks = new TextCheckPool({ maxThreads: 2, idleMs: 60_000 });
   app.addHook('onClose', () => textChecks.close());
@@ -60,16 +63,28 @@ export default async function datasetRoutes(app: FastifyInstance) {
     '',
     {
       schema: {
+        operationId: 'createDataset',
         tags: ['datasets'],
         summary: 'Upload a dataset: a zip of image class folders, or a CSV/JSONL text file',
         description:
-          'multipart/form-data with `file`, `task` and optional `name`. ' +
-          '`image-classification`: a .zip whose top-level folders are class names holding JPEG/PNG images (one wrapping folder is allowed); every entry is checked. ' +
-          '`text-classification`: CSV (header with `text` and `label` columns) or JSON Lines (`{"text": …, "label": …}`), plain, gzipped or the single file of a zip; ' +
-          'every row is checked (invalid rows are listed with their line; more than `maxInvalidShare` of them refuses the upload with 422 `too_many_invalid_rows`), ' +
-          'and the answer gives rows per class, length percentiles in characters and in tokens of `baseModel`, and duplicates. The file is streamed to storage, never held in memory.',
-        consumes: ['multipart/form-data'],
-        response: { 201: Dataset, ...errors },
+          'multipart/form-data with `file`, `task` and optional `name`. The file is streamed to storage and checked in full before it is accepted. ' +
+          '`image-classification`: a .zip whose top-level folders are class names holding JPEG/PNG images (one wrapping folder is allowed); ' +
+          `limits: \`MAX_UPLOAD_BYTES\` (server configuration), ${DATASET_LIMITS.maxEntries} entries, ${DATASET_LIMITS.maxClasses} classes, ` +
+          `${DATASET_LIMITS.maxImageSide} px per image side, class names of at most ${DATASET_LIMITS.maxClassNameLength} characters. ` +
+          '`text-classification`: CSV (header with `text` and `label` columns, RFC 4180 quoting, UTF-8 with or without BOM) or JSON Lines ' +
+          '(`{"text": …, "label": …}`), plain, gzipped or the single file of a zip. Every row is checked; invalid ones are listed with their line and reason, ' +
+          'and more than `maxInvalidShare` of them (default 0) refuses the upload with 422 `too_many_invalid_rows`. The answer gives rows per class, ' +
+          'length percentiles in characters and in tokens of `baseModel`, and duplicates. ' +
+          `Limits: ${T.maxRows} rows, ${T.maxClasses} labels, texts of at most ${T.maxTextLength} characters, labels of at most ${T.maxLabelLength}, ` +
+          `a CSV record or JSONL line of at most ${T.maxRecordBytes} bytes, ${T.maxDecompressedBytes} bytes decompressed.`,
+        body: bodyByContentType({ 'multipart/form-data': CreateDatasetForm }),
+        response: {
+          201: described(Dataset, 'The dataset with its statistics (images: classes and balance; text: format, rows per class, lengths, duplicates, invalid rows).'),
+          ...errorResponses(
+            'invalid_request', 'invalid_archive', 'payload_too_large', 'unsupported_media_type', 'no_images', 'too_few_classes', 'unreadable_entry', 'too_many_entries',
+            'invalid_text_dataset', 'too_many_invalid_rows', 'base_model_not_found', 'base_model_unusable', 'task_mismatch',
+          ),
+        },
       },
     },
     async (request, reply) => {
@@ -96,9 +111,8 @@ export default async function datasetRoutes(app: FastifyInstance) {
         if (!upload) throw new GraftError('invalid_request', 'The `file` part (a .zip archive, or a CSV/JSONL file for text) is required.', 'file');
         const form = readFields(fields);
         const name = (form.name ?? (upload.filename || 'dataset')).slice(0, DATASET_LIMITS.maxNameLength);
-        const task: Task = form.task;
 
-        if (task === 'text-classification') {
+        if (form.task === 'text-classification') {
           const taken = upload;
           upload = undefined; // storeTextDataset owns the upload from here (it moves or removes it)
           const row = await storeTextDataset(app, { upload: taken, name, maxInvalidShare: form.maxInvalidShare ?? 0, baseModel: form.baseModel, log: request.log, pool: textChecks });
@@ -116,16 +130,16 @@ export default async function datasetRoutes(app: FastifyInstance) {
           throw err;
         }
         const id = newId('dataset');
-        const archiveKey = `datasets/${id}.zip`;
+        const key = `datasets/${id}.zip`;
         const { bytes, sha256 } = upload;
-        await storage.commit(upload.key, archiveKey);
+        await storage.commit(upload.key, key);
         upload = undefined; // committed: no longer ours to clean up
         try {
           const row = await datasets.createDataset(app.db, {
             id,
             name,
-            task,
-            storageKey: archiveKey,
+            task: form.task,
+            storageKey: key,
             bytes,
             sha256,
             imageCount: inspection.images.length,
@@ -134,7 +148,7 @@ export default async function datasetRoutes(app: FastifyInstance) {
           });
           return reply.status(201).send(datasetOut(row));
         } catch (err) {
-          await storage.remove(archiveKey);
+          await storage.remove(key);
           throw err;
         }
       } finally {
@@ -145,23 +159,68 @@ export default async function datasetRoutes(app: FastifyInstance) {
 
   app.get(
     '',
-    { schema: { tags: ['datasets'], summary: 'List datasets, newest first', querystring: PageQuery, response: { 200: DatasetList, ...errors } } },
+    {
+      schema: {
+        operationId: 'listDatasets',
+        tags: ['datasets'],
+        summary: 'List datasets, newest first',
+        querystring: PageQuery,
+        response: { 200: described(DatasetList, 'A page of datasets.'), ...errorResponses('invalid_request') },
+      },
+    },
     async (request) => {
-      const { limit, after } = request.query as { limit: number; after?: string };
-      if (after && !(await datasets.getDataset(app.db, after))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
+      const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
       const page = await datasets.listDatasets(app.db, { limit, after });
+      if (!page) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
       return { ...page, data: page.data.map(datasetOut) };
     },
   );
 
   app.get(
     '/:id',
-    { schema: { tags: ['datasets'], summary: 'Get a dataset with its statistics', params: IdParams, response: { 200: Dataset, ...errors } } },
+    {
+      schema: {
+        operationId: 'getDataset',
+        tags: ['datasets'],
+        summary: 'Get a dataset with its statistics',
+        params: IdParams,
+        response: { 200: described(Dataset, 'The dataset.'), ...errorResponses('invalid_request', 'dataset_not_found') },
+      },
+    },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const row = await datasets.getDataset(app.db, id);
       if (!row) throw new GraftError('dataset_not_found', `No dataset ${id}.`);
       return datasetOut(row);
     },
   );
-}
+
+  app.delete(
+    '/:id',
+    {
+      schema: {
+        operationId: 'deleteDataset',
+        tags: ['datasets'],
+        summary: 'Delete a dataset and its files',
+        description:
+          'Refused with 409 `resource_in_use` while a queued or running job uses it (as its dataset or test dataset). Jobs that used it keep their results; ' +
+          'its id then answers 404. A text dataset\'s normalised rows and fingerprints go with its upload.',
+        params: IdParams,
+        response: { 200: described(DatasetDeleted, 'The dataset is deleted.'), ...errorResponses('invalid_request', 'dataset_not_found', 'resource_in_use') },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const outcome = await datasets.deleteDataset(app.db, id);
+      if (!outcome.ok) {
+        if (outcome.reason === 'not_found') throw new GraftError('dataset_not_found', `No dataset ${id}.`);
+        throw new GraftError('resource_in_use', `Job ${outcome.jobId} uses dataset ${id}; delete it once that job has ended (or cancel the job).`);
+      }
+      await Promise.all(outcome.value.files.map((key) => app.storage.remove(key)));
+      request.log.info({ datasetId: id }, 'dataset deleted');
+      return { id, object: 'dataset' as const, deleted: true as const };
+    },
+  );
+};
+
+export default datasetRoutes;

@@ -1,31 +1,39 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
   CreateFineTuneBody,
   CheckpointList,
-  ErrorResponse,
   FineTune,
+  FineTuneDeleted,
   FineTuneEventList,
+  FineTuneList,
   FineTuneListQuery,
   FineTuneMetricList,
   GraftError,
   IdParams,
+  PAGE_LIMIT_DEFAULT,
   PageQuery,
   normalizeFineTune,
-  type FineTuneStatus,
   type RequestWarning,
 } from '@graft/contracts';
 import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, type FineTuneRow } from '@graft/db';
 import { resolveBase } from '@graft/engine/resolve-base';
 import { publishCancel } from '@graft/queue';
 import { createHash, randomInt } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
+import { binaryResponse, described, errorResponses } from '../../../route-schemas.ts';
 import { checkpointOut, eventOut, fineTuneOut, metricOut } from '../../../serializers.ts';
 import { testSetLeakage } from '../datasets/leakage.ts';
 
-const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse };
 const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Repeat a request safely: the same key returns the same job.' })),
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Repeat a request safely: the same key with the same body returns the same job.' })),
 });
+const CheckpointParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 80, description: 'The fine-tune id.' }),
+  checkpoint: Type.String({ minLength: 1, maxLength: 80, description: 'The checkpoint id.' }),
+});
+const MODEL_ZIP =
+  'A zip holding `model.json` and weight shards (tfjs layers format), `labels.json` (class names in output order), `preprocessing.json` and `training.json` (split, metrics, seed).';
 
 /** Stable JSON (sorted keys) so that the same request always hashes the same. */
 function canonical(value: unknown): string {
@@ -39,14 +47,13 @@ function canonical(value: unknown): string {
 /** Event types that validation records at creation (answered again by an idempotent replay). */
 const REQUEST_WARNING_TYPES = new Set(['leakage']);
 
-export default async function fineTuneRoutes(app: FastifyInstance) {
+const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const requestWarnings = async (id: string): Promise<RequestWarning[]> => {
     const first = await events.listEvents(app.db, id, { limit: 10 });
     return (first?.data ?? [])
       .filter((e) => e.level === 'warning' && REQUEST_WARNING_TYPES.has(e.type))
       .map((e) => ({ type: e.type, message: e.message, data: (e.data as Record<string, unknown> | null) ?? {} }));
   };
-
   const load = async (id: string): Promise<FineTuneRow> => {
     const row = await fineTunes.getFineTune(app.db, id);
     if (!row) throw new GraftError('fine_tune_not_found', `No fine-tune job ${id}.`);
@@ -57,17 +64,30 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
     '',
     {
       schema: {
+        operationId: 'createFineTune',
         tags: ['fine-tunes'],
         summary: 'Start a fine-tune job',
-        description: 'Freezes the base at its feature layer, adds a new classification head and trains it on the dataset. Answers 201 with the queued job.',
+        description:
+          'Freezes the base at its feature layer, adds a new classification head and trains it on the dataset. Answers 201 with the queued job; ' +
+          'with an `Idempotency-Key` already used for the same body, 200 with that job. A text `testDataset` sharing texts with the training ' +
+          'dataset is not refused: the answer carries a `leakage` warning (also the job\'s first warning event).',
         headers: IdempotencyHeaders,
         body: CreateFineTuneBody,
-        response: { 200: FineTune, 201: FineTune, ...errors },
+        response: {
+          200: described(FineTune, 'The job created earlier with this Idempotency-Key and body (nothing new is queued).', {
+            'idempotent-replayed': { description: 'Always `true`: this answer replays an earlier request.', type: 'string', enum: ['true'] },
+          }),
+          201: described(FineTune, 'The queued job, every option explicit.'),
+          ...errorResponses(
+            'invalid_request', 'unsupported_media_type', 'payload_too_large', 'base_model_not_found', 'dataset_not_found', 'idempotency_key_reused',
+            'class_mismatch', 'base_model_unusable', 'task_mismatch',
+          ),
+        },
       },
     },
     async (request, reply) => {
-      const body = request.body as CreateFineTuneBody;
-      const key = (request.headers['idempotency-key'] as string | undefined) ?? undefined;
+      const body = request.body;
+      const key = request.headers['idempotency-key'];
       const requestHash = createHash('sha256').update(canonical(body)).digest('hex');
       if (key) {
         const previous = await fineTunes.findByIdempotencyKey(app.db, key);
@@ -150,27 +170,52 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
 
   app.get(
     '',
-    { schema: { tags: ['fine-tunes'], summary: 'List jobs, newest first', querystring: FineTuneListQuery, response: { 200: Type.Object({ data: Type.Array(FineTune), hasMore: Type.Boolean(), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
+    {
+      schema: {
+        operationId: 'listFineTunes',
+        tags: ['fine-tunes'],
+        summary: 'List jobs, newest first',
+        querystring: FineTuneListQuery,
+        response: { 200: described(FineTuneList, 'A page of jobs.'), ...errorResponses('invalid_request') },
+      },
+    },
     async (request) => {
-      const q = request.query as { limit: number; after?: string; status?: FineTuneStatus };
-      if (q.after && !(await fineTunes.getFineTune(app.db, q.after))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
-      const page = await fineTunes.listFineTunes(app.db, q);
+      const { limit = PAGE_LIMIT_DEFAULT, after, status } = request.query;
+      if (after && !(await fineTunes.getFineTune(app.db, after))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
+      const page = await fineTunes.listFineTunes(app.db, { limit, after, status });
       return { ...page, data: page.data.map(fineTuneOut) };
     },
   );
 
   app.get(
     '/:id',
-    { schema: { tags: ['fine-tunes'], summary: 'Status, progress, latest metrics and result of a job', params: IdParams, response: { 200: FineTune, ...errors } } },
-    async (request) => fineTuneOut(await load((request.params as { id: string }).id)),
+    {
+      schema: {
+        operationId: 'getFineTune',
+        tags: ['fine-tunes'],
+        summary: 'Status, progress, latest metrics and result of a job',
+        params: IdParams,
+        response: { 200: described(FineTune, 'The job.'), ...errorResponses('invalid_request', 'fine_tune_not_found') },
+      },
+    },
+    async (request) => fineTuneOut(await load(request.params.id)),
   );
 
   app.get(
     '/:id/events',
-    { schema: { tags: ['fine-tunes'], summary: 'What happened, oldest first', params: IdParams, querystring: PageQuery, response: { 200: FineTuneEventList, ...errors } } },
+    {
+      schema: {
+        operationId: 'listFineTuneEvents',
+        tags: ['fine-tunes'],
+        summary: 'What happened, oldest first',
+        params: IdParams,
+        querystring: PageQuery,
+        response: { 200: described(FineTuneEventList, 'A page of events.'), ...errorResponses('invalid_request', 'fine_tune_not_found') },
+      },
+    },
     async (request) => {
-      const { id } = request.params as { id: string };
-      const { limit, after } = request.query as { limit: number; after?: string };
+      const { id } = request.params;
+      const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
       await load(id);
       const page = await events.listEvents(app.db, id, { limit, after });
       if (!page) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
@@ -180,9 +225,17 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
 
   app.get(
     '/:id/metrics',
-    { schema: { tags: ['fine-tunes'], summary: 'One row per epoch', params: IdParams, response: { 200: FineTuneMetricList, ...errors } } },
+    {
+      schema: {
+        operationId: 'listFineTuneMetrics',
+        tags: ['fine-tunes'],
+        summary: 'One row per epoch',
+        params: IdParams,
+        response: { 200: described(FineTuneMetricList, 'Every epoch so far.'), ...errorResponses('invalid_request', 'fine_tune_not_found') },
+      },
+    },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       await load(id);
       return { data: (await metrics.listMetrics(app.db, id)).map(metricOut) };
     },
@@ -192,15 +245,20 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
     '/:id/cancel',
     {
       schema: {
+        operationId: 'cancelFineTune',
         tags: ['fine-tunes'],
         summary: 'Cancel a job',
         description: 'A queued job is cancelled at once (200). A running job is asked to stop (202): it stops within one batch, keeping its events and metrics.',
         params: IdParams,
-        response: { 200: FineTune, 202: FineTune, ...errors },
+        response: {
+          200: described(FineTune, 'The job is cancelled.'),
+          202: described(FineTune, 'The running job was asked to stop; it ends `cancelled` within one batch.'),
+          ...errorResponses('invalid_request', 'fine_tune_not_found', 'job_not_cancellable'),
+        },
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       let row = await load(id);
       if (row.status === 'cancelled') return reply.status(200).send(fineTuneOut(row));
       if (row.status === 'succeeded' || row.status === 'failed') {
@@ -229,16 +287,16 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
     '/:id/model',
     {
       schema: {
+        operationId: 'downloadFineTuneModel',
         tags: ['fine-tunes'],
         summary: 'Download the fine-tuned model (.zip)',
-        description: 'A zip holding `model.json` and weight shards (tfjs layers format), `labels.json` (class names in output order), `preprocessing.json` and `training.json` (split, metrics, seed).',
+        description: MODEL_ZIP,
         params: IdParams,
-        produces: ['application/zip'],
-        response: { 200: Type.String({ format: 'binary' }), ...errors },
+        response: { 200: binaryResponse('application/zip', 'The model zip.'), ...errorResponses('invalid_request', 'fine_tune_not_found', 'model_not_ready') },
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const row = await load(id);
       if (row.status !== 'succeeded' || !row.modelKey) throw new GraftError('model_not_ready', `Job ${id} is ${row.status}; a model exists once it has succeeded.`);
       return sendZip(reply, row.modelKey, `${id}.zip`);
@@ -247,9 +305,17 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
 
   app.get(
     '/:id/checkpoints',
-    { schema: { tags: ['fine-tunes'], summary: 'Checkpoints of a job, oldest first; the best by validation loss is marked', params: IdParams, response: { 200: CheckpointList, ...errors } } },
+    {
+      schema: {
+        operationId: 'listFineTuneCheckpoints',
+        tags: ['fine-tunes'],
+        summary: 'Checkpoints of a job, oldest first; the best by validation loss is marked',
+        params: IdParams,
+        response: { 200: described(CheckpointList, 'Every checkpoint of the job.'), ...errorResponses('invalid_request', 'fine_tune_not_found') },
+      },
+    },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       await load(id);
       return { data: (await checkpoints.listCheckpoints(app.db, id)).map(checkpointOut) };
     },
@@ -259,19 +325,57 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
     '/:id/checkpoints/:checkpoint/model',
     {
       schema: {
+        operationId: 'downloadCheckpointModel',
         tags: ['fine-tunes'],
         summary: 'Download a checkpoint as a model (.zip)',
-        params: Type.Object({ id: Type.String({ maxLength: 80 }), checkpoint: Type.String({ maxLength: 80 }) }),
-        produces: ['application/zip'],
-        response: { 200: Type.String({ format: 'binary' }), ...errors },
+        description: `The same format as the final model. ${MODEL_ZIP}`,
+        params: CheckpointParams,
+        response: {
+          200: binaryResponse('application/zip', 'The checkpoint as a model zip.'),
+          ...errorResponses('invalid_request', 'fine_tune_not_found', 'checkpoint_not_found'),
+        },
       },
     },
     async (request, reply) => {
-      const { id, checkpoint } = request.params as { id: string; checkpoint: string };
+      const { id, checkpoint } = request.params;
       await load(id);
       const row = await checkpoints.getCheckpoint(app.db, id, checkpoint);
       if (!row) throw new GraftError('checkpoint_not_found', `No checkpoint ${checkpoint} in job ${id}.`);
       return sendZip(reply, row.storageKey, `${id}-${row.id}.zip`);
+    },
+  );
+
+  app.delete(
+    '/:id',
+    {
+      schema: {
+        operationId: 'deleteFineTune',
+        tags: ['fine-tunes'],
+        summary: 'Delete an ended job with its events, metrics, checkpoints and model files',
+        description:
+          'Refused with 409 `job_not_finished` while the job is queued or running (cancel it first), and with 409 `resource_in_use` while a queued or ' +
+          'running job uses it as its base. Its `Idempotency-Key`, if any, can be used again afterwards.',
+        params: IdParams,
+        response: {
+          200: described(FineTuneDeleted, 'The job and its files are deleted.'),
+          ...errorResponses('invalid_request', 'fine_tune_not_found', 'job_not_finished', 'resource_in_use'),
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const outcome = await fineTunes.deleteFineTune(app.db, id);
+      if (!outcome.ok) {
+        if (outcome.reason === 'not_found') throw new GraftError('fine_tune_not_found', `No fine-tune job ${id}.`);
+        if (outcome.reason === 'not_finished') throw new GraftError('job_not_finished', `Job ${id} has not ended; cancel it (POST /v1/fine-tunes/${id}/cancel) and delete it once it has.`);
+        throw new GraftError('resource_in_use', `Job ${outcome.jobId} uses fine-tune ${id} as its base; delete it once that job has ended.`);
+      }
+      // Every file the job left: its recorded keys, then whatever else lives under its directories.
+      for (const key of [...outcome.value.keys, `models/${id}`, `jobs/${id}`]) {
+        await app.storage.remove(key).catch((err: Error) => request.log.warn({ err: err.message, key }, 'could not remove a file of a deleted job'));
+      }
+      request.log.info({ jobId: id }, 'fine-tune deleted');
+      return { id, object: 'fine_tune' as const, deleted: true as const };
     },
   );
 
@@ -287,4 +391,6 @@ export default async function fineTuneRoutes(app: FastifyInstance) {
       .header('content-disposition', `attachment; filename="${filename}"`)
       .send(await app.storage.read(key));
   }
-}
+};
+
+export default fineTuneRoutes;

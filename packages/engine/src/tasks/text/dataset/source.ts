@@ -4,12 +4,11 @@
  * bytes are streamed (Node's zlib, yauzl), never held whole, and counted as they are inflated.
  */
 import { GraftError, TEXT_DATASET_LIMITS, type TextDatasetLimits } from '@graft/contracts';
-import { zipEntries } from '@graft/engine/dataset-archive';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import yauzl from 'yauzl';
+import { openZip, zipEntries, type ZipEntry, type ZipFile } from '../../../util/zip.ts';
 
 export type Compression = 'none' | 'gzip' | 'zip';
 
@@ -120,23 +119,15 @@ function ignoredEntry(name: string): boolean {
   return name.endsWith('/') || name.split('/').some((p) => p === '__MACOSX' || p.startsWith('.'));
 }
 
-function openZip(path: string): Promise<yauzl.ZipFile> {
-  return new Promise((resolve, reject) =>
-    yauzl.open(path, { lazyEntries: true, autoClose: false, validateEntrySizes: true, decodeStrings: true }, (err, zip) =>
-      err || !zip ? reject(err ?? new Error('no zip')) : resolve(zip),
-    ),
-  );
-}
-
 async function zipSource(path: string): Promise<{ stream: Readable; entry: string; close: () => void }> {
-  let zip: yauzl.ZipFile;
+  let zip: ZipFile;
   try {
     zip = await openZip(path);
   } catch (err) {
     throw new GraftError('invalid_archive', `The file starts like a zip archive but cannot be read (${(err as Error).message}).`, 'file');
   }
   try {
-    let first: yauzl.Entry | undefined;
+    let first: ZipEntry | undefined;
     let files = 0;
     let images = 0;
     try {
