@@ -14,6 +14,9 @@ import { cutBase, selectTrainableLayers, unfreeze } from '../src/freezing.ts';
 import { blockStart, buildGraftEncoder, configOf, DEFAULT_CONFIG, LAYERS_PER_BLOCK, POOLED_LAYER, type GraftEncoderConfig } from '../src/tasks/text/graft-encoder/architecture.ts';
 import { loadGraftEncoderModel, saveGraftEncoder } from '../src/tasks/text/graft-encoder/model-files.ts';
 import { unsortedSegmentSumComposite } from '../src/tasks/text/graft-encoder/wasm-segment-sum.ts';
+import { openGraftTextEncoder } from '../src/tasks/text/graft-encoder/text-encoder.ts';
+import { getBaseModel, getBaseModelSource } from '../src/catalog.ts';
+import { TrainingCancelled } from '../src/errors.ts';
 
 const SMALL: GraftEncoderConfig = { ...DEFAULT_CONFIG, vocabSize: 60, maxLength: 16, hidden: 16, blocks: 3, heads: 2, ffn: 32 };
 
@@ -161,5 +164,46 @@ describe('graft encoder freezing', () => {
     }
     assert.equal(changed, 16); // attention 8 tensors (q, k, v, output: kernel + bias), two norms 2 each, two dense 2 each
     m.dispose();
+  });
+});
+
+describe('the committed encoder (bm_graft_text_encoder)', () => {
+  const descriptor = getBaseModel('bm_graft_text_encoder')!;
+  const source = getBaseModelSource('bm_graft_text_encoder')!;
+  const texts = [
+    'Call me Ishmael.',
+    'The Congress shall have the power to lay and collect taxes, duties, imposts and excises, to pay the debts and provide for the common defence.',
+    'It is not down in any map; true places never are.',
+  ];
+
+  it('loads from the repository as the catalog describes it, and embeds text as a TextEncoder', async () => {
+    assert.equal(descriptor.task, 'text-classification');
+    assert.equal(source.kind, 'directory');
+    const enc = await openGraftTextEncoder((source as { dir: string }).dir);
+    try {
+      assert.equal(descriptor.task === 'text-classification' && descriptor.preprocessing.maxLength, enc.maxLength);
+      assert.equal(descriptor.task === 'text-classification' && descriptor.preprocessing.pooling, enc.pooling);
+      assert.equal(descriptor.task === 'text-classification' && descriptor.preprocessing.tokenizer.vocabSize, enc.tokenizer.vocabSize);
+      assert.deepEqual(descriptor.featureShape, [enc.dim]);
+      assert.ok(enc.cut().getLayer(descriptor.featureLayer));
+      assert.equal(enc.countTokens('Call me Ishmael.'), 6); // [CLS] call me ishmael . [SEP]
+      const v = await enc.embed(texts, { batchSize: 2 });
+      assert.equal(v.length, texts.length * enc.dim);
+      assert.ok(v.every(Number.isFinite));
+      // Alone or batched with longer texts (more padding), in any order: the same vectors.
+      const alone = await enc.embed([texts[0]!]);
+      const reversed = await enc.embed([...texts].reverse());
+      for (let k = 0; k < enc.dim; k++) {
+        assert.ok(Math.abs(alone[k]! - v[k]!) < 1e-5);
+        assert.ok(Math.abs(reversed[2 * enc.dim + k]! - v[k]!) < 1e-5);
+      }
+      // Different sentences, different vectors.
+      assert.ok(Math.max(...Array.from({ length: enc.dim }, (_, k) => Math.abs(v[k]! - v[enc.dim + k]!))) > 1e-3);
+      const ctl = new AbortController();
+      ctl.abort();
+      await assert.rejects(enc.embed(texts, { signal: ctl.signal }), TrainingCancelled);
+    } finally {
+      enc.dispose();
+    }
   });
 });
