@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../src/backend.ts';
-import { TrainingCancelled, TrainingError } from '../src/errors.ts';
+import { TrainingError } from '../src/errors.ts';
 import { sentencePieceTokenizer } from '../src/tasks/text/use/sentencepiece.ts';
 import { openUseEncoder } from '../src/tasks/text/use/use-encoder.ts';
 import { FIXTURE_DIM, FIXTURE_VOCAB, referenceVector, writeUseFixture } from './text-use-fixture.ts';
@@ -98,11 +98,14 @@ describe('USE-style graph encoder by URL', () => {
     await assert.rejects(openUseEncoder({ ...source(), vocabUrl: `${base}/good/model.json` }, { cacheDir: null }), (err: unknown) => err instanceof TrainingError && /not a vocabulary/.test(err.message));
   });
 
-  it('stops between batches when cancelled', async () => {
+  it('stops between batches when cancelled, and reports progress', async () => {
     const enc = await openUseEncoder(source(), { cacheDir: join(work, 'cache') });
     const ctl = new AbortController();
     ctl.abort();
-    await assert.rejects(enc.embed(['the sea', 'a whale'], { batchSize: 1, signal: ctl.signal }), TrainingCancelled);
+    await assert.rejects(enc.embed(['the sea', 'a whale'], { batchSize: 1, signal: ctl.signal }), { name: 'AbortError' });
+    const progress: number[] = [];
+    await enc.embed(['the sea', 'a whale', 'seas'], { batchSize: 2, onProgress: (done) => progress.push(done) });
+    assert.deepEqual(progress, [2, 3]);
     enc.dispose();
   });
 });

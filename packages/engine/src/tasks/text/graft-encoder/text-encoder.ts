@@ -10,7 +10,7 @@
  *   frozen part runs with `training: false` (no dropout, which the shipped encoder has none of anyway).
  */
 import * as tf from '@tensorflow/tfjs';
-import { TrainingCancelled } from '../../../errors.ts';
+import { throwIfAborted, type EmbedOptions } from './abort.ts';
 import { ATTENTION_MASK, INPUT_IDS, POOLED_LAYER, type GraftEncoderConfig } from './architecture.ts';
 import { loadGraftEncoderModel, type EncoderFile } from './model-files.ts';
 import { loadWordPieceTokenizer, type EncodedBatch, type WordPieceTokenizer } from './tokenize.ts';
@@ -33,8 +33,8 @@ export interface GraftTextEncoder {
   tensors(batch: EncodedBatch, n: number): [tf.Tensor2D, tf.Tensor2D];
   /** The model from its inputs to the pooled sentence vector (shares the weights): where a head goes. */
   cut(): tf.LayersModel;
-  /** Frozen sentence vectors [texts.length × dim], in order, inference mode; checks `signal` between batches. */
-  embed(texts: readonly string[], opts?: { batchSize?: number; signal?: AbortSignal }): Promise<Float32Array>;
+  /** Frozen sentence vectors [texts.length × dim], in order, inference mode; checks `signal` before every batch. */
+  embed(texts: readonly string[], opts?: EmbedOptions): Promise<Float32Array>;
   dispose(): void;
 }
 
@@ -74,7 +74,7 @@ export async function openGraftTextEncoder(dir: string): Promise<GraftTextEncode
       const order = texts.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]! || a - b);
       const pooled = getCut();
       for (let start = 0; start < order.length; start += batchSize) {
-        if (opts.signal?.aborted) throw new TrainingCancelled();
+        throwIfAborted(opts.signal);
         const idx = order.slice(start, start + batchSize);
         const batch = encode(idx.map((i) => texts[i]!));
         const vectors = tf.tidy(() => {
@@ -84,10 +84,11 @@ export async function openGraftTextEncoder(dir: string): Promise<GraftTextEncode
         const data = await vectors.data();
         vectors.dispose();
         idx.forEach((i, row) => out.set(data.subarray(row * config.hidden, (row + 1) * config.hidden), i * config.hidden));
+        opts.onProgress?.(Math.min(order.length, start + batchSize), order.length);
         // Let the event loop run (cancel messages, heartbeats) between batches.
         await new Promise((r) => setImmediate(r));
       }
-      if (opts.signal?.aborted) throw new TrainingCancelled();
+      throwIfAborted(opts.signal);
       return out;
     },
     dispose() {

@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { TrainingCancelled, TrainingError } from '../../../errors.ts';
 import { defaultModelCacheDir, fetchHostedModel, HOSTED_LIMITS, hostedCacheDir, sha256Hex } from '../../../hosted-cache.ts';
 import { directoryLoader } from '../../../model-io.ts';
+import { throwIfAborted, type EmbedOptions } from '../graft-encoder/abort.ts';
 import { assertVocabulary, sentencePieceTokenizer, type SentencePieceTokenizer } from './sentencepiece.ts';
 
 /** Where Google publishes USE lite for tfjs (what `@tensorflow-models/universal-sentence-encoder` 1.3 loads). */
@@ -54,7 +55,7 @@ export interface UseTextEncoder {
   readonly graph: tf.GraphModel;
   readonly tokenizer: SentencePieceTokenizer;
   countTokens(text: string): number;
-  embed(texts: readonly string[], opts?: { batchSize?: number; signal?: AbortSignal }): Promise<Float32Array>;
+  embed(texts: readonly string[], opts?: EmbedOptions): Promise<Float32Array>;
   dispose(): void;
 }
 
@@ -121,13 +122,14 @@ export async function openUseEncoder(source: UseEncoderSource, opts: UseOpenOpti
         const batchSize = Math.max(1, o.batchSize ?? 32);
         const out = new Float32Array(texts.length * dim);
         for (let start = 0; start < texts.length; start += batchSize) {
-          if (o.signal?.aborted) throw new TrainingCancelled();
+          throwIfAborted(o.signal);
           const vectors = await run(texts.slice(start, start + batchSize));
           out.set(await vectors.data(), start * dim);
           vectors.dispose();
+          o.onProgress?.(Math.min(texts.length, start + batchSize), texts.length);
           await new Promise((r) => setImmediate(r));
         }
-        if (o.signal?.aborted) throw new TrainingCancelled();
+        throwIfAborted(o.signal);
         return out;
       },
       dispose() {
