@@ -208,4 +208,36 @@ describe('the committed encoder (bm_graft_text_encoder)', () => {
       enc.dispose();
     }
   });
+
+  it('fine-tunes: one step with trainableLayers 5 moves only block_1, and the result saves and reloads', async () => {
+    const enc = await openGraftTextEncoder((source as { dir: string }).dir);
+    try {
+      const cut = enc.cut();
+      const chosen = selectTrainableLayers(cut, LAYERS_PER_BLOCK);
+      assert.ok(chosen.names.every((n) => n.startsWith('block_1_')) && chosen.layers[0]!.name === blockStart(enc.config, 1), chosen.names.join());
+      for (const l of cut.layers) l.trainable = false;
+      const head = tf.layers.dense({ units: 2, activation: 'softmax', name: 'graft_head_out' });
+      const transfer = tf.model({ inputs: cut.inputs, outputs: head.apply(cut.outputs[0]!) as tf.SymbolicTensor });
+      const vars = [...unfreeze(chosen.layers), ...head.trainableWeights.map((w) => w.read() as tf.Variable)];
+      const before_ = weightsOf(enc.model);
+      const batch = enc.encode(texts);
+      const [ids, mask] = enc.tensors(batch, texts.length);
+      const y = tf.oneHot(tf.tensor1d([0, 1, 0], 'int32'), 2);
+      tf.train.adam(0.001).minimize(() => tf.losses.softmaxCrossEntropy(y, transfer.apply([ids, mask], { training: false }) as tf.Tensor) as tf.Scalar, false, vars);
+      const after_ = weightsOf(enc.model);
+      for (const [name, values] of before_) {
+        const same = Buffer.from(values.buffer).equals(Buffer.from(after_.get(name)!.buffer));
+        assert.equal(same, !name.startsWith('block_1_'), `${name}: ${same ? 'unchanged' : 'changed'}`);
+      }
+      const dir = join(work, 'tuned');
+      await saveGraftEncoder(enc.model, dir);
+      const { model: reloaded } = await loadGraftEncoderModel(dir);
+      const a = (enc.model.predict([ids, mask]) as tf.Tensor[])[1]!.dataSync();
+      const b = (reloaded.predict([ids, mask]) as tf.Tensor[])[1]!.dataSync();
+      assert.deepEqual(Array.from(b), Array.from(a));
+      reloaded.dispose();
+    } finally {
+      enc.dispose();
+    }
+  });
 });
