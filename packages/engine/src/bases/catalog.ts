@@ -155,8 +155,9 @@ const ENTRIES: { model: BaseModel; source: BaseModelSource }[] = [
         'A small BERT-style transformer encoder (post-LN, 2 blocks, hidden 128, 4 heads, 1.4 M parameters, uncased WordPiece ' +
         'vocabulary of 8,000) that graft pretrained with masked-token prediction on Moby-Dick only. Sentence vectors are the mean ' +
         'of the token states over the attention mask (`pooled`, 128 features). Fully fine-tunable: trainableLayers k counts ' +
-        'weighted layers from the top (5 per block), or { from: "block_1_attention" } unfreezes the top block. A weak, ' +
-        'fast base: expect it to help over training from scratch on small English text sets, not to match large encoders.',
+        'weighted layers from the top (5 per block), or { from: "block_1_attention" } unfreezes the top block. A weak base: ' +
+        'its 39-minute pretraining learnt little beyond token frequencies (held-out masked-token accuracy 7.0 %, against 6.5 % ' +
+        'for always guessing the commonest token); compare with baseline "scratch" on your data.',
       format: 'tfjs-layers',
       inputShape: [128],
       featureLayer: 'pooled',
