@@ -9,7 +9,7 @@
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../packages/engine/src/backend.ts';
+import { initBackend } from '../packages/engine/src/backend/backend.ts';
 import { buildGraftEncoder, DEFAULT_CONFIG } from '../packages/engine/src/tasks/text/graft-encoder/architecture.ts';
 import { Dense, LayerNorm } from '../packages/engine/src/tasks/text/graft-encoder/layers.ts';
 

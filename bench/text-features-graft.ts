@@ -9,8 +9,8 @@
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { initBackend } from '../packages/engine/src/backend.ts';
-import { getBaseModelSource } from '../packages/engine/src/catalog.ts';
+import { initBackend } from '../packages/engine/src/backend/backend.ts';
+import { getBaseModelSource } from '../packages/engine/src/bases/catalog.ts';
 import { openGraftTextEncoder } from '../packages/engine/src/tasks/text/graft-encoder/text-encoder.ts';
 
 const { values } = parseArgs({ options: { texts: { type: 'string', default: '512' }, batches: { type: 'string', default: '8,32' } } });

@@ -9,13 +9,14 @@ import { mkdtemp, rm, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
-import { cutBase, selectTrainableLayers, unfreeze } from '../src/freezing.ts';
+import { initBackend } from '../src/backend/backend.ts';
+import { cutBase, selectTrainableLayers, unfreeze } from '../src/train/freezing.ts';
+import { cloneWithFreshWeights } from '../src/train/fresh-weights.ts';
 import { blockStart, buildGraftEncoder, configOf, DEFAULT_CONFIG, LAYERS_PER_BLOCK, POOLED_LAYER, type GraftEncoderConfig } from '../src/tasks/text/graft-encoder/architecture.ts';
 import { loadGraftEncoderModel, saveGraftEncoder } from '../src/tasks/text/graft-encoder/model-files.ts';
 import { unsortedSegmentSumComposite } from '../src/tasks/text/graft-encoder/wasm-segment-sum.ts';
 import { openGraftTextEncoder } from '../src/tasks/text/graft-encoder/text-encoder.ts';
-import { getBaseModel, getBaseModelSource } from '../src/catalog.ts';
+import { getBaseModel, getBaseModelSource } from '../src/bases/catalog.ts';
 
 const SMALL: GraftEncoderConfig = { ...DEFAULT_CONFIG, vocabSize: 60, maxLength: 16, hidden: 16, blocks: 3, heads: 2, ffn: 32 };
 
@@ -106,6 +107,22 @@ describe('graft encoder architecture', () => {
     await cp(join(other, 'encoder.json'), join(dir, 'encoder.json'));
     await assert.rejects(loadGraftEncoderModel(dir), /disagree on blocks/);
     m.dispose();
+  });
+});
+
+describe('graft encoder as a scratch baseline', () => {
+  it('clones with fresh, seeded weights through the engine\'s cloneWithFreshWeights', async () => {
+    const m = buildGraftEncoder(SMALL, { seed: 8 });
+    const cut = cutBase(m, POOLED_LAYER);
+    const a = await cloneWithFreshWeights(cut, 11);
+    const b = await cloneWithFreshWeights(cut, 11);
+    const values = (x: tf.LayersModel) => x.weights.map((w) => Array.from(w.read().dataSync()));
+    assert.deepEqual(values(a), values(b));
+    assert.notDeepEqual(values(a), values(cut));
+    assert.ok(a.layers.every((l) => l.trainable));
+    const x = batch([[2, 4, 5, 3]], 4);
+    assert.deepEqual((a.predict(x) as tf.Tensor).shape, [1, SMALL.hidden]);
+    [a, b, m].forEach((x) => x.dispose());
   });
 });
 

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend } from '../src/backend.ts';
+import { initBackend } from '../src/backend/backend.ts';
 import { TrainingError } from '../src/errors.ts';
 import { sentencePieceTokenizer } from '../src/tasks/text/use/sentencepiece.ts';
 import { openUseEncoder } from '../src/tasks/text/use/use-encoder.ts';

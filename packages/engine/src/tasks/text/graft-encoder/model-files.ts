@@ -6,7 +6,7 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { directoryLoader, directorySaver } from '../../../model-io.ts';
+import { directoryLoader, directorySaver } from '../../../bases/model-io.ts';
 import { configOf, validateConfig, type GraftEncoderConfig } from './architecture.ts';
 import { CUSTOM_LAYER_CLASSES } from './layers.ts';
 import { registerWasmTextGradientKernels } from './wasm-segment-sum.ts';

@@ -4,7 +4,7 @@
  * not registered for backend 'wasm'"). It is registered here as a composite of wasm's own
  * `ScatterNd`, which adds the updates of repeated indices (TF's scatter_nd semantics, checked in
  * the tests against the cpu backend), the same way the engine registers its conv gradient
- * composites (wasm-conv-grad.ts).
+ * composites (backend/wasm-conv-grad.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 

@@ -14,8 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { TrainingCancelled, TrainingError } from '../../../errors.ts';
-import { defaultModelCacheDir, fetchHostedModel, HOSTED_LIMITS, hostedCacheDir, sha256Hex } from '../../../hosted-cache.ts';
-import { directoryLoader } from '../../../model-io.ts';
+import { defaultModelCacheDir, fetchHostedModel, HOSTED_LIMITS, hostedCacheDir, sha256Hex } from '../../../bases/hosted-cache.ts';
+import { directoryLoader } from '../../../bases/model-io.ts';
 import { throwIfAborted, type EmbedOptions } from '../graft-encoder/abort.ts';
 import { assertVocabulary, sentencePieceTokenizer, type SentencePieceTokenizer } from './sentencepiece.ts';
 
