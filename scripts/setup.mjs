@@ -29,7 +29,8 @@ const installStamp = join(root, 'node_modules', '.graft-install');
 const lockHash = existsSync(join(root, 'package-lock.json')) ? hash('package-lock.json') : 'none';
 if (!existsSync(installStamp) || readFileSync(installStamp, 'utf8') !== lockHash) {
   // tfjs-node(-gpu) are optional: their install script downloads libtensorflow and may fail offline.
-  run('npm', [lockHash === 'none' ? 'install' : 'ci', '--no-audit', '--no-fund']);
+  // onnxruntime-node (under @huggingface/transformers) would download CUDA binaries at install: skip, offline.
+  run('npm', [lockHash === 'none' ? 'install' : 'ci', '--no-audit', '--no-fund'], { ONNXRUNTIME_NODE_INSTALL: 'skip' });
   writeFileSync(installStamp, lockHash);
 } else log('dependencies up to date');
 

@@ -30,7 +30,7 @@ const isCode = (code: string, pattern?: RegExp) => (err: unknown) => {
 
 test('the catalog lists every base with its source, and hosted bases say they need network', () => {
   const ids = listBaseModels().map((m) => m.id);
-  assert.deepEqual(ids, ['bm_mnist_cnn', 'bm_mobilenet_v2', 'bm_inception_v3', 'bm_mobilenet_v2_mid', 'bm_mobilenet_v1_025_224_hosted', 'bm_mobilenet_v2_100_224_hosted']);
+  assert.deepEqual(ids, ['bm_mnist_cnn', 'bm_mobilenet_v2', 'bm_inception_v3', 'bm_mobilenet_v2_mid', 'bm_mobilenet_v1_025_224_hosted', 'bm_mobilenet_v2_100_224_hosted', 'bm_graft_text_encoder']);
   for (const id of ids) {
     const m = getBaseModel(id)!;
     const resolved = resolveCatalogBase(id)!;

@@ -7,7 +7,7 @@ import { GraftError, isTextBase, newId, type TextFormat } from '@graft/contracts
 import { baseLookups, datasets, type DatasetRow } from '@graft/db';
 import { getBaseModel } from '@graft/engine/catalog';
 import { resolveBase } from '@graft/engine/resolve-base';
-import type { TextCheckPool, TokenizerSpec } from '@graft/engine/text-dataset';
+import { TOKEN_COUNTING_AVAILABLE, type TextCheckPool, type TokenizerSpec } from '@graft/engine/text-dataset';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,7 +28,8 @@ interface Tokenizer {
  * storage: pulled to local disk for the check.
  */
 async function tokenizerFor(app: FastifyInstance, baseModel: string | undefined): Promise<Tokenizer | null> {
-  const id = baseModel ?? (getBaseModel(DEFAULT_TEXT_BASE) ? DEFAULT_TEXT_BASE : undefined);
+  // The default only applies when tokens can be counted; a named base is checked either way (and refused if they cannot).
+  const id = baseModel ?? (TOKEN_COUNTING_AVAILABLE && getBaseModel(DEFAULT_TEXT_BASE) ? DEFAULT_TEXT_BASE : undefined);
   if (!id) return null;
   const { storage } = app;
   const resolved = await resolveBase(id, baseLookups(app.db, (k) => storage.path(k)));
@@ -39,6 +40,9 @@ async function tokenizerFor(app: FastifyInstance, baseModel: string | undefined)
   }
   if (source.kind !== 'directory') {
     throw new GraftError('base_model_unusable', `Token counts need ${base.id}'s tokenizer files in a folder; this base keeps them in a ${source.kind}.`, 'baseModel');
+  }
+  if (!TOKEN_COUNTING_AVAILABLE) {
+    throw new GraftError('base_model_unusable', `Token counts in the tokenizer of ${base.id} are not available yet; upload without \`baseModel\`.`, 'baseModel');
   }
   const spec = { baseModel: base.id, maxLength: base.preprocessing.maxLength };
   if (!source.dir.startsWith(storage.root + sep)) return { spec: { ...spec, dir: source.dir }, release() {} }; // graft's own, in the repository

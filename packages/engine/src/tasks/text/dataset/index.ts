@@ -10,7 +10,7 @@
  */
 export { checkTextDataset, type CheckTextDatasetOptions, type TextDatasetReport, type TokenCounter } from './check.ts';
 export { TextCheckPool, type ThreadCheckRequest } from './thread.ts';
-export { openTokenCounter, type TokenizerSpec } from './token-counter.ts';
+export { openTokenCounter, TOKEN_COUNTING_AVAILABLE, type TokenizerSpec } from './token-counter.ts';
 export { readTextRows, loadTextDataset, type TextRow, type LoadedTextDataset } from './rows-file.ts';
 export { checkLeakage, type LeakageReport } from './leakage.ts';
 export { readFingerprints, intersectSorted } from './fingerprints.ts';

@@ -15,6 +15,12 @@ export interface TokenizerSpec {
 }
 
 /**
+ * Whether `openTokenCounter` can count yet. Until the text-base tokenizer is wired in, uploads
+ * that name no base answer `textStats.tokens: null`, and naming one answers `base_model_unusable`.
+ */
+export const TOKEN_COUNTING_AVAILABLE = false;
+
+/**
  * Opens the tokenizer described by `spec` as a token counter.
  * Seam: the text-base tokenizer (`tasks/text/tokenizer.ts`, `countTokens`) plugs in here; until it
  * exists, naming a text base answers `base_model_unusable`.

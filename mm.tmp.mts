@@ -1,0 +1,15 @@
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from './packages/engine/src/backend.ts';
+await initBackend();
+const x = tf.randomNormal([2048, 128]), dy = tf.randomNormal([2048, 512]), w = tf.randomNormal([128, 512]);
+const t = (n: string, f: () => tf.Tensor) => { f().dispose(); const s = Date.now(); for (let i = 0; i < 3; i++) f().dispose(); console.log(n, ((Date.now() - s) / 3).toFixed(0), 'ms'); };
+t('x·w', () => tf.matMul(x, w));
+t('x^T·dy transposeA', () => tf.matMul(x, dy, true, false));
+t('transpose(x)·dy', () => tf.tidy(() => tf.matMul(x.transpose(), dy)));
+t('dy·w^T transposeB', () => tf.matMul(dy, w, false, true));
+t('dy·transpose(w)', () => tf.tidy(() => tf.matMul(dy, w.transpose())));
+const a = tf.randomNormal([128, 64, 64]), b = tf.randomNormal([128, 64, 32]);
+t('bmm a^T b transposeA', () => tf.matMul(a, b, true, false));
+t('bmm transpose(a) b', () => tf.tidy(() => tf.matMul(a.transpose([0, 2, 1]), b)));
+t('bmm a b^T transposeB', () => tf.matMul(b, b, false, true));
+t('bmm a transpose(b)', () => tf.tidy(() => tf.matMul(b, b.transpose([0, 2, 1]))));
