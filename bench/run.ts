@@ -1,0 +1,73 @@
+/**
+ * `npm run bench`: runs graft's benchmark suites and writes their figures into bench/RESULTS.md
+ * (each suite its own marked section; raw figures in bench/results/<suite>.json).
+ *
+ *   npm run bench                              every suite
+ *   npm run bench -- --only features           some suites (comma-separated)
+ *   npm run bench -- --scripts                 also every other bench/*.ts script, its output recorded as is
+ *   suite options pass through, e.g. --rounds 5 --threads 2 --no-torch
+ *
+ * Not part of `npm test`: it takes minutes (tfjs wasm on InceptionV3 alone is about a minute per batch
+ * of 32), and its figures mean something only on a quiet machine (the load average is recorded).
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseFeatureArgs, runFeatures } from './features.ts';
+import { fmtLoad, machine } from './lib/machine.ts';
+import { BENCH_DIR, RESULTS_MD, writeRaw, writeSection } from './lib/results.ts';
+
+interface Suite {
+  /** What it measures, for --help. */
+  about: string;
+  run(argv: string[]): Promise<{ markdown: string; raw: unknown }>;
+}
+
+export const SUITES: Record<string, Suite> = {
+  features: {
+    about: 'feature extraction images/s: ONNX Runtime vs tfjs wasm vs PyTorch, GEMM peak, FLOPs',
+    run: (argv) => runFeatures(parseFeatureArgs(argv)),
+  },
+};
+
+/** Modules under bench/ that are suites or helpers, not stand-alone scripts. */
+const NOT_SCRIPTS = new Set(['run.ts', 'features.ts']);
+
+const argv = process.argv.slice(2);
+if (argv.includes('--help')) {
+  console.log(`npm run bench [-- --only <suite,…>] [--scripts]\nsuites:\n${Object.entries(SUITES).map(([k, s]) => `  ${k}: ${s.about}`).join('\n')}`);
+  process.exit(0);
+}
+const onlyAt = argv.indexOf('--only');
+const only = onlyAt >= 0 ? argv[onlyAt + 1]!.split(',') : Object.keys(SUITES);
+for (const name of only) if (!SUITES[name]) throw new Error(`unknown suite "${name}" (${Object.keys(SUITES).join(', ')})`);
+
+for (const name of only) {
+  const t = performance.now();
+  console.error(`[bench] ${name}: ${SUITES[name]!.about}`);
+  const { markdown, raw } = await SUITES[name]!.run(argv);
+  writeSection(name, markdown);
+  const rawPath = writeRaw(name, raw);
+  console.log(markdown);
+  console.error(`[bench] ${name} done in ${((performance.now() - t) / 1000).toFixed(0)} s → ${RESULTS_MD}, ${rawPath}`);
+}
+
+if (argv.includes('--scripts')) {
+  for (const file of readdirSync(BENCH_DIR).filter((f) => f.endsWith('.ts') && !NOT_SCRIPTS.has(f)).sort()) {
+    const before = machine();
+    const t = performance.now();
+    console.error(`[bench] script ${file}`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(BENCH_DIR, file)], { cwd: join(BENCH_DIR, '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const seconds = ((performance.now() - t) / 1000).toFixed(0);
+    const status = r.status === 0 ? 'exit 0' : `**exit ${r.status}**`;
+    writeSection(`script:${file}`, [
+      `### Last \`npm run bench -- --scripts\` output of \`bench/${file}\``,
+      '',
+      `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${seconds} s, ${status}, load average ${fmtLoad(before.load)} before. Command: \`node --import tsx bench/${file}\`.`,
+      '',
+      '```',
+      (r.stdout ?? '').trim(),
+      '```',
+    ].join('\n'));
+  }
+}
