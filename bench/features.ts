@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import type { Preprocessing } from '@graft/contracts';
+import { isImageBase, type Preprocessing } from '@graft/contracts';
 import { initBackend } from '../packages/engine/src/backend.ts';
 import { resolveCatalogBase } from '../packages/engine/src/catalog.ts';
 import { featureBatchSize } from '../packages/engine/src/features.ts';
@@ -80,7 +80,32 @@ interface PerModel {
   torchFlops: number | null;
 }
 
-export async function runFeatures(opts: FeaturesOptions = DEFAULTS) {
+export interface FeatureRow {
+  name: ModelName;
+  label: string;
+  flopsPerImage: number;
+  torchFlopsPerImage: number | null;
+  relError: number;
+  converted: { ms: number; bytes: number; ops: Record<string, number> };
+  imagesPerSecond: { graft: number; tfjsWasm: number; torchEager: number | null; torchOptimized: number | null };
+  ratios: { graftOverTfjs: number; graftOverTorchEager: number | null; graftOverTorchOptimized: number | null };
+  graftGflops: number;
+  shareOfPeak: number;
+  times: PerModel['times'];
+}
+
+export interface FeaturesRaw {
+  date: string;
+  command: string;
+  machine: ReturnType<typeof machine> & { loadBefore: number[]; loadAfter: number[] };
+  versions: { tfjs: string; tfjsBackend: string; onnxruntime: string; torch: string | null };
+  options: FeaturesOptions;
+  gemm: { n: number; gflops: { ort: number; torch: number | null }; peakGflops: number; times: { ort: number[]; torch: number[] } };
+  torchMissing: string | null;
+  models: FeatureRow[];
+}
+
+export async function runFeatures(opts: FeaturesOptions = DEFAULTS): Promise<{ raw: FeaturesRaw; markdown: string }> {
   const before = machine();
   const backend = await initBackend();
   log(`${before.cpu}, ${before.cores} cores, load ${fmtLoad(before.load)}; tfjs ${backend.name}`);
@@ -97,6 +122,7 @@ export async function runFeatures(opts: FeaturesOptions = DEFAULTS) {
   const models = new Map<ModelName, PerModel & { run: () => Promise<number>; runTfjs: () => number; dispose: () => Promise<void> }>();
   for (const name of opts.models) {
     const base = resolveCatalogBase(MODELS[name].base)!;
+    if (!isImageBase(base.descriptor)) throw new Error(`${base.descriptor.id} is not an image base`);
     const pre: Preprocessing = base.descriptor.preprocessing;
     const opened = await openBase(base);
     const cut = cutBase(opened.layers!, base.descriptor.featureLayer);
@@ -104,7 +130,7 @@ export async function runFeatures(opts: FeaturesOptions = DEFAULTS) {
     if (!onnx.ok) throw new Error(`${name}: the ONNX path is not available: ${onnx.reason}`);
     const shape = onnx.record.inputShape;
     const x = randomInputs(opts.batch, shape, pre, 1);
-    const xt = tf.tensor(x, [opts.batch, ...shape]) as tf.Tensor4D;
+    const xt = tf.tensor4d(x, [opts.batch, shape[0]!, shape[1]!, shape[2]!]);
     const chunk = featureBatchSize(pre);
     const runTfjs = () => {
       // graft's tfjs feature pass: inference-mode chunks of featureBatchSize images, pooled.
@@ -163,7 +189,7 @@ export async function runFeatures(opts: FeaturesOptions = DEFAULTS) {
     torch: gemmTimes.torch.length ? gflops(gemm.flops, median(gemmTimes.torch)) : null,
   };
   const peakGflops = Math.max(peak.ort, peak.torch ?? 0);
-  const rows = [...models].map(([name, m]) => {
+  const rows = [...models].map(([name, m]): FeatureRow => {
     const ips = (ts: number[]) => (ts.length ? opts.batch / median(ts) : null);
     const graft = ips(m.times.graft)!;
     const tfjsIps = ips(m.times.tfjs)!;
@@ -186,7 +212,7 @@ export async function runFeatures(opts: FeaturesOptions = DEFAULTS) {
   });
   for (const m of models.values()) await m.dispose();
 
-  const raw = {
+  const raw: FeaturesRaw = {
     date: new Date().toISOString(),
     command: commandLine(opts),
     machine: { ...before, loadBefore: before.load, loadAfter: after.load },
@@ -212,9 +238,7 @@ const f1 = (x: number | null) => (x == null ? '—' : x >= 100 ? x.toFixed(0) : 
 const ratio = (x: number | null) => (x == null ? '—' : `${x.toFixed(2)}×`);
 const verdict = (ok: boolean) => (ok ? '**met**' : '**missed**');
 
-type Raw = Awaited<ReturnType<typeof runFeatures>>['raw'];
-
-function markdown(raw: Raw): string {
+function markdown(raw: FeaturesRaw): string {
   const { machine: m, versions: v, options: o } = raw;
   const lines = [
     `## Feature extraction: graft's ONNX Runtime path vs tfjs wasm vs PyTorch (\`bench/features.ts\`)`,

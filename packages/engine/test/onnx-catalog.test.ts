@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { isImageBase, type Preprocessing } from '@graft/contracts';
 import { initBackend } from '../src/backend.ts';
 import { resolveCatalogBase } from '../src/catalog.ts';
 import { cutBase } from '../src/freezing.ts';
@@ -27,8 +28,10 @@ after(async () => {
 
 async function openCut(id: string) {
   const base = resolveCatalogBase(id)!;
+  assert.ok(isImageBase(base.descriptor));
+  const pre: Preprocessing = base.descriptor.preprocessing;
   const opened = await openBase(base);
-  return { base, opened, cut: cutBase(opened.layers!, base.descriptor.featureLayer) };
+  return { base, pre, opened, cut: cutBase(opened.layers!, base.descriptor.featureLayer) };
 }
 
 async function release(onnx: OnnxBase) {
@@ -44,9 +47,9 @@ const expectations = [
 
 for (const [id, pooling, dim, flops] of expectations) {
   test(`${id}: converted, checked against tfjs (relative error < 1e-4), cached by checksum and cut layer`, async () => {
-    const { base, opened, cut } = await openCut(id);
+    const { base, pre, opened, cut } = await openCut(id);
     try {
-      const onnx = await prepareOnnxBase(cut, { cacheDir: dir, pooling, preprocessing: base.descriptor.preprocessing });
+      const onnx = await prepareOnnxBase(cut, { cacheDir: dir, pooling, preprocessing: pre });
       assert.ok(onnx.ok, onnx.ok ? '' : onnx.reason);
       try {
         const r = onnx.record;
@@ -59,13 +62,13 @@ for (const [id, pooling, dim, flops] of expectations) {
         assert.equal(r.ops.BatchNormalization, undefined, 'every BatchNormalization of these bases folds into its convolution');
         // Another image set than the check's, through the runner the caller gets.
         const shape = r.inputShape;
-        const x = randomInputs(1, shape, base.descriptor.preprocessing, 99);
+        const x = randomInputs(1, shape, pre, 99);
         const { relError } = relativeError(await onnx.runner.run(x, 1), tfjsReference(cut, x, 1, shape, pooling));
         assert.ok(relError < MAX_RELATIVE_ERROR, `second input: ${relError}`);
       } finally {
         await release(onnx);
       }
-      const again = await prepareOnnxBase(cut, { cacheDir: dir, pooling, preprocessing: base.descriptor.preprocessing });
+      const again = await prepareOnnxBase(cut, { cacheDir: dir, pooling, preprocessing: pre });
       assert.ok(again.ok && again.cached, 'the second job reuses the converted file');
       assert.equal(again.record.key, onnx.record.key);
       await release(again);
@@ -76,9 +79,9 @@ for (const [id, pooling, dim, flops] of expectations) {
 }
 
 test('the cache: a damaged file is converted again; a conversion that fails its check is recorded and falls back at once', async () => {
-  const { base, opened, cut } = await openCut('bm_mnist_cnn');
+  const { pre, opened, cut } = await openCut('bm_mnist_cnn');
   const cacheDir = join(dir, 'damaged');
-  const opts = { cacheDir, pooling: 'flatten' as const, preprocessing: base.descriptor.preprocessing };
+  const opts = { cacheDir, pooling: 'flatten' as const, preprocessing: pre };
   try {
     const first = await prepareOnnxBase(cut, opts);
     assert.ok(first.ok);
