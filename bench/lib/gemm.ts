@@ -4,7 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { OnnxGraph } from '../../packages/engine/src/onnx/graph.ts';
-import { mulberry32 } from '../../packages/engine/src/random.ts';
+import { mulberry32 } from '../../packages/engine/src/util/random.ts';
 
 export interface Gemm {
   n: number;

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { isImageBase, type Preprocessing } from '@graft/contracts';
-import { initBackend } from '../src/backend.ts';
-import { resolveCatalogBase } from '../src/catalog.ts';
-import { cutBase } from '../src/freezing.ts';
-import { openBase } from '../src/load-base.ts';
+import { initBackend } from '../src/backend/backend.ts';
+import { resolveCatalogBase } from '../src/bases/catalog.ts';
+import { cutBase } from '../src/train/freezing.ts';
+import { openBase } from '../src/bases/open-base.ts';
 import { onnxCacheFiles, prepareOnnxBase, type OnnxBase } from '../src/onnx/prepare.ts';
 import { MAX_RELATIVE_ERROR, randomInputs, relativeError, tfjsReference } from '../src/onnx/verify.ts';
 

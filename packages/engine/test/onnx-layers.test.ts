@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
+import { initBackend } from '../src/backend/backend.ts';
 import { convertLayersModel, UnsupportedLayerError, unsupportedLayers, type OutputPooling } from '../src/onnx/convert.ts';
 import { describeModel } from '../src/onnx/graph.ts';
 import { samePads } from '../src/onnx/padding.ts';
 import { openOnnxRunner } from '../src/onnx/runtime.ts';
 import { randomInputs, relativeError, tfjsReference } from '../src/onnx/verify.ts';
-import { mulberry32 } from '../src/random.ts';
+import { mulberry32 } from '../src/util/random.ts';
 
 before(async () => {
   await initBackend();

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Preprocessing } from '@graft/contracts';
 import { TrainingCancelled } from '../errors.ts';
-import { canonicalJson } from '../feature-cache.ts';
+import { canonicalJson } from '../util/hash.ts';
 import { convertLayersModel, CONVERTER_VERSION, UnsupportedLayerError, type ConvertedModel, type OutputPooling } from './convert.ts';
 import { openOnnxRunner, type OnnxRunner } from './runtime.ts';
 import { compareWithTfjs, MAX_RELATIVE_ERROR, type Equivalence } from './verify.ts';

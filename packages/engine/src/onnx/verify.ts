@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Preprocessing } from '@graft/contracts';
-import { mulberry32 } from '../random.ts';
+import { mulberry32 } from '../util/random.ts';
 import type { OutputPooling } from './convert.ts';
 import type { OnnxRunner } from './runtime.ts';
 
