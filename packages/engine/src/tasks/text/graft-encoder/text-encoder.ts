@@ -14,8 +14,9 @@ import { throwIfAborted, type EmbedOptions } from './abort.ts';
 import { ATTENTION_MASK, INPUT_IDS, POOLED_LAYER, type GraftEncoderConfig } from './architecture.ts';
 import { loadGraftEncoderModel, type EncoderFile } from './model-files.ts';
 import { loadWordPieceTokenizer, type EncodedBatch, type WordPieceTokenizer } from './tokenize.ts';
+import type { SentenceEncoder } from '../sentence-encoder.ts';
 
-export interface GraftTextEncoder {
+export interface GraftTextEncoder extends SentenceEncoder {
   readonly kind: 'tfjs-layers';
   readonly dim: number;
   readonly maxLength: number;
@@ -98,3 +99,4 @@ export async function openGraftTextEncoder(dir: string): Promise<GraftTextEncode
 }
 
 export { INPUT_IDS, ATTENTION_MASK };
+

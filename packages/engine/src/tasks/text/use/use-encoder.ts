@@ -18,6 +18,7 @@ import { defaultModelCacheDir, fetchHostedModel, HOSTED_LIMITS, hostedCacheDir, 
 import { directoryLoader } from '../../../bases/model-io.ts';
 import { throwIfAborted, type EmbedOptions } from '../graft-encoder/abort.ts';
 import { assertVocabulary, sentencePieceTokenizer, type SentencePieceTokenizer } from './sentencepiece.ts';
+import type { SentenceEncoder } from '../sentence-encoder.ts';
 
 /** Where Google publishes USE lite for tfjs (what `@tensorflow-models/universal-sentence-encoder` 1.3 loads). */
 export const USE_LITE = {
@@ -46,7 +47,7 @@ export interface UseOpenOptions {
   signal?: AbortSignal;
 }
 
-export interface UseTextEncoder {
+export interface UseTextEncoder extends SentenceEncoder {
   readonly kind: 'tfjs-graph';
   readonly dim: number;
   readonly maxLength: number;
