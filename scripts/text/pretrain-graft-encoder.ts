@@ -21,7 +21,7 @@ import { mulberry32, shuffleInPlace } from '../../packages/engine/src/util/rando
 import { buildGraftEncoder, countParams, DEFAULT_CONFIG, type GraftEncoderConfig } from '../../packages/engine/src/tasks/text/graft-encoder/architecture.ts';
 import { matMul2d } from '../../packages/engine/src/tasks/text/graft-encoder/layers.ts';
 import { saveGraftEncoder } from '../../packages/engine/src/tasks/text/graft-encoder/model-files.ts';
-import { loadWordPieceTokenizer, type WordPieceTokenizer } from '../../packages/engine/src/tasks/text/graft-encoder/tokenize.ts';
+import { loadWordPieceTokenizer, type WordPieceTokenizer } from '../../packages/engine/src/tasks/text/tokenizer.ts';
 import { HELD_OUT_FROM_CHAPTER, pretrainingSplit } from './corpus.ts';
 
 const { values: args } = parseArgs({

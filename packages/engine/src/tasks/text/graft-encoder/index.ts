@@ -8,5 +8,5 @@ export { ATTENTION_MASK, blockStart, buildGraftEncoder, configOf, countParams, D
 export { CUSTOM_LAYER_CLASSES, Dense, LayerNorm, MaskedPooling, matMul2d, MultiHeadSelfAttention, PositionEmbedding, type Pooling } from './layers.ts';
 export { ENCODER_FILE, loadGraftEncoderModel, readEncoderFile, saveGraftEncoder, TOKENIZER_FILES, type EncoderFile } from './model-files.ts';
 export { openGraftTextEncoder, type GraftTextEncoder } from './text-encoder.ts';
-export { loadWordPieceTokenizer, type EncodedBatch, type WordPieceTokenizer } from './tokenize.ts';
+export { loadWordPieceTokenizer, type EncodedBatch, type WordPieceTokenizer } from '../tokenizer.ts';
 export { registerWasmTextGradientKernels, unsortedSegmentSumComposite } from './wasm-segment-sum.ts';

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { throwIfAborted, type EmbedOptions } from './abort.ts';
 import { ATTENTION_MASK, INPUT_IDS, POOLED_LAYER, type GraftEncoderConfig } from './architecture.ts';
 import { loadGraftEncoderModel, type EncoderFile } from './model-files.ts';
-import { loadWordPieceTokenizer, type EncodedBatch, type WordPieceTokenizer } from './tokenize.ts';
+import { loadWordPieceTokenizer, type EncodedBatch, type WordPieceTokenizer } from '../tokenizer.ts';
 import type { SentenceEncoder } from '../sentence-encoder.ts';
 
 export interface GraftTextEncoder extends SentenceEncoder {

@@ -1,0 +1,157 @@
+/**
+ * The tokenizer of every text base: a folder's `tokenizer.json` (+ `tokenizer_config.json`), as
+ * Hugging Face's tokenizers library writes them, read by `@huggingface/transformers`' tokenizer
+ * classes — no network, no hand-written WordPiece. graft's encoder, ONNX encoders and the dataset
+ * check's token counts all use this module.
+ *
+ * A text becomes the base's special-token template around its tokens ([CLS] … [SEP] for BERT,
+ * <s> … </s> for RoBERTa: whatever the post-processor adds, found once by encoding a probe), the
+ * tokens truncated so the whole fits `maxLength` (the template is always kept, as Python's
+ * `truncation=True` does for one sequence). `encode` pads a batch to its longest row (≤ maxLength).
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PreTrainedTokenizer } from '@huggingface/transformers';
+import type { TokenizerKind } from '@graft/contracts';
+
+export const TOKENIZER_FILE = 'tokenizer.json';
+export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
+
+export interface EncodedBatch {
+  /** [n, length] row-major */
+  inputIds: Int32Array;
+  attentionMask: Int32Array;
+  /** tokens per row (padded) */
+  length: number;
+}
+
+export interface TextTokenizer {
+  /** `model.type` of tokenizer.json, lower-cased. */
+  readonly kind: TokenizerKind;
+  readonly vocabSize: number;
+  /** Whether the normalizer lower-cases (uncased models). */
+  readonly lowercase: boolean;
+  /** The files it was read from (tokenizer_config.json only when the folder has it). */
+  readonly files: string[];
+  readonly padId: number;
+  /** The ids the post-processor puts before and after a text's tokens. */
+  readonly template: { prefix: readonly number[]; suffix: readonly number[] };
+  /** The id of a token of the vocabulary (special tokens included), if it has it. */
+  tokenId(token: string): number | undefined;
+  /** Token ids of the text alone (no special tokens), not truncated. */
+  ids(text: string): number[];
+  /** Tokens the text has before truncation, special tokens included. */
+  countTokens(text: string): number;
+  /** The template around the text's tokens, truncated to maxLength; padded to the longest row of the batch (or `padTo`). */
+  encode(texts: readonly string[], maxLength: number, opts?: { padTo?: number }): EncodedBatch;
+}
+
+/** A BERT-style WordPiece tokenizer, with the special tokens pretraining needs by id. */
+export interface WordPieceTokenizer extends TextTokenizer {
+  readonly specialIds: { pad: number; unk: number; cls: number; sep: number; mask: number };
+}
+
+/** A tokenizer folder that cannot be used; the message says why. */
+export class TokenizerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TokenizerError';
+  }
+}
+
+const KINDS: readonly string[] = ['wordpiece', 'bpe', 'unigram', 'wordlevel'];
+
+async function readJson(path: string, required: boolean): Promise<Record<string, unknown> | null> {
+  let raw: string;
+  try {
+    raw = await readFile(path, 'utf8');
+  } catch (err) {
+    if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new TokenizerError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(raw) as unknown;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new TokenizerError(`${path} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Whether a tokenizer.json normalizer lower-cases (BertNormalizer's flag, or a Lowercase step in a Sequence). */
+function lowercases(normalizer: unknown): boolean {
+  if (!normalizer || typeof normalizer !== 'object') return false;
+  const n = normalizer as { type?: string; lowercase?: boolean; normalizers?: unknown[] };
+  if (n.type === 'BertNormalizer') return n.lowercase !== false;
+  if (n.type === 'Lowercase') return true;
+  if (n.type === 'Sequence') return (n.normalizers ?? []).some(lowercases);
+  return false;
+}
+
+/** Where `body` sits inside `whole` (the template's prefix length), or -1. */
+function offsetOf(whole: readonly number[], body: readonly number[]): number {
+  for (let p = 0; p + body.length <= whole.length; p++) {
+    if (body.every((v, i) => whole[p + i] === v)) return p;
+  }
+  return -1;
+}
+
+export async function loadTextTokenizer(dir: string): Promise<TextTokenizer> {
+  const json = await readJson(join(dir, TOKENIZER_FILE), true);
+  const config = await readJson(join(dir, TOKENIZER_CONFIG_FILE), false);
+  const model = json!.model as { type?: string } | undefined;
+  const kind = String(model?.type ?? '').toLowerCase();
+  if (!KINDS.includes(kind)) throw new TokenizerError(`${TOKENIZER_FILE} in ${dir} has model type "${model?.type ?? '(none)'}"; expected one of WordPiece, BPE, Unigram, WordLevel`);
+  let tok: PreTrainedTokenizer;
+  try {
+    tok = new PreTrainedTokenizer(json, config ?? {});
+  } catch (err) {
+    throw new TokenizerError(`${TOKENIZER_FILE} in ${dir} cannot be read as a tokenizer: ${(err as Error).message}`);
+  }
+  const ids = (text: string) => tok.encode(text, { add_special_tokens: false });
+  // The single-sequence template, from a probe: what encoding with special tokens adds around the tokens.
+  const probe = 'a';
+  const body = ids(probe);
+  const whole = tok.encode(probe, { add_special_tokens: true });
+  const at = offsetOf(whole, body);
+  if (at < 0) throw new TokenizerError(`the tokenizer in ${dir} changes a text's tokens when it adds its special tokens; graft cannot truncate it`);
+  const template = { prefix: whole.slice(0, at), suffix: whole.slice(at + body.length) };
+  const specials = template.prefix.length + template.suffix.length;
+  const padId = typeof tok.pad_token_id === 'number' ? tok.pad_token_id : 0;
+  const vocab = tok.get_vocab();
+  return {
+    kind: kind as TokenizerKind,
+    vocabSize: vocab.size,
+    lowercase: lowercases(json!.normalizer),
+    files: config ? [TOKENIZER_FILE, TOKENIZER_CONFIG_FILE] : [TOKENIZER_FILE],
+    padId,
+    template,
+    tokenId: (token) => vocab.get(token),
+    ids,
+    countTokens: (text) => ids(text).length + specials,
+    encode(texts, maxLength, opts = {}) {
+      if (maxLength <= specials) throw new RangeError(`maxLength ${maxLength} leaves no room for tokens besides the ${specials} special ones`);
+      const rows = texts.map((t) => [...template.prefix, ...ids(t).slice(0, maxLength - specials), ...template.suffix]);
+      const length = Math.max(1, opts.padTo ?? 0, ...rows.map((r) => r.length));
+      const inputIds = new Int32Array(texts.length * length).fill(padId);
+      const attentionMask = new Int32Array(texts.length * length);
+      rows.forEach((r, i) => {
+        inputIds.set(r, i * length);
+        attentionMask.fill(1, i * length, i * length + r.length);
+      });
+      return { inputIds, attentionMask, length };
+    },
+  };
+}
+
+/** A BERT-style tokenizer ([PAD], [UNK], [CLS], [SEP], [MASK] in its vocabulary), as graft's encoder and its pretraining use it. */
+export async function loadWordPieceTokenizer(dir: string): Promise<WordPieceTokenizer> {
+  const tok = await loadTextTokenizer(dir);
+  const id = (t: string) => {
+    const v = tok.tokenId(t);
+    if (v === undefined) throw new TokenizerError(`tokenizer in ${dir} has no ${t} token`);
+    return v;
+  };
+  const specialIds = { pad: id('[PAD]'), unk: id('[UNK]'), cls: id('[CLS]'), sep: id('[SEP]'), mask: id('[MASK]') };
+  return { ...tok, specialIds };
+}
