@@ -1,0 +1,281 @@
+/**
+ * Fine-tune jobs: create (with an Idempotency-Key made for the caller), read, list, cancel, delete;
+ * their events (a page, or a live stream: Server-Sent Events when the server offers them, else
+ * polling), metrics and checkpoints; model downloads; and `waitUntilDone`.
+ */
+import { GraftConnectionError } from './errors.ts';
+import { sleep, type Http } from './http.ts';
+import { path } from './resources.ts';
+import { readSse, type SseMessage } from './sse.ts';
+import type {
+  Checkpoint,
+  CreateFineTuneBody,
+  EpochMetrics,
+  FineTune,
+  FineTuneDeleted,
+  FineTuneEvent,
+  FineTuneStatus,
+  Page,
+  PageParams,
+} from './types.ts';
+
+export const TERMINAL: readonly FineTuneStatus[] = ['succeeded', 'failed', 'cancelled'];
+export const isTerminal = (status: string): boolean => (TERMINAL as readonly string[]).includes(status);
+
+export interface StreamOptions {
+  /** Resume after this event id (what the last stream yielded). */
+  after?: string;
+  signal?: AbortSignal;
+  /** `auto` (default): SSE when the server answers `text/event-stream`, else polling. */
+  transport?: 'auto' | 'sse' | 'poll';
+  /** Polling: time between reads while nothing new happens. Default 1000 ms. */
+  pollIntervalMs?: number;
+  /** SSE messages that are not job events (progress, metrics, heart-beats carrying data). */
+  onMessage?: (message: SseMessage) => void;
+}
+
+export interface WaitOptions {
+  /** Called with the job whenever its status, progress or latest metrics change. */
+  onProgress?: (job: FineTune) => void;
+  /** Called with every event of the job, once each, in order (streams them meanwhile). */
+  onEvent?: (event: FineTuneEvent) => void;
+  signal?: AbortSignal;
+  /** Give up (rejecting with a TimeoutError) after this long. Default: never. */
+  timeoutMs?: number;
+  /** Time between reads of the job. Default 1000 ms (events, when streamed, also wake it). */
+  pollIntervalMs?: number;
+}
+
+export interface Download {
+  /** The zip's bytes as they arrive. */
+  body: ReadableStream<Uint8Array>;
+  /** `content-length`, when the server sent one. */
+  size: number | null;
+  /** From `content-disposition`, e.g. `ft_….zip`. */
+  filename: string;
+  /** The whole file in memory. */
+  bytes(): Promise<Uint8Array>;
+}
+
+/** An idempotency key: a random UUID (Web Crypto: Node ≥ 19, Deno, Bun, browsers). */
+export function newIdempotencyKey(): string {
+  return `graft-client-${globalThis.crypto.randomUUID()}`;
+}
+
+const isEvent = (v: unknown): v is FineTuneEvent =>
+  !!v && typeof v === 'object' && typeof (v as FineTuneEvent).id === 'string' && typeof (v as FineTuneEvent).type === 'string' && typeof (v as FineTuneEvent).message === 'string';
+
+export class FineTunes {
+  constructor(private readonly http: Http) {}
+
+  /**
+   * `POST /v1/fine-tunes`. An Idempotency-Key is made when none is given, so a create retried after
+   * a lost connection returns the same job instead of queuing a second one. Pass `idempotencyKey:
+   * null` to send none.
+   */
+  create(body: CreateFineTuneBody, opts: { idempotencyKey?: string | null; signal?: AbortSignal } = {}): Promise<FineTune> {
+    const key = opts.idempotencyKey === undefined ? newIdempotencyKey() : opts.idempotencyKey;
+    return this.http.json('POST', '/v1/fine-tunes', {
+      json: body,
+      headers: key ? { 'idempotency-key': key } : {},
+      retry: key !== null,
+      signal: opts.signal,
+    });
+  }
+
+  retrieve(id: string, opts: { signal?: AbortSignal } = {}): Promise<FineTune> {
+    return this.http.json('GET', path('/v1/fine-tunes', id), { retry: true, signal: opts.signal });
+  }
+
+  /** Newest first. */
+  list(params: PageParams & { status?: FineTuneStatus } = {}, opts: { signal?: AbortSignal } = {}): Promise<Page<FineTune>> {
+    return this.http.json('GET', '/v1/fine-tunes', { query: { ...params }, retry: true, signal: opts.signal });
+  }
+
+  /** A queued job is cancelled at once; a running one is asked to stop (it ends `cancelled` within one batch). */
+  cancel(id: string, opts: { signal?: AbortSignal } = {}): Promise<FineTune> {
+    // Cancelling twice is harmless (a cancelled job answers 200), so it may be retried.
+    return this.http.json('POST', path('/v1/fine-tunes', id, 'cancel'), { retry: true, signal: opts.signal });
+  }
+
+  /** An ended job, with its events, metrics, checkpoints and model. */
+  delete(id: string, opts: { signal?: AbortSignal } = {}): Promise<FineTuneDeleted> {
+    return this.http.json('DELETE', path('/v1/fine-tunes', id), { signal: opts.signal });
+  }
+
+  /** One page of the job's events, oldest first. */
+  events(id: string, params: PageParams = {}, opts: { signal?: AbortSignal } = {}): Promise<Page<FineTuneEvent>> {
+    return this.http.json('GET', path('/v1/fine-tunes', id, 'events'), { query: { ...params }, retry: true, signal: opts.signal });
+  }
+
+  /** One row per epoch so far. */
+  metrics(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ data: EpochMetrics[] }> {
+    return this.http.json('GET', path('/v1/fine-tunes', id, 'metrics'), { retry: true, signal: opts.signal });
+  }
+
+  checkpoints(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ data: Checkpoint[] }> {
+    return this.http.json('GET', path('/v1/fine-tunes', id, 'checkpoints'), { retry: true, signal: opts.signal });
+  }
+
+  /** The model zip (or a checkpoint's), streamed; presigned redirects are followed. */
+  async download(id: string, opts: { checkpoint?: string; signal?: AbortSignal } = {}): Promise<Download> {
+    const route = opts.checkpoint ? path('/v1/fine-tunes', id, 'checkpoints', opts.checkpoint, 'model') : path('/v1/fine-tunes', id, 'model');
+    const res = await this.http.request('GET', route, { headers: { accept: 'application/zip, application/json' }, retry: true, signal: opts.signal });
+    const length = res.headers.get('content-length');
+    const disposition = /filename="?([^";]+)"?/.exec(res.headers.get('content-disposition') ?? '');
+    const body = res.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+    return {
+      body,
+      size: length === null ? null : Number(length),
+      filename: disposition?.[1] ?? `${opts.checkpoint ? `${id}-${opts.checkpoint}` : id}.zip`,
+      bytes: async () => new Uint8Array(await new Response(body).arrayBuffer()),
+    };
+  }
+
+  /**
+   * Every event of the job, once each and in order, until the job has ended and its last event has
+   * been yielded. Over Server-Sent Events (resumed with Last-Event-ID after a dropped connection)
+   * when the server answers `text/event-stream`; otherwise by polling the events list.
+   */
+  async *stream(id: string, opts: StreamOptions = {}): AsyncGenerator<FineTuneEvent> {
+    let last = opts.after;
+    let sse = opts.transport !== 'poll';
+    let failures = 0;
+    const interval = opts.pollIntervalMs ?? 1000;
+    while (sse) {
+      let res: Response;
+      try {
+        res = await this.http.request('GET', path('/v1/fine-tunes', id, 'events'), {
+          headers: { accept: 'text/event-stream', 'cache-control': 'no-cache', ...(last ? { 'last-event-id': last } : {}) },
+          retry: true,
+          signal: opts.signal,
+        });
+      } catch (err) {
+        if (!(err instanceof GraftConnectionError) || ++failures > 5) throw err;
+        await sleep(Math.min(interval * 2 ** failures, 15_000), opts.signal);
+        continue;
+      }
+      if (!res.headers.get('content-type')?.startsWith('text/event-stream') || !res.body) {
+        // A server without SSE answered the JSON list: poll it.
+        await res.body?.cancel().catch(() => undefined);
+        if (opts.transport === 'sse') throw new Error(`GET /v1/fine-tunes/${id}/events did not answer text/event-stream`);
+        sse = false;
+        break;
+      }
+      let retryMs = interval;
+      try {
+        for await (const message of readSse(res.body, opts.signal)) {
+          failures = 0;
+          if (message.retry !== undefined) retryMs = message.retry;
+          const data = parseJson(message.data);
+          if (isEvent(data)) {
+            if (data.id === last) continue;
+            last = data.id;
+            yield data;
+          } else {
+            opts.onMessage?.(message);
+          }
+        }
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        if (++failures > 5) throw err;
+      }
+      // The server closes the stream when the job ends; anything else is a dropped connection.
+      const job = await this.retrieve(id, { signal: opts.signal });
+      if (isTerminal(job.status)) {
+        // Nothing is lost even if the connection dropped just before the end.
+        yield* this.pollEvents(id, last, opts.signal, true);
+        return;
+      }
+      await sleep(retryMs, opts.signal);
+    }
+    yield* this.pollEvents(id, last, opts.signal, false, interval);
+  }
+
+  /** Reads the events list after `last` until the job has ended and the list is drained. */
+  private async *pollEvents(id: string, last: string | undefined, signal: AbortSignal | undefined, ended: boolean, intervalMs = 1000): AsyncGenerator<FineTuneEvent> {
+    for (;;) {
+      // Read the status first: the event of a job's last transition is written with it, so once a
+      // terminal status is seen, one more read of the list holds every event.
+      const endedBefore = ended || isTerminal((await this.retrieve(id, { signal })).status);
+      let page: Page<FineTuneEvent>;
+      do {
+        page = await this.events(id, { limit: 100, ...(last ? { after: last } : {}) }, { signal });
+        for (const event of page.data) {
+          last = event.id;
+          yield event;
+        }
+      } while (page.hasMore);
+      if (endedBefore) return;
+      await sleep(intervalMs, signal);
+    }
+  }
+
+  /**
+   * Resolves with the job once it has ended (succeeded, failed or cancelled: check `status`),
+   * calling `onProgress` on each change and `onEvent` for each event meanwhile.
+   */
+  async waitUntilDone(id: string, opts: WaitOptions = {}): Promise<FineTune> {
+    const interval = opts.pollIntervalMs ?? 1000;
+    const stop = new AbortController();
+    const signals = [stop.signal, opts.signal, opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter((s): s is AbortSignal => !!s);
+    const signal = AbortSignal.any(signals);
+    let wake: () => void = () => undefined;
+    let streaming: Promise<void> | null = null;
+    if (opts.onEvent) {
+      const onEvent = opts.onEvent;
+      streaming = (async () => {
+        for await (const event of this.stream(id, { signal, pollIntervalMs: interval })) {
+          onEvent(event);
+          wake();
+        }
+      })();
+      // Surfaced below, after the job has ended; never an unhandled rejection meanwhile.
+      streaming.catch(() => undefined);
+    }
+    try {
+      let previous = '';
+      for (;;) {
+        const job = await this.retrieve(id, { signal });
+        const seen = JSON.stringify([job.status, job.progress, job.metrics?.epoch ?? null]);
+        if (seen !== previous) {
+          previous = seen;
+          opts.onProgress?.(job);
+        }
+        if (isTerminal(job.status)) {
+          if (streaming) await streaming;
+          return job;
+        }
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(done, interval);
+          // An event wakes the loop early, but not more often than every 200 ms.
+          const early = setTimeout(() => (wake = done), Math.min(200, interval));
+          function done() {
+            clearTimeout(timer);
+            clearTimeout(early);
+            wake = () => undefined;
+            signal.removeEventListener('abort', aborted);
+            resolve();
+          }
+          function aborted() {
+            clearTimeout(timer);
+            clearTimeout(early);
+            reject(signal.reason);
+          }
+          if (signal.aborted) return aborted();
+          signal.addEventListener('abort', aborted, { once: true });
+        });
+      }
+    } finally {
+      stop.abort();
+    }
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

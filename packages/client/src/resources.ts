@@ -1,0 +1,89 @@
+/**
+ * Datasets and base models: upload / register, list, retrieve, delete. One method per route of the
+ * OpenAPI document, named after its operation.
+ */
+import type { Http } from './http.ts';
+import type {
+  BaseModel,
+  BaseModelDeleted,
+  Dataset,
+  DatasetDeleted,
+  FileData,
+  Page,
+  PageParams,
+  RegisterBaseModelParams,
+  UploadDatasetParams,
+} from './types.ts';
+
+const path = (...parts: string[]) => parts.map((p, i) => (i === 0 ? p : encodeURIComponent(p))).join('/');
+
+/** A Blob of the data, and the name to send it under. */
+export function toBlob(file: FileData, filename: string | undefined, fallback: string, type = 'application/octet-stream'): { blob: Blob; name: string } {
+  const blob = file instanceof Blob ? file : new Blob([file instanceof ArrayBuffer ? new Uint8Array(file) : file], { type });
+  const named = file as { name?: unknown };
+  const own = typeof named.name === 'string' ? named.name : undefined;
+  return { blob, name: filename ?? own ?? fallback };
+}
+
+export class Datasets {
+  constructor(private readonly http: Http) {}
+
+  /** `POST /v1/datasets`: an image zip (class folders) or a text CSV/JSONL file, checked in full before it is accepted. */
+  upload(params: UploadDatasetParams, opts: { signal?: AbortSignal } = {}): Promise<Dataset> {
+    const form = new FormData();
+    form.append('task', params.task);
+    if (params.name !== undefined) form.append('name', params.name);
+    if (params.maxInvalidShare !== undefined) form.append('maxInvalidShare', String(params.maxInvalidShare));
+    if (params.baseModel !== undefined) form.append('baseModel', params.baseModel);
+    const { blob, name } = toBlob(params.file, params.filename, 'dataset.zip');
+    form.append('file', blob, name);
+    // No time limit: a large archive takes as long as it takes to send and check.
+    return this.http.request('POST', '/v1/datasets', { form, signal: opts.signal }).then((r) => r.json() as Promise<Dataset>);
+  }
+
+  list(params: PageParams = {}, opts: { signal?: AbortSignal } = {}): Promise<Page<Dataset>> {
+    return this.http.json('GET', '/v1/datasets', { query: { ...params }, retry: true, signal: opts.signal });
+  }
+
+  retrieve(id: string, opts: { signal?: AbortSignal } = {}): Promise<Dataset> {
+    return this.http.json('GET', path('/v1/datasets', id), { retry: true, signal: opts.signal });
+  }
+
+  /** Refused (409 `resource_in_use`) while a queued or running job uses it. */
+  delete(id: string, opts: { signal?: AbortSignal } = {}): Promise<DatasetDeleted> {
+    return this.http.json('DELETE', path('/v1/datasets', id), { signal: opts.signal });
+  }
+}
+
+export class BaseModels {
+  constructor(private readonly http: Http) {}
+
+  list(params: PageParams = {}, opts: { signal?: AbortSignal } = {}): Promise<Page<BaseModel>> {
+    return this.http.json('GET', '/v1/base-models', { query: { ...params }, retry: true, signal: opts.signal });
+  }
+
+  /** A catalog or registered `bm_…`, or a succeeded `ft_…` as a base. */
+  retrieve(id: string, opts: { signal?: AbortSignal } = {}): Promise<BaseModel> {
+    return this.http.json('GET', path('/v1/base-models', id), { retry: true, signal: opts.signal });
+  }
+
+  /** `POST /v1/base-models`: a model zip with its spec (multipart), or a hosted model by `url` (JSON). */
+  register(params: RegisterBaseModelParams, opts: { signal?: AbortSignal } = {}): Promise<BaseModel> {
+    if ('file' in params) {
+      const form = new FormData();
+      form.append('spec', JSON.stringify(params.spec));
+      const { blob, name } = toBlob(params.file, params.filename, 'model.zip', 'application/zip');
+      form.append('file', blob, name);
+      return this.http.request('POST', '/v1/base-models', { form, signal: opts.signal }).then((r) => r.json() as Promise<BaseModel>);
+    }
+    // The API fetches and checks the model: allow it more than one JSON request's time.
+    return this.http.request('POST', '/v1/base-models', { json: params, signal: opts.signal }).then((r) => r.json() as Promise<BaseModel>);
+  }
+
+  /** Only registered bases; refused (409) while a job uses it. */
+  delete(id: string, opts: { signal?: AbortSignal } = {}): Promise<BaseModelDeleted> {
+    return this.http.json('DELETE', path('/v1/base-models', id), { signal: opts.signal });
+  }
+}
+
+export { path };
