@@ -1,13 +1,16 @@
 /**
- * Runs in a child process of the API (TensorFlow.js is CPU-bound and must not block the API's
+ * Runs in a child process of the API (loading a model is CPU-bound and must not block the API's
  * event loop): unpacks an uploaded model zip or fetches a hosted model into `dir`, then loads and
  * checks it. Request: JSON in argv[2]. Answer: one JSON line on stdout.
+ *
+ * Image bases (tfjs) load TensorFlow.js; text bases (ONNX encoders) load onnxruntime-node only.
  */
 import { cp } from 'node:fs/promises';
 import type { Preprocessing } from '@graft/contracts';
-import { fetchHostedModel, initBackend, inspectUserBase, unpackModelZip } from '@graft/engine';
+import type { TextBaseClaim } from '@graft/engine/onnx-text';
 
-interface Request {
+interface ImageRequest {
+  task?: 'image-classification';
   dir: string;
   zip?: string;
   url?: string;
@@ -16,11 +19,20 @@ interface Request {
   maxBytes: number;
 }
 
+interface TextRequest extends TextBaseClaim {
+  task: 'text-classification';
+  dir: string;
+  zip?: string;
+  url?: string;
+  maxBytes: number;
+}
+
 const answer = (v: unknown, code: number) => {
   process.stdout.write(`${JSON.stringify(v)}\n`, () => process.exit(code));
 };
 
-async function main(req: Request): Promise<unknown> {
+async function inspectImage(req: ImageRequest): Promise<unknown> {
+  const { fetchHostedModel, initBackend, inspectUserBase, unpackModelZip } = await import('@graft/engine');
   if (req.zip) await unpackModelZip(req.zip, req.dir);
   else if (req.url) {
     try {
@@ -39,8 +51,17 @@ async function main(req: Request): Promise<unknown> {
   return inspectUserBase({ dir: req.dir }, { featureLayer: req.featureLayer, preprocessing: req.preprocessing });
 }
 
-main(JSON.parse(process.argv[2] ?? '{}') as Request).then(
+async function inspectText(req: TextRequest): Promise<unknown> {
+  const { fetchOnnxTextFolder, inspectOnnxTextBase, unpackModelZip } = await import('@graft/engine/onnx-text');
+  if (req.zip) await unpackModelZip(req.zip, req.dir, { maxTotalBytes: req.maxBytes }, { rootFile: 'tokenizer.json' });
+  else if (req.url) await fetchOnnxTextFolder(req.url, req.dir, { maxBytes: req.maxBytes, ...(req.modelFile !== undefined ? { modelFile: req.modelFile } : {}) });
+  const { pooling, maxLength, outputName, modelFile } = req;
+  return inspectOnnxTextBase(req.dir, { pooling, maxLength, outputName, modelFile }, { threads: 1 });
+}
+
+const req = JSON.parse(process.argv[2] ?? '{}') as ImageRequest | TextRequest;
+(req.task === 'text-classification' ? inspectText(req) : inspectImage(req)).then(
   (result) => answer({ result }, 0),
-  // Every failure here means the base as given is not usable: the message says why.
-  (err: Error) => answer({ error: { code: 'invalid_base_model', message: err.message } }, 1),
+  // Every failure here means the base as given is not usable: the message says why (and `param` which field, when one is at fault).
+  (err: Error & { param?: unknown }) => answer({ error: { code: 'invalid_base_model', message: err.message, ...(typeof err.param === 'string' ? { param: err.param } : {}) } }, 1),
 );

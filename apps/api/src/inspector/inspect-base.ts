@@ -3,15 +3,15 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Preprocessing } from '@graft/contracts';
 import type { BaseInspection } from '@graft/engine';
+import type { TextBaseClaim, TextBaseInspection } from '@graft/engine/onnx-text';
 
 const CHILD = fileURLToPath(new URL('./inspect-base-child.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 const TIMEOUT_MS = 180_000;
 
+type Answer<T> = { ok: true; result: T } | { ok: false; code: string; message: string; param?: string };
 
-export function inspectBaseInChild(req: { dir: string; zip?: string; url?: string; featureLayer: string; preprocessing: Preprocessing; maxBytes: number }): Promise<
-  { ok: true; result: BaseInspection } | { ok: false; code: string; message: string }
-> {
+function runChild<T>(req: object): Promise<Answer<T>> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', TSX, CHILD, JSON.stringify(req)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -23,7 +23,7 @@ export function inspectBaseInChild(req: { dir: string; zip?: string; url?: strin
       clearTimeout(timer);
       const line = out.trim().split('\n').at(-1) ?? '';
       try {
-        const parsed = JSON.parse(line) as { result?: BaseInspection; error?: { code: string; message: string } };
+        const parsed = JSON.parse(line) as { result?: T; error?: { code: string; message: string; param?: string } };
         if (parsed.result) return resolve({ ok: true, result: parsed.result });
         if (parsed.error) return resolve({ ok: false, ...parsed.error });
       } catch {
@@ -32,4 +32,13 @@ export function inspectBaseInChild(req: { dir: string; zip?: string; url?: strin
       resolve({ ok: false, code: 'invalid_base_model', message: `The model could not be inspected (${signal ?? `exit ${code}`}): ${err.trim().split('\n').at(-1) ?? 'no output'}` });
     });
   });
+}
+
+export function inspectBaseInChild(req: { dir: string; zip?: string; url?: string; featureLayer: string; preprocessing: Preprocessing; maxBytes: number }): Promise<Answer<BaseInspection>> {
+  return runChild<BaseInspection>({ task: 'image-classification', ...req });
+}
+
+/** An ONNX text encoder's folder (zip or URL) unpacked into `dir`, reduced to what the base needs and checked. */
+export function inspectTextBaseInChild(req: TextBaseClaim & { dir: string; zip?: string; url?: string; maxBytes: number }): Promise<Answer<TextBaseInspection>> {
+  return runChild<TextBaseInspection>({ task: 'text-classification', ...req });
 }

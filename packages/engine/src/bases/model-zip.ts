@@ -36,13 +36,15 @@ const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 
 /**
- * Unpacks a model zip into `destDir` (created if missing), so that model.json is at `destDir`'s root:
+ * Unpacks a model zip into `destDir` (created if missing), so that model.json (or `opts.rootFile`) is at `destDir`'s root:
  * when every file of the zip sits in one top-level folder (a zipped directory), that folder is
  * stripped. Throws TrainingError `invalid_base_model` for an unreadable zip, an unsafe or duplicate
  * entry name, a link, too many entries or bytes, or no model.json. Nothing is written before every
  * entry name has been checked.
  */
-export async function unpackModelZip(zipPath: string, destDir: string, limits: Partial<ModelZipLimits> = {}): Promise<UnpackedModelZip> {
+export async function unpackModelZip(zipPath: string, destDir: string, limits: Partial<ModelZipLimits> = {}, opts: { rootFile?: string } = {}): Promise<UnpackedModelZip> {
+  // The file that marks the model's folder: model.json for tfjs models, tokenizer.json for an ONNX text encoder's folder.
+  const rootFile = opts.rootFile ?? 'model.json';
   const lim = { ...MODEL_ZIP_LIMITS, ...limits };
   const bad = (msg: string) => new TrainingError('invalid_base_model', msg);
   let zip: yauzl.ZipFile;
@@ -73,8 +75,8 @@ export async function unpackModelZip(zipPath: string, destDir: string, limits: P
       wanted.push({ entry, rel: rel.split(sep).join('/') });
     }
     const strip = commonFolder(wanted.map((w) => w.rel));
-    if (!wanted.some((w) => w.rel.slice(strip.length) === 'model.json')) {
-      throw bad('The model archive has no model.json at its root (or inside a single top-level folder).');
+    if (!wanted.some((w) => w.rel.slice(strip.length) === rootFile)) {
+      throw bad(`The model archive has no ${rootFile} at its root (or inside a single top-level folder).`);
     }
     // Pass 2: inflate, counting bytes as they come (headers can lie).
     await mkdir(destDir, { recursive: true });

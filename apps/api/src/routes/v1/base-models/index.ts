@@ -20,7 +20,7 @@ import {
 import { baseLookups, baseModels } from '@graft/db';
 import { getBaseModel, listBaseModels } from '@graft/engine/catalog';
 import { resolveBase } from '@graft/engine/resolve-base';
-import { inspectBaseInChild } from '../../../inspector/inspect-base.ts';
+import { inspectBaseInChild, inspectTextBaseInChild } from '../../../inspector/inspect-base.ts';
 import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
 import { userBaseOut } from '../../../serializers.ts';
 
@@ -75,11 +75,15 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         operationId: 'createBaseModel',
         tags: ['base-models'],
-        summary: 'Register a base: a tfjs model (.zip of model.json + shards) or the URL of a hosted one',
+        summary: 'Register a base: a tfjs image model (.zip of model.json + shards, or its URL) or an ONNX text encoder (.zip of its folder, or its URL)',
         description:
           'Either multipart/form-data with `file` (a .zip holding model.json and its weight shards) and `spec` (JSON: name, featureLayer, preprocessing, ...), ' +
           'or a JSON body with `url` and the same fields. The model is loaded and checked (input shape matches the preprocessing, the feature layer exists ' +
-          'and yields rank-1 or rank-3 features, one forward pass works) before it is listed; a hosted model is fetched once and stored.',
+          'and yields rank-1 or rank-3 features, one forward pass works) before it is listed; a hosted model is fetched once and stored. ' +
+          'With `task: "text-classification"`: an ONNX encoder folder as Hugging Face publishes it (`onnx/model.onnx` or `model.onnx`, `tokenizer.json`, ' +
+          '`config.json`), zipped or by URL (a .zip, or the folder whose files are fetched relative to it); it is opened with ONNX Runtime and two texts are ' +
+          'embedded (the hidden size must match config.json, the values be finite) before it is listed. Only the chosen ONNX file, config.json and the ' +
+          'tokenizer files are kept.',
         body: bodyByContentType({ 'multipart/form-data': CreateBaseModelForm, 'application/json': CreateBaseModelFromUrl }),
         response: {
           201: described(BaseModel, 'The base, loaded and checked.'),
@@ -209,6 +213,36 @@ async function registerImageBase(id: string, spec: CreateImageBaseModelSpec, upl
   return { base, bytes: r.bytes };
 }
 
-async function registerTextBase(_id: string, _spec: CreateTextBaseModelSpec, _upload: Upload): Promise<{ base: BaseModel; bytes: number }> {
-  throw new GraftError('invalid_request', 'Text bases (ONNX encoders) cannot be registered yet.', 'task');
+/**
+ * An ONNX text encoder's folder (uploaded zip, or a URL: a .zip or the folder itself): unpacked,
+ * reduced to the chosen model + config.json + tokenizer files, opened and run on two texts in a
+ * child process; what that measures (hidden size, length limit, inputs, tokenizer) is the descriptor.
+ */
+async function registerTextBase(id: string, spec: CreateTextBaseModelSpec, upload: Upload): Promise<{ base: BaseModel; bytes: number }> {
+  const claim = {
+    ...(spec.pooling !== undefined ? { pooling: spec.pooling } : {}),
+    ...(spec.maxLength !== undefined ? { maxLength: spec.maxLength } : {}),
+    ...(spec.outputName !== undefined ? { outputName: spec.outputName } : {}),
+    ...(spec.modelFile !== undefined ? { modelFile: spec.modelFile } : {}),
+  };
+  const inspected = await inspectTextBaseInChild({ ...upload, ...(spec.url ? { url: spec.url } : {}), ...claim });
+  // The field at fault: the one the inspector names, else what carried the model.
+  if (!inspected.ok) throw new GraftError('invalid_base_model', inspected.message, inspected.param ?? (spec.url ? 'url' : 'file'));
+  const r = inspected.result;
+  const base: BaseModel = {
+    id,
+    object: 'base_model',
+    name: spec.name,
+    task: 'text-classification',
+    description: spec.description ?? '',
+    format: 'onnx',
+    inputShape: [r.maxLength],
+    featureLayer: r.outputName,
+    featureShape: [r.dim],
+    preprocessing: { tokenizer: r.tokenizer, maxLength: r.maxLength, pooling: r.pooling },
+    source: sourceOf(spec.url),
+    license: spec.license ?? 'unspecified',
+    pretrainedOn: spec.pretrainedOn ?? 'unspecified',
+  };
+  return { base, bytes: r.bytes };
 }

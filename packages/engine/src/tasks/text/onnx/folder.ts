@@ -30,7 +30,19 @@ export interface OnnxTextFolder {
   tokenizerMaxLength: number | null;
 }
 
-const bad = (message: string) => new TrainingError('invalid_base_model', message);
+/**
+ * A folder or graph that cannot serve as a text base (`invalid_base_model`); `param` names the
+ * registration field at fault when one is (else the files are).
+ */
+export class InvalidTextBase extends TrainingError {
+  readonly param: 'modelFile' | 'outputName' | 'maxLength' | null;
+  constructor(message: string, param: InvalidTextBase['param'] = null) {
+    super('invalid_base_model', message);
+    this.param = param;
+  }
+}
+
+const bad = (message: string, param: InvalidTextBase['param'] = null) => new InvalidTextBase(message, param);
 
 async function fileSize(path: string): Promise<number | null> {
   try {
@@ -44,7 +56,7 @@ async function fileSize(path: string): Promise<number | null> {
 /** A relative path inside the folder, or an error (no absolute paths, no `..`). */
 function inside(dir: string, rel: string): string {
   const n = normalize(rel);
-  if (isAbsolute(n) || n === '..' || n.startsWith(`..${sep}`)) throw bad(`modelFile "${rel}" must be a path inside the folder`);
+  if (isAbsolute(n) || n === '..' || n.startsWith(`..${sep}`)) throw bad(`modelFile "${rel}" must be a path inside the folder`, 'modelFile');
   return join(dir, n);
 }
 
@@ -84,7 +96,7 @@ export async function readOnnxTextFolder(dir: string, opts: { modelFile?: string
       break;
     }
   }
-  if (!modelFile) throw bad(`the folder has no ONNX model (looked for ${candidates.join(', ')})`);
+  if (!modelFile) throw bad(`the folder has no ONNX model (looked for ${candidates.join(', ')})`, opts.modelFile ? 'modelFile' : null);
   const config = await readConfig(dir);
   let tokenizer: TextTokenizer;
   try {

@@ -14,11 +14,10 @@
 import { availableParallelism } from 'node:os';
 import type * as Ort from 'onnxruntime-node';
 import { TEXT_MAX_LENGTH } from '@graft/contracts';
-import { TrainingError } from '../../../errors.ts';
 import { throwIfAborted, type EmbedOptions } from '../graft-encoder/abort.ts';
 import type { SentenceEncoder } from '../sentence-encoder.ts';
 import type { EncodedBatch, TextTokenizer } from '../tokenizer.ts';
-import { readOnnxTextFolder, type EncoderConfig } from './folder.ts';
+import { InvalidTextBase, readOnnxTextFolder, type EncoderConfig } from './folder.ts';
 import { poolTokenStates, type TokenPooling } from './pooling.ts';
 
 export const DEFAULT_OUTPUT_NAME = 'last_hidden_state';
@@ -56,11 +55,11 @@ export interface OnnxTextEncoder extends SentenceEncoder {
   embedBatch(batch: EncodedBatch, n: number): Promise<Float32Array>;
 }
 
-const bad = (message: string) => new TrainingError('invalid_base_model', message);
+const bad = (message: string, param: InvalidTextBase['param'] = null) => new InvalidTextBase(message, param);
 
 type IntType = 'int64' | 'int32';
 
-/** Opens the folder's encoder. TrainingError `invalid_base_model` when the folder or graph is unusable (the message says why). */
+/** Opens the folder's encoder. `InvalidTextBase` (a TrainingError `invalid_base_model`) when the folder or graph is unusable (the message says why). */
 export async function openOnnxTextEncoder(dir: string, opts: OnnxEncoderOptions = {}): Promise<OnnxTextEncoder> {
   const folder = await readOnnxTextFolder(dir, opts.modelFile === undefined ? {} : { modelFile: opts.modelFile });
   const { tokenizer, config } = folder;
@@ -68,7 +67,7 @@ export async function openOnnxTextEncoder(dir: string, opts: OnnxEncoderOptions 
   const limits = [opts.maxLength ?? TEXT_MAX_LENGTH.default, config.maxPositionEmbeddings, folder.tokenizerMaxLength].filter((v): v is number => v !== null);
   const maxLength = Math.min(...limits);
   const specials = tokenizer.template.prefix.length + tokenizer.template.suffix.length;
-  if (maxLength <= specials) throw bad(`maxLength ${maxLength} leaves no room for tokens besides the ${specials} special ones`);
+  if (maxLength <= specials) throw bad(`maxLength ${maxLength} leaves no room for tokens besides the ${specials} special ones`, 'maxLength');
   const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
 
   const ort = await import('onnxruntime-node');
@@ -185,12 +184,12 @@ export async function openOnnxTextEncoder(dir: string, opts: OnnxEncoderOptions 
 function pickOutput(session: Ort.InferenceSession, wanted: string | undefined, file: string): string {
   const names = session.outputNames;
   if (wanted !== undefined) {
-    if (!names.includes(wanted)) throw bad(`${file} has no output "${wanted}" (it has ${names.join(', ')})`);
+    if (!names.includes(wanted)) throw bad(`${file} has no output "${wanted}" (it has ${names.join(', ')})`, 'outputName');
     return wanted;
   }
   if (names.includes(DEFAULT_OUTPUT_NAME)) return DEFAULT_OUTPUT_NAME;
   const rank3 = session.outputMetadata.filter((m) => m.isTensor && m.shape.length === 3).map((m) => m.name);
   if (rank3.length === 1) return rank3[0]!;
   if (names.length === 1) return names[0]!;
-  throw bad(`${file} has no ${DEFAULT_OUTPUT_NAME} output and ${rank3.length ? `several rank-3 outputs (${rank3.join(', ')})` : 'no single rank-3 output'}; name the token states with outputName`);
+  throw bad(`${file} has no ${DEFAULT_OUTPUT_NAME} output and ${rank3.length ? `several rank-3 outputs (${rank3.join(', ')})` : 'no single rank-3 output'}; name the token states with outputName`, 'outputName');
 }
