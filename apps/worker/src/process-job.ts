@@ -71,11 +71,14 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
 
 type FineTuneRow = NonNullable<Awaited<ReturnType<typeof fineTunes.getFineTune>>>;
 
+/** The file a job trains on: an image dataset's archive, a text dataset's normalised rows file (what its upload check wrote). */
 async function pullDataset(ctx: JobContext, held: Pulled[], datasetId: string): Promise<string | null> {
   const dataset = await datasets.getDataset(ctx.db, datasetId);
   if (!dataset) return null;
+  const key = dataset.task === 'text-classification' ? dataset.rowsKey : dataset.storageKey;
+  if (!key) return null;
   try {
-    const pulled = await ctx.storage.pull(dataset.storageKey);
+    const pulled = await ctx.storage.pull(key);
     held.push(pulled);
     return pulled.path;
   } catch (err) {

@@ -49,9 +49,10 @@ export async function resolveBase(id: string, lookups: BaseLookups, depth = 0): 
     const parent = await resolveBase(ft.baseModelId, lookups, depth + 1);
     if (!parent.ok) return parent;
     const p = parent.base.descriptor;
-    if (p.format === 'tfjs-graph') {
-      // Its zip holds the graph base and a head model apart; the loader opens layers models only.
-      return { ok: false, code: 'base_model_unusable', message: `Fine-tune ${id} was trained on the graph model ${p.id}; a fine-tune of a graph base cannot be a base yet. Start from ${p.id} instead.` };
+    if (p.format === 'tfjs-graph' || p.format === 'onnx') {
+      // Its zip holds the frozen encoder (or only names it) and a head model apart; the loader opens layers models only.
+      const kind = p.format === 'onnx' ? 'ONNX encoder' : 'graph model';
+      return { ok: false, code: 'base_model_unusable', message: `Fine-tune ${id} was trained on the ${kind} ${p.id}; a fine-tune of a frozen-only base cannot be a base yet. Start from ${p.id} instead.` };
     }
     // Task, input shape and preprocessing are the parent's (spread keeps the image/text union intact).
     const descriptor: BaseModel = {

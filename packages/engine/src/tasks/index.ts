@@ -10,6 +10,7 @@ export type * from './task.ts';
 
 const TASKS: Partial<Record<TaskName, () => Promise<Task>>> = {
   'image-classification': async () => (await import('./image/task.ts')).imageTask,
+  'text-classification': async () => (await import('./text/task.ts')).textTask,
 };
 
 /** The task a base or dataset is for. TrainingError `task_mismatch` for a task this engine cannot train. */

@@ -4,6 +4,8 @@
  * validation features already are what the exported model computes; otherwise the examples are
  * read again with the exact preprocessing of the bundle.
  */
+import * as tf from '@tensorflow/tfjs';
+import type { Example } from '../../data/example.ts';
 import { Scorer } from '../../evaluate/metrics.ts';
 import { scoreHeadOnFeatures, scoreOnDataset, type Predict } from '../../evaluate/score.ts';
 import type { Training } from '../training.ts';
@@ -35,7 +37,11 @@ export async function evaluate(t: Training, datasetPath: string, encoderChanged:
     : inputs.valX
       ? await scoreHeadOnFeatures(model.head, inputs.valX, inputs.labels.validation, numClasses, k)
       : new Scorer(numClasses, k);
-  const testScores = testSet ? await scoreOnDataset(read(testSet.path), testSet.examples, [transfer(), ...(baseline ? [baseline.predict] : [])], numClasses, k) : null;
+  const testScores = !testSet
+    ? null
+    : model.predict
+      ? await scoreOnDataset(read(testSet.path), testSet.examples, [transfer(), ...(baseline ? [baseline.predict] : [])], numClasses, k)
+      : [await scoreTestOnFeatures(t, testSet)];
   return {
     validation,
     test: testScores ? testScores[0]! : null,
@@ -43,7 +49,23 @@ export async function evaluate(t: Training, datasetPath: string, encoderChanged:
   };
 }
 
-/** The exported model's predictions on model inputs; an encoder outside tfjs cannot give them yet. */
+/**
+ * An encoder outside tfjs (ONNX) never changes and has no per-batch `run`: the test set is scored
+ * as the exported bundle computes it, the encoder's features (one pass) through the head.
+ */
+async function scoreTestOnFeatures(t: Training, testSet: { path: string; examples: readonly Example[] }): Promise<Scorer> {
+  const { ctx, data, model, encoder } = t;
+  const ids = testSet.examples.map((e) => e.id);
+  const features = await encoder.inputs.pass(testSet.path, { ids, features: 'all', cache: null, signal: ctx.signal });
+  const x = tf.tensor2d(features!, [ids.length, encoder.dim]);
+  try {
+    return await scoreHeadOnFeatures(model.head, x, testSet.examples.map((e) => e.label), data.classes.length, data.topK);
+  } finally {
+    x.dispose();
+  }
+}
+
+/** The exported model's predictions on model inputs; an encoder outside tfjs cannot give them. */
 function requirePredict(predict: Predict | null): () => Predict {
   return () => {
     if (!predict) throw new Error('scoring raw inputs needs an encoder that runs in tfjs (an encoder outside tfjs is scored on its features)');

@@ -99,7 +99,12 @@ function offsetOf(whole: readonly number[], body: readonly number[]): number {
 export async function loadTextTokenizer(dir: string): Promise<TextTokenizer> {
   const json = await readJson(join(dir, TOKENIZER_FILE), true);
   const config = await readJson(join(dir, TOKENIZER_CONFIG_FILE), false);
-  const model = json!.model as { type?: string } | undefined;
+  return textTokenizerFrom(json!, config, dir);
+}
+
+/** The same from the files' parsed JSON (a model bundle read in memory); `dir` names where they came from in errors. */
+export function textTokenizerFrom(json: Record<string, unknown>, config: Record<string, unknown> | null, dir: string): TextTokenizer {
+  const model = json.model as { type?: string } | undefined;
   const kind = String(model?.type ?? '').toLowerCase();
   if (!KINDS.includes(kind)) throw new TokenizerError(`${TOKENIZER_FILE} in ${dir} has model type "${model?.type ?? '(none)'}"; expected one of WordPiece, BPE, Unigram, WordLevel`);
   let tok: PreTrainedTokenizer;
@@ -122,7 +127,7 @@ export async function loadTextTokenizer(dir: string): Promise<TextTokenizer> {
   return {
     kind: kind as TokenizerKind,
     vocabSize: vocab.size,
-    lowercase: lowercases(json!.normalizer),
+    lowercase: lowercases(json.normalizer),
     files: config ? [TOKENIZER_FILE, TOKENIZER_CONFIG_FILE] : [TOKENIZER_FILE],
     padId,
     template,

@@ -120,16 +120,20 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const unknown = Object.keys(body.classWeights).filter((c) => !classNames.includes(c));
         if (unknown.length) throw new GraftError('class_mismatch', `classWeights names classes the dataset lacks: ${unknown.slice(0, 10).join(', ')}.`, `classWeights.${unknown[0]}`);
       }
-      if (base.format === 'tfjs-graph') {
-        // A graph model has no layers to unfreeze or re-initialise: it can only extract features.
+      if (base.format === 'tfjs-graph' || base.format === 'onnx') {
+        // A graph model or an ONNX encoder has no tfjs layers to unfreeze or re-initialise: it can only extract features.
+        const kind = base.format === 'onnx' ? 'an ONNX encoder' : 'a graph model';
         if (body.trainableLayers !== undefined && body.trainableLayers !== 'none') {
-          throw new GraftError('base_model_unusable', `${base.id} is a graph model: it can only be a frozen feature extractor (trainableLayers must be "none").`, 'trainableLayers');
+          throw new GraftError('base_model_unusable', `${base.id} is ${kind}: it can only be a frozen feature extractor (trainableLayers must be "none").`, 'trainableLayers');
         }
         if (body.baseline === 'scratch') {
-          throw new GraftError('base_model_unusable', `${base.id} is a graph model: its architecture cannot be re-initialised for a scratch baseline.`, 'baseline');
+          throw new GraftError('base_model_unusable', `${base.id} is ${kind}: its architecture cannot be re-initialised for a scratch baseline.`, 'baseline');
         }
       }
       const spec = normalizeFineTune(body, base, body.seed ?? randomInt(0, 2 ** 31 - 1));
+      if (base.task === 'text-classification' && spec.augmentation) {
+        throw new GraftError('invalid_request', 'Augmentation applies to images only: leave it out for a text fine-tune.', 'augmentation');
+      }
       let row: FineTuneRow;
       try {
         row = await fineTunes.createFineTune(app.db, {

@@ -1,0 +1,172 @@
+/**
+ * A text base opened as the text task's frozen encoder:
+ * - a tfjs layers encoder (graft's, from its folder, or a previous text fine-tune's model zip):
+ *   cut where one vector per text comes out (`pooled`), fine-tunable (phase 2 unfreezes its top
+ *   blocks, the scratch baseline rebuilds it), inputs [input_ids, attention_mask] int32, an input
+ *   cache of token ids, and the whole model (encoder + head) in the bundle;
+ * - a frozen-only sentence encoder (ONNX, USE-style graph): features from `embed` on the raw texts
+ *   only (`run` is null), no input cache, the bundle holds the head and the encoder's files.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
+import { isTextBase, type TextBaseModel } from '@graft/contracts';
+import type { ResolvedBase } from '../../bases/base-source.ts';
+import { defaultModelCacheDir } from '../../bases/hosted-cache.ts';
+import { unpackModelZipCached } from '../../bases/model-zip.ts';
+import { openBase } from '../../bases/open-base.ts';
+import { TrainingError } from '../../errors.ts';
+import { cutBase } from '../../train/freezing.ts';
+import { releaseWeights } from '../../train/weights.ts';
+import type { ZipInput } from '../../util/zip.ts';
+import type { InputCacheStore, OpenEncoderOptions, PreviousFineTune, TaskEncoder } from '../task.ts';
+import { textBundleFile, tokenizerIdentity, type TextBundleEncoder } from './bundle.ts';
+import { registerWasmTextGradientKernels } from './graft-encoder/wasm-segment-sum.ts';
+import { readTokensExactly, textPass, type Tokenization } from './input-pass.ts';
+import type { SentenceEncoder } from './sentence-encoder.ts';
+import { tokenCacheStore } from './token-cache.ts';
+import { loadTextTokenizer, type TextTokenizer } from './tokenizer.ts';
+// graft's encoder layers must be registered before its model.json can be loaded.
+import './graft-encoder/layers.ts';
+
+/** Texts per inference call (features, validation, evaluation). */
+export const TEXT_INFERENCE_BATCH = 32;
+
+export async function openTextEncoder(base: ResolvedBase, opts: OpenEncoderOptions): Promise<TaskEncoder> {
+  const descriptor = base.descriptor;
+  if (!isTextBase(descriptor)) throw new TrainingError('task_mismatch', `Base model "${descriptor.id}" is an ${descriptor.task} base, not a text one.`);
+  if (descriptor.format === 'tfjs-layers') return openLayersTextEncoder(base, descriptor, opts);
+  throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}" is a ${descriptor.format} text encoder, which this engine cannot open yet.`);
+}
+
+/** The folder holding a tfjs text base's tokenizer files (unpacked from a model zip when the base is a fine-tune). */
+async function tokenizerFolder(base: ResolvedBase, opts: OpenEncoderOptions): Promise<{ dir: string; release(): Promise<void> }> {
+  const { source } = base;
+  if (source.kind === 'directory') return { dir: source.dir, release: async () => {} };
+  if (source.kind === 'model-zip') return unpackModelZipCached(source.path, opts.cacheDir === undefined ? defaultModelCacheDir() : opts.cacheDir);
+  throw new TrainingError('base_model_unavailable', `Base model "${base.descriptor.id}" is a text encoder from a ${source.kind} source; text encoders load from a folder or a graft model zip.`);
+}
+
+async function openLayersTextEncoder(base: ResolvedBase, descriptor: TextBaseModel, opts: OpenEncoderOptions): Promise<TaskEncoder> {
+  registerWasmTextGradientKernels();
+  const pre = descriptor.preprocessing;
+  const folder = await tokenizerFolder(base, opts);
+  let tokenizerFiles: { name: string; data: Uint8Array }[];
+  let textTokenizer: TextTokenizer;
+  try {
+    textTokenizer = await loadTextTokenizer(folder.dir);
+    tokenizerFiles = await readTokenizerFiles(folder.dir, textTokenizer);
+  } catch (err) {
+    throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}" has no usable tokenizer: ${(err as Error).message}`);
+  } finally {
+    await folder.release().catch(() => {});
+  }
+  if (textTokenizer.vocabSize !== pre.tokenizer.vocabSize) {
+    throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}": its tokenizer has ${textTokenizer.vocabSize} tokens, its description says ${pre.tokenizer.vocabSize}.`);
+  }
+  const opened = await openBase(base, { ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), signal: opts.signal });
+  const layers = opened.layers!;
+  const dispose = () => releaseWeights([layers]);
+  try {
+    const cut = cutBase(layers, opts.cutLayer);
+    const shape = cut.outputs[0]!.shape;
+    if (shape.length !== 2 || shape[1] == null) {
+      throw new TrainingError(
+        'invalid_cut_layer',
+        `A text encoder is cut where one vector per text comes out (its pooled layer, "${descriptor.featureLayer}"); "${opts.cutLayer}" gives [${shape.map((d) => d ?? 'n').join(', ')}].`,
+      );
+    }
+    const dim = shape[1];
+    const tokenizer = tokenization(textTokenizer, tokenizerFiles, pre.maxLength);
+    // `training: false`: inference mode (no dropout) for the frozen encoder.
+    const run = (x: tf.Tensor | tf.Tensor[]) => cut.apply(x, { training: false }) as tf.Tensor;
+    const previous: PreviousFineTune | null = opened.previous ? { ...opened.previous, model: layers } : null;
+    const encoder: TextBundleEncoder = { format: 'tfjs-layers' };
+    return {
+      cut,
+      frozenOnly: null,
+      featureShape: [dim],
+      pooling: 'none',
+      dim,
+      run,
+      inferenceBatchSize: TEXT_INFERENCE_BATCH,
+      inputIdentity: { tokenizer: tokenizer.identity, maxLength: pre.maxLength },
+      previous,
+      inputs: {
+        pass: (rowsPath, o) => textPass(rowsPath, tokenizer, { kind: 'tokens', run, dim, batchSize: TEXT_INFERENCE_BATCH }, dim, o),
+        readExact: (rowsPath, examples, signal) => readTokensExactly(rowsPath, examples, tokenizer, TEXT_INFERENCE_BATCH, signal),
+        cache: tokenCacheStore({ tokenizer: tokenizer.identity, maxLength: pre.maxLength, padId: tokenizer.padId }),
+        describePass: describe(descriptor),
+      },
+      bundleFiles: async () => [
+        ...tokenizerFiles,
+        textBundleFile({ kind: 'graft-text', version: 1, encoder, tokenizer: { ...pre.tokenizer }, maxLength: pre.maxLength, pooling: pre.pooling, batchSize: TEXT_INFERENCE_BATCH }),
+      ],
+      dispose,
+    };
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+}
+
+/** The tokenizer's files as the bundle carries them (at the zip root). */
+export async function readTokenizerFiles(dir: string, tokenizer: TextTokenizer): Promise<{ name: string; data: Uint8Array }[]> {
+  return Promise.all(tokenizer.files.map(async (name) => ({ name, data: await readFile(join(dir, name)) })));
+}
+
+export function tokenization(tokenizer: TextTokenizer, files: readonly { name: string; data: Uint8Array }[], maxLength: number): Tokenization {
+  return { identity: tokenizerIdentity(files), maxLength, padId: tokenizer.padId, row: (text) => tokenizer.encode([text], maxLength).inputIds };
+}
+
+/**
+ * A frozen-only sentence encoder (ONNX, USE-style graph) as the task's encoder: features from
+ * `embed` on raw texts; no tfjs model to unfreeze or run per batch, no input cache (nothing reads
+ * raw inputs per batch when nothing can be unfrozen or augmented).
+ */
+export function frozenTextEncoder(
+  descriptor: TextBaseModel,
+  sentences: SentenceEncoder,
+  o: { inputIdentity: Record<string, unknown>; frozenOnly: { code: string; message: string }; bundleFiles(): Promise<ZipInput[]> },
+): TaskEncoder {
+  const dim = sentences.dim;
+  return {
+    cut: null,
+    frozenOnly: o.frozenOnly,
+    featureShape: [dim],
+    pooling: 'none',
+    dim,
+    run: null,
+    inferenceBatchSize: TEXT_INFERENCE_BATCH,
+    inputIdentity: o.inputIdentity,
+    previous: null,
+    inputs: {
+      pass: (rowsPath, p) => textPass(rowsPath, null, { kind: 'texts', encoder: sentences, batchSize: TEXT_INFERENCE_BATCH }, dim, p),
+      readExact: () => {
+        throw new Error(`${descriptor.id} runs outside tfjs: its examples are scored on their features`);
+      },
+      cache: noInputCache(descriptor.id),
+      describePass: describe(descriptor),
+    },
+    bundleFiles: o.bundleFiles,
+    dispose: () => sentences.dispose(),
+  };
+}
+
+function noInputCache(id: string): InputCacheStore {
+  const refuse = () => {
+    throw new Error(`${id} is a frozen-only encoder: no phase reads its raw inputs per batch`);
+  };
+  return { eventType: 'tokens', files: refuse, open: refuse, create: refuse, reused: refuse, stored: refuse };
+}
+
+function describe(descriptor: TextBaseModel) {
+  return ({ count, features, storing }: { count: number; features: 'all' | 'validation' | null; storing: boolean }) => ({
+    start:
+      `Tokenizing ${count} texts once` +
+      (features ? ` and computing ${descriptor.name} sentence vectors${features === 'validation' ? ' of the validation texts' : ''}` : '') +
+      (storing ? '; storing the token ids for the epochs that need them' : '') +
+      '.',
+    progress: (done: number, total: number) => `Encoded ${done} of ${total} texts.`,
+  });
+}
