@@ -18,6 +18,8 @@ export interface ModelFiles {
   /** The task's files (`TaskEncoder.bundleFiles`). */
   taskFiles: readonly ZipInput[];
   training: Record<string, unknown>;
+  /** Files after training.json (the final model's card). */
+  extra?: readonly ZipInput[];
 }
 
 /** Writes `<outDir>/model/` and zips its files (at the zip root) to `<outDir>/model.zip`. */
@@ -49,6 +51,7 @@ async function writeBundle(opts: ModelFiles, dir: string, zipPath: string): Prom
     { name: 'labels.json', data: Buffer.from(JSON.stringify(opts.labels, null, 2)) },
     ...opts.taskFiles,
     { name: 'training.json', data: Buffer.from(JSON.stringify(opts.training, null, 2)) },
+    ...(opts.extra ?? []),
   ];
   // Every file also lands in `dir` (the final model's directory is kept beside its zip).
   for (const e of rest) {

@@ -28,6 +28,8 @@ export class RunContext {
   /** The job's own scratch space under outDir, removed at the end. */
   readonly workDir: string;
   readonly record: TrainingRecord;
+  /** Every warning the job raised, in order (the model card lists them). */
+  readonly warnings: TrainingEvent[] = [];
   private readonly tensors: tf.Tensor[] = [];
   private readonly models: (tf.LayersModel | null)[] = [];
   private readonly cleanups: (() => void | Promise<void>)[] = [];
@@ -49,6 +51,7 @@ export class RunContext {
   }
 
   async emit(e: TrainingEvent): Promise<void> {
+    if (e.level === 'warning') this.warnings.push(e);
     await this.hooks.onEvent?.(e);
   }
 
