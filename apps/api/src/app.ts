@@ -9,6 +9,7 @@ import addFormatsImport from 'ajv-formats';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { ApiConfig } from './config.ts';
 import errors from './plugins/errors.ts';
+import feedHub from './plugins/feed-hub.ts';
 import openapi from './plugins/openapi.ts';
 import services from './plugins/services.ts';
 import health from './routes/health.ts';
@@ -46,6 +47,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(errors);
   await app.register(openapi);
   await app.register(services, { config });
+  await app.register(feedHub);
   await app.register(multipart, { limits: { fileSize: config.MAX_UPLOAD_BYTES, files: 1 } });
 
   await app.register(health);

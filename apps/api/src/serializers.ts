@@ -1,6 +1,6 @@
 /** Database rows → the public shapes of contracts (times as ISO strings, sizes as numbers). */
-import type { BaseModel, Checkpoint, Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneSpec, TextDataset } from '@graft/contracts';
-import { userBaseToModel, type CheckpointRow, type DatasetRow, type EventRow, type FineTuneRow, type MetricRow, type UserBaseRow } from '@graft/db';
+import type { BaseModel, Checkpoint, Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneProgress, FineTuneSpec, TextDataset } from '@graft/contracts';
+import { userBaseToModel, type CheckpointRow, type DatasetRow, type EventRow, type FineTuneRow, type MetricRow, type ProgressRow, type UserBaseRow } from '@graft/db';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const SKIPPED_LISTED = 100;
@@ -59,6 +59,10 @@ export function metricOut(row: Omit<MetricRow, 'fineTuneId'>): EpochMetrics {
     durationMs: row.durationMs,
     createdAt: row.createdAt.toISOString(),
   };
+}
+
+export function progressOut(row: ProgressRow): FineTuneProgress {
+  return { phase: row.phase, epoch: row.epoch, epochs: row.epochs, batch: row.batch, batches: row.batches, createdAt: row.createdAt.toISOString() };
 }
 
 export function fineTuneOut(row: FineTuneRow): FineTune {

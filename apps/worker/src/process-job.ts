@@ -25,6 +25,8 @@ export interface JobContext {
   running: Map<string, TrainingRun>;
   /** Set when the worker stops its trainings on shutdown. */
   shuttingDown: boolean;
+  /** Called after each write to a job's live feed (events, progress, metrics), once it is committed. */
+  notify?: (fineTuneId: string) => void;
 }
 
 /** Progress rows are written at most this often (a batch can take under a millisecond). */
@@ -42,6 +44,7 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
     await fineTunes.transition(ctx.db, id, ['queued', 'running'], 'cancelled', { finishedAt: new Date() }, {
       level: 'info', type: 'status', message: 'Job cancelled before it started', data: { status: 'cancelled' },
     });
+    ctx.notify?.(id);
     return 'cancelled';
   }
   const restarted = row.status === 'running'; // a worker died mid-job; BullMQ handed it to us
@@ -55,6 +58,7 @@ export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>
     log.info({ status: row.status }, 'job is no longer runnable; skipped');
     return row.status;
   }
+  ctx.notify?.(id);
   ctx.onJob?.(id, 'started');
   const startedAt = Date.now();
   // Inputs are pulled from storage to local disk (a no-op for the local driver) and held until the job ends.
@@ -156,7 +160,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
       if (now - lastProgress >= PROGRESS_EVERY_MS || m.batch === m.batches) {
         lastProgress = now;
         const progress = { phase: m.phase, epoch: m.epoch, epochs: m.epochs, batch: m.batch, batches: m.batches };
-        await fineTunes.updateRunning(ctx.db, id, progress);
+        if (await fineTunes.recordProgress(ctx.db, id, progress)) ctx.notify?.(id);
         await job.updateProgress(progress).catch(() => {});
       }
       // Belt and braces for a lost pub/sub message: look at the row every few seconds.
@@ -195,7 +199,10 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   };
 
   const training = runTraining(start, (m) => {
-    chain = chain.then(() => handle(m)).catch((err) => log.error({ err }, 'recording a training message failed'));
+    chain = chain.then(async () => {
+      await handle(m);
+      if (m.kind === 'event' || m.kind === 'epoch') ctx.notify?.(id);
+    }).catch((err) => log.error({ err }, 'recording a training message failed'));
   }, { maxOldSpaceMb: ctx.maxOldSpaceMb });
   ctx.running.set(id, training);
   const onAbort = () => training.cancel();
@@ -216,6 +223,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
         message: `Job succeeded${acc === null ? '' : `: validation accuracy ${(acc * 100).toFixed(1)}%`}`,
         data: { status: 'succeeded', valAccuracy: acc },
       });
+      ctx.notify?.(id);
       log.info({ ok, valAccuracy: acc }, 'training succeeded');
       return 'succeeded';
     }
@@ -224,6 +232,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
       await fineTunes.transition(ctx.db, id, ['running'], 'cancelled', { finishedAt: new Date() }, {
         level: 'info', type: 'status', message: 'Job cancelled; events and metrics so far are kept', data: { status: 'cancelled' },
       });
+      ctx.notify?.(id);
       log.info('training cancelled');
       return 'cancelled';
     }
@@ -243,6 +252,7 @@ async function fail(ctx: JobContext, id: string, code: string, message: string, 
   await fineTunes.transition(ctx.db, id, ['running', 'queued'], 'failed', { finishedAt: new Date(), error }, {
     level: 'error', type: 'status', message: `Job failed: ${message}`, data: { status: 'failed', code },
   });
+  ctx.notify?.(id);
 }
 
 export { fail as failJob };

@@ -2,7 +2,7 @@
  * The worker: a BullMQ consumer of the fine-tune queue. Its own event loop stays free (training
  * runs in child processes), so lock renewal and cancel messages are never starved.
  */
-import { cancelChannel, createRedis, FINE_TUNE_QUEUE, announceWorker, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
+import { cancelChannel, createRedis, FINE_TUNE_QUEUE, announceWorker, publishFeedUpdate, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
 import { createDb } from '@graft/db';
 import { createStorage } from '@graft/storage';
 import type { FineTuneJobData } from '@graft/contracts';
@@ -23,7 +23,11 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
   const connection = createRedis(config.REDIS_URL, { blocking: true });
   const subscriber = createRedis(config.REDIS_URL, { blocking: true });
   const running = new Map<string, TrainingRun>();
-  const ctx: JobContext = { db, storage, log, maxOldSpaceMb: config.TRAINER_MAX_OLD_SPACE_MB, running, shuttingDown: false };
+  const ctx: JobContext = {
+    db, storage, log, maxOldSpaceMb: config.TRAINER_MAX_OLD_SPACE_MB, running, shuttingDown: false,
+    // Watchers (Server-Sent Events) read the rows from Postgres; this only wakes them.
+    notify: (id) => void publishFeedUpdate(connection, config.QUEUE_PREFIX, id).catch((err: Error) => log.warn({ err: err.message, jobId: id }, 'feed nudge failed')),
+  };
 
   const worker = new Worker<FineTuneJobData, string>(FINE_TUNE_QUEUE, (job, _token, signal) => processFineTune(ctx, job, signal), {
     connection,

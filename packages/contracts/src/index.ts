@@ -10,3 +10,4 @@ export * from './config.ts';
 export * from './training-options.ts';
 export * from './normalize.ts';
 export * from './checkpoints.ts';
+export * from './stream.ts';

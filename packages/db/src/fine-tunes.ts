@@ -155,6 +155,24 @@ export async function updateRunning(db: Db, id: string, patch: FineTunePatch): P
   return count === 1;
 }
 
+export interface ProgressUpdate {
+  phase: string;
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+}
+
+/** A progress update of a running job: the job row's latest progress and a row of its live feed, together. */
+export async function recordProgress(db: Db, id: string, p: ProgressUpdate): Promise<boolean> {
+  return db.$transaction(async (tx) => {
+    const { count } = await tx.fineTune.updateMany({ where: { id, status: 'running' }, data: p });
+    if (count !== 1) return false;
+    await tx.progress.create({ data: { fineTuneId: id, ...p } });
+    return true;
+  });
+}
+
 export async function requestCancel(db: Db, id: string): Promise<boolean> {
   const { count } = await db.fineTune.updateMany({
     where: { id, status: { in: ['queued', 'running'] }, cancelRequestedAt: null },

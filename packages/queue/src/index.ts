@@ -3,7 +3,7 @@
  * Every key lives under a prefix (`QUEUE_PREFIX`) so that test runs and deployments sharing a
  * Redis cannot see each other's jobs.
  */
-import { CANCEL_CHANNEL, FINE_TUNE_QUEUE, type FineTuneJobData } from '@graft/contracts';
+import { CANCEL_CHANNEL, FINE_TUNE_QUEUE, STREAM_CHANNEL, type FineTuneJobData } from '@graft/contracts';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
@@ -39,6 +39,19 @@ export function cancelChannel(prefix: string): string {
 /** Asks every worker to stop the job; the one running it aborts within one batch. */
 export async function publishCancel(redis: Redis, prefix: string, fineTuneId: string): Promise<void> {
   await redis.publish(cancelChannel(prefix), fineTuneId);
+}
+
+/** The channel nudged after each write to a job's live feed (events, progress, metrics). */
+export function feedChannel(prefix: string, fineTuneId: string): string {
+  return `${prefix}:${STREAM_CHANNEL}:${fineTuneId}`;
+}
+
+/**
+ * Tells every API process that the job's feed has new rows. Only a nudge: watchers read the rows
+ * from Postgres, so a lost message delays them (until the next nudge or poll) but loses nothing.
+ */
+export async function publishFeedUpdate(redis: Redis, prefix: string, fineTuneId: string): Promise<void> {
+  await redis.publish(feedChannel(prefix, fineTuneId), '1');
 }
 
 /** What a worker says about itself while alive (a key with a short TTL, refreshed). */

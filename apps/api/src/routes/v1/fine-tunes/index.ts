@@ -12,19 +12,24 @@ import {
   IdParams,
   PAGE_LIMIT_DEFAULT,
   PageQuery,
+  STREAM_DESCRIPTION,
   normalizeFineTune,
   type RequestWarning,
 } from '@graft/contracts';
 import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, type FineTuneRow } from '@graft/db';
 import { resolveBase } from '@graft/engine/resolve-base';
-import { publishCancel } from '@graft/queue';
+import { publishCancel, publishFeedUpdate } from '@graft/queue';
 import { createHash, randomInt } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { binaryResponse, described, errorResponses } from '../../../route-schemas.ts';
 import { checkpointOut, eventOut, fineTuneOut, metricOut } from '../../../serializers.ts';
 import { testSetLeakage } from '../datasets/leakage.ts';
+import { streamEvents, wantsEventStream } from './event-stream.ts';
 
+const StreamHeaders = Type.Object({
+  'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$', description: 'Server-Sent Events: resume after this message id (the `id:` of the last message seen).' })),
+});
 const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Repeat a request safely: the same key with the same body returns the same job.' })),
 });
@@ -54,6 +59,8 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       .filter((e) => e.level === 'warning' && REQUEST_WARNING_TYPES.has(e.type))
       .map((e) => ({ type: e.type, message: e.message, data: (e.data as Record<string, unknown> | null) ?? {} }));
   };
+  /** Wakes the job's watchers (every API process) after a write to its feed; a lost nudge only delays them. */
+  const nudge = (id: string) => publishFeedUpdate(app.redis, app.config.QUEUE_PREFIX, id).catch((err: Error) => app.log.warn({ err: err.message, jobId: id }, 'feed nudge failed'));
   const load = async (id: string): Promise<FineTuneRow> => {
     const row = await fineTunes.getFineTune(app.db, id);
     if (!row) throw new GraftError('fine_tune_not_found', `No fine-tune job ${id}.`);
@@ -157,6 +164,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await fineTunes.transition(app.db, row.id, ['queued'], 'failed', { finishedAt: new Date(), error: { code: 'queue_unavailable', message: 'The job could not be queued (Redis unavailable); submit it again.' } }, {
           level: 'error', type: 'status', message: 'Job failed: could not be queued', data: { status: 'failed' },
         });
+        await nudge(row.id);
         throw err;
       }
       request.log.info({ jobId: row.id }, 'fine-tune queued');
@@ -211,14 +219,29 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         operationId: 'listFineTuneEvents',
         tags: ['fine-tunes'],
-        summary: 'What happened, oldest first',
+        summary: 'What happened, oldest first (a page, or live as Server-Sent Events)',
+        description: `A page of the job's events as JSON. ${STREAM_DESCRIPTION}`,
         params: IdParams,
         querystring: PageQuery,
-        response: { 200: described(FineTuneEventList, 'A page of events.'), ...errorResponses('invalid_request', 'fine_tune_not_found') },
+        headers: StreamHeaders,
+        response: {
+          200: {
+            description: 'A page of events (JSON), or the live feed (`text/event-stream`, when the request accepts it).',
+            content: {
+              'application/json': { schema: FineTuneEventList },
+              'text/event-stream': { schema: Type.String({ description: 'Server-Sent Events: `event` (FineTuneEvent), `progress` (FineTuneProgress), `metric` (EpochMetrics), then `end` (FineTune).' }) },
+            },
+          },
+          ...errorResponses('invalid_request', 'fine_tune_not_found'),
+        },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { id } = request.params;
+      if (wantsEventStream(request)) {
+        await streamEvents(app, request, reply, id);
+        return reply;
+      }
       const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
       await load(id);
       const page = await events.listEvents(app.db, id, { limit, after });
@@ -277,7 +300,10 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const ok = await fineTunes.transition(app.db, id, ['queued'], 'cancelled', { finishedAt: now, cancelRequestedAt: now }, {
             level: 'info', type: 'status', message: 'Job cancelled before it started', data: { status: 'cancelled' },
           });
-          if (ok) return reply.status(200).send(fineTuneOut(await load(id)));
+          if (ok) {
+            await nudge(id);
+            return reply.status(200).send(fineTuneOut(await load(id)));
+          }
         }
       }
       await fineTunes.requestCancel(app.db, id);
