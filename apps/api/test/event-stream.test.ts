@@ -176,6 +176,13 @@ describe('GET /v1/fine-tunes/:id/events as text/event-stream', () => {
     const bad = await request(api.url).get(`/v1/fine-tunes/${id}/events`).set('accept', 'text/event-stream').set('last-event-id', 'ev_x');
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, 'invalid_request');
+    assert.equal(bad.body.error.param, 'Last-Event-ID');
+
+    // An event id (what the JSON list pages by) resumes too: after "Job queued" comes "Job started".
+    const resumed = await SseConnection.open(url(id), { lastEventId: page.body.data[0].id });
+    await resumed.until('the next event', (c) => c.messages.length >= 1);
+    resumed.close();
+    assert.equal(JSON.parse(resumed.messages[0]!.data).message, 'Job started');
     await endJob(id);
   });
 });

@@ -48,3 +48,9 @@ export async function lastFeedSeq(db: Db, fineTuneId: string): Promise<bigint> {
     ) AS seq`;
   return rows[0]?.seq ?? 0n;
 }
+
+/** The feed position of one of the job's events (null when the job has no such event). */
+export async function eventSeq(db: Db, fineTuneId: string, eventId: string): Promise<bigint | null> {
+  const row = await db.event.findUnique({ where: { id: eventId }, select: { seq: true, fineTuneId: true } });
+  return row && row.fineTuneId === fineTuneId ? row.seq : null;
+}

@@ -23,13 +23,18 @@ export function wantsEventStream(request: FastifyRequest): boolean {
   return (request.headers.accept ?? '').toLowerCase().includes('text/event-stream');
 }
 
-/** `Last-Event-ID`: the id of the last message seen (a decimal integer), or none. */
-function lastEventId(request: FastifyRequest): bigint {
+/**
+ * `Last-Event-ID`: the `id:` of the last message seen (a decimal integer) or, for clients that only
+ * keep event ids (the JSON list's cursors), the id of the last event seen (`ev_…`).
+ */
+async function resumeAfter(app: FastifyInstance, request: FastifyRequest, fineTuneId: string): Promise<bigint> {
   const raw = request.headers['last-event-id'];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  if (value === undefined || value.trim() === '') return 0n;
-  if (!/^\d{1,19}$/.test(value.trim())) throw new GraftError('invalid_request', 'Last-Event-ID must be the id of a message of this stream (a decimal integer).', 'Last-Event-ID');
-  return BigInt(value.trim());
+  const value = (Array.isArray(raw) ? raw[0] : raw)?.trim();
+  if (!value) return 0n;
+  if (/^\d{1,19}$/.test(value)) return BigInt(value);
+  const seq = await feed.eventSeq(app.db, fineTuneId, value);
+  if (seq === null) throw new GraftError('invalid_request', 'Last-Event-ID must be the id of a message of this stream (a decimal integer) or of an event of this job (ev_…).', 'Last-Event-ID');
+  return seq;
 }
 
 function format(type: StreamMessageType, data: unknown, id?: bigint): string {
@@ -48,10 +53,10 @@ function entryMessage(e: FeedEntry): string {
 }
 
 export async function streamEvents(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, id: string): Promise<void> {
-  let lastSent = lastEventId(request);
   const log = request.log.child({ jobId: id });
   const job = await fineTunes.getFineTune(app.db, id);
   if (!job) throw new GraftError('fine_tune_not_found', `No fine-tune job ${id}.`);
+  let lastSent = await resumeAfter(app, request, id);
 
   const res = reply.raw;
   let replaying = true;

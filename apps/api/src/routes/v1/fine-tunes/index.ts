@@ -28,7 +28,7 @@ import { testSetLeakage } from '../datasets/leakage.ts';
 import { streamEvents, wantsEventStream } from './event-stream.ts';
 
 const StreamHeaders = Type.Object({
-  'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$', description: 'Server-Sent Events: resume after this message id (the `id:` of the last message seen).' })),
+  'last-event-id': Type.Optional(Type.String({ minLength: 1, maxLength: 80, description: 'Server-Sent Events: resume after this message (the `id:` of the last message seen; the id of an event, `ev_…`, is taken too).' })),
 });
 const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Repeat a request safely: the same key with the same body returns the same job.' })),
