@@ -4,7 +4,7 @@
  * progress and the result, and saves the fine-tuned model. Everything goes over the REST API, as
  * another backend would use it.
  */
-import { ensureDatabase, migrate } from '@graft/db';
+import { prepareDatabase } from '@graft/db';
 import type { EpochMetrics, FineTune, ImageDataset } from '@graft/contracts';
 import { spawn } from 'node:child_process';
 import { openAsBlob } from 'node:fs';
@@ -20,8 +20,7 @@ const say = (s = '') => process.stdout.write(`${s}\n`);
 
 const config = loadApiConfig({ ...process.env, PORT: process.env.PORT ?? '0' });
 try {
-  await ensureDatabase(config.DATABASE_URL);
-  await migrate(config.DATABASE_URL, `${ROOT}prisma/migrations`);
+  await prepareDatabase(config.DATABASE_URL, { migrate: true });
 } catch (err) {
   say(`Cannot reach PostgreSQL at ${config.DATABASE_URL}: ${(err as Error).message}`);
   say('Start it (see README, "Requirements") or set DATABASE_URL.');
@@ -34,7 +33,7 @@ const address = app.server.address();
 const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : config.PORT}`;
 const worker = spawn(process.execPath, ['--import', 'tsx', 'apps/worker/src/main.ts'], {
   cwd: ROOT,
-  env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+  env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', MIGRATE_ON_START: 'false', WORKER_METRICS_PORT: process.env.WORKER_METRICS_PORT ?? '0' },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 const shutdown = async (code: number) => {

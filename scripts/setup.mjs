@@ -32,6 +32,10 @@ if (!existsSync(installStamp) || readFileSync(installStamp, 'utf8') !== lockHash
   // onnxruntime-node (under @huggingface/transformers) would download CUDA binaries at install: skip, offline.
   run('npm', [lockHash === 'none' ? 'install' : 'ci', '--no-audit', '--no-fund'], { ONNXRUNTIME_NODE_INSTALL: 'skip' });
   writeFileSync(installStamp, lockHash);
+  // nsfwjs 4.4.0 declares `"node": "22.13.0"` (one exact version), so npm warns on every other Node.
+  // graft reads only its weight files (plain JS modules), which do not depend on the Node version.
+  if (process.version !== 'v22.13.0') log('the EBADENGINE warning about nsfwjs above is expected (README, "Node versions")');
+  if (Number(process.versions.node.split('.')[0]) < 22) log(`Node ${process.version} is older than graft's policy (Node 22 LTS, see .nvmrc); it runs, but upgrade`);
 } else log('dependencies up to date');
 
 // 2. Prisma client

@@ -1,20 +1,21 @@
 /**
  * `npm start`: the API and one worker together, each in its own process, with configuration
- * from the environment (README lists every variable). Migrations are applied first; if either
- * process exits, the other is stopped and `npm start` exits with its code.
+ * from the environment (README lists every variable). Migrations are applied here, once; the two
+ * processes start with MIGRATE_ON_START=false. If either exits, the other is stopped and
+ * `npm start` exits with its code.
  */
-import { ensureDatabase, migrate } from '@graft/db';
+import { prepareDatabase } from '@graft/db';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/graft';
-await ensureDatabase(DATABASE_URL);
-const { applied } = await migrate(DATABASE_URL, `${ROOT}prisma/migrations`);
-if (applied.length) console.error(`[start] applied migrations: ${applied.join(', ')}`);
+const prepared = await prepareDatabase(DATABASE_URL, { migrate: true });
+if (prepared.migrated && prepared.applied.length) console.error(`[start] applied migrations: ${prepared.applied.join(', ')}`);
+const childEnv = { ...process.env, MIGRATE_ON_START: 'false' };
 
 const children: ChildProcess[] = ['apps/api/src/main.ts', 'apps/worker/src/main.ts'].map((entry) =>
-  spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, stdio: 'inherit', env: process.env }),
+  spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, stdio: 'inherit', env: childEnv }),
 );
 let stopping = false;
 const stop = (signal: NodeJS.Signals) => {

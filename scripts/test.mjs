@@ -44,6 +44,23 @@ async function startS3() {
 }
 const s3 = await startS3();
 
+// test/compose.test.ts validates docker-compose.yml with Debian's docker-compose (no engine needed).
+// Installed here when missing, so that check fails rather than skips on a fresh machine.
+function ensureDockerCompose() {
+  if (spawnSync('docker-compose', ['version'], { stdio: 'ignore' }).status === 0) return;
+  if (process.getuid?.() !== 0 || spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status !== 0) {
+    console.error('[test] docker-compose is missing and cannot be installed here (apt-get as root); the compose test will fail');
+    return;
+  }
+  console.error('[test] installing docker-compose (Debian) for the compose check');
+  const apt = (args) => spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', ...args], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (apt(['install', '-y', '--no-install-recommends', 'docker-compose']).status !== 0) {
+    apt(['update', '-qq']);
+    apt(['install', '-y', '--no-install-recommends', 'docker-compose']);
+  }
+}
+if (files.some((f) => f.endsWith('compose.test.ts'))) ensureDockerCompose();
+
 const env = {
   ...process.env,
   GRAFT_TEST_S3_ENDPOINT: s3.endpoint,

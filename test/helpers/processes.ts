@@ -36,7 +36,7 @@ export interface WorkerProcess {
 export async function startWorker(env: TestEnv, extra: Record<string, string> = {}): Promise<WorkerProcess> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'apps/worker/src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_SHUTDOWN_GRACE_MS: '2000', ...extra },
+    env: { ...process.env, ...env, LOG_LEVEL: 'info', WORKER_SHUTDOWN_GRACE_MS: '2000', WORKER_METRICS_PORT: '0', ...extra },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

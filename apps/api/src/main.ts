@@ -1,14 +1,10 @@
-/** Starts the API: validated configuration, pending migrations, then listen. */
-import { migrate, ensureDatabase } from '@graft/db';
-import { fileURLToPath } from 'node:url';
+/** Starts the API: validated configuration, the database (migrated, or checked with MIGRATE_ON_START=false), then listen. */
+import { prepareDatabase } from '@graft/db';
 import { buildApp } from './app.ts';
 import { loadApiConfig } from './config.ts';
 
-const MIGRATIONS = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
-
 const config = loadApiConfig();
-await ensureDatabase(config.DATABASE_URL);
-await migrate(config.DATABASE_URL, MIGRATIONS);
+await prepareDatabase(config.DATABASE_URL, { migrate: config.MIGRATE_ON_START });
 const app = await buildApp(config);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

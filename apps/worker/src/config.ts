@@ -7,6 +7,8 @@ export const WorkerEnv = Type.Object({
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Jobs trained at once (each in its own process).' }),
   WORKER_ID: Type.String({ default: `${hostname()}-${process.pid}`, description: 'Name shown in /readyz and in logs.' }),
   WORKER_SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 30_000, description: 'On SIGTERM, how long running jobs may finish before they are handed back to the queue.' }),
+  WORKER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464, description: 'Port of the worker\'s /healthz and /metrics (0: any free port, logged).' }),
+  WORKER_METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address that port listens on (0.0.0.0 in containers).' }),
   TRAINER_MAX_OLD_SPACE_MB: Type.Integer({ minimum: 256, default: 4096, description: 'Heap limit of each training process.' }),
 });
 export type WorkerConfig = Static<typeof WorkerEnv>;

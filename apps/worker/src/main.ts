@@ -1,26 +1,32 @@
-/** Starts a worker: configuration, migrations, the TensorFlow.js backend check, then the queue. */
-import { ensureDatabase, migrate } from '@graft/db';
+/** Starts a worker: configuration, the database (migrated, or checked with MIGRATE_ON_START=false), the TensorFlow.js backend check, then the queue. */
+import { prepareDatabase } from '@graft/db';
 import { initBackend } from '@graft/engine';
-import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { loadWorkerConfig } from './config.ts';
-import { startWorker } from './worker.ts';
-
-const MIGRATIONS = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
+import { startWorkerHttp } from './http.ts';
+import { startWorker, type RunningWorker } from './worker.ts';
 
 const config = loadWorkerConfig();
 const log = pino({ level: config.LOG_LEVEL, base: { service: 'worker', worker: config.WORKER_ID } });
-await ensureDatabase(config.DATABASE_URL);
-await migrate(config.DATABASE_URL, MIGRATIONS);
+await prepareDatabase(config.DATABASE_URL, { migrate: config.MIGRATE_ON_START });
 // Training runs in child processes; this picks (and logs) the backend they will use.
 const backend = await initBackend();
 log.info({ backend: backend.name, tried: backend.tried }, 'tensorflow.js backend selected');
-const worker = await startWorker(config, log, backend.name);
+let worker: RunningWorker | undefined;
+// Up before the queue consumer, so a health check sees "starting" rather than a refused connection.
+const http = await startWorkerHttp(config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST, {
+  unhealthy: () => (worker ? worker.unhealthy() : 'starting'),
+});
+log.info({ port: http.port, host: config.WORKER_METRICS_HOST }, 'worker http listening');
+worker = await startWorker(config, log, backend.name);
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     log.info({ signal }, 'shutting down');
-    worker.close().then(() => process.exit(0), (err) => {
+    (async () => {
+      await worker?.close();
+      await http.close();
+    })().then(() => process.exit(0), (err) => {
       log.error({ err }, 'shutdown failed');
       process.exit(1);
     });

@@ -14,6 +14,8 @@ import type { TrainingRun } from './trainer/run-training.ts';
 
 export interface RunningWorker {
   close(graceMs?: number): Promise<void>;
+  /** Why the worker cannot take work now (closing, Redis down), or null. */
+  unhealthy(): string | null;
 }
 
 export async function startWorker(config: WorkerConfig, log: Logger, backend: string): Promise<RunningWorker> {
@@ -58,6 +60,11 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
   log.info({ worker: config.WORKER_ID, concurrency: config.WORKER_CONCURRENCY, queue: `${config.QUEUE_PREFIX}:${FINE_TUNE_QUEUE}`, backend }, 'worker ready');
 
   return {
+    unhealthy() {
+      if (!worker.isRunning()) return 'not consuming the queue';
+      if (connection.status !== 'ready') return `redis connection ${connection.status}`;
+      return null;
+    },
     async close(graceMs = config.WORKER_SHUTDOWN_GRACE_MS) {
       clearInterval(heartbeat);
       // Stop taking jobs; let running ones finish within the grace period, then stop them: they

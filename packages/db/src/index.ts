@@ -6,6 +6,7 @@ export * as metrics from './metrics.ts';
 export * as feed from './stream.ts';
 export * as checkpoints from './checkpoints.ts';
 export * as baseModels from './base-models.ts';
-export { migrate, ensureDatabase, dropDatabase } from './migrate.ts';
+export { migrate, ensureDatabase, dropDatabase, pendingMigrations } from './migrate.ts';
+export { prepareDatabase, MIGRATIONS_DIR } from './prepare.ts';
 export { baseLookups, userBaseToModel } from './base-lookups.ts';
 export type { Dataset as DatasetRow, FineTune as FineTuneRow, Event as EventRow, Metric as MetricRow, Progress as ProgressRow, Checkpoint as CheckpointRow, UserBaseModel as UserBaseRow } from './generated/prisma/client.ts';

@@ -39,6 +39,27 @@ export async function listMigrations(dir: string): Promise<{ name: string; sql: 
   );
 }
 
+/**
+ * Committed migrations the database has not applied yet (none when it is up to date). Processes
+ * that do not migrate themselves (MIGRATE_ON_START=false) check this before they start, so a
+ * missed migrate step is a clear error at start, not a failing query later.
+ */
+export async function pendingMigrations(connectionString: string, migrationsDir: string): Promise<string[]> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    const table = await client.query<{ t: string | null }>(`SELECT to_regclass('"_prisma_migrations"') AS t`);
+    const done = new Set<string>();
+    if (table.rows[0]?.t) {
+      const rows = await client.query<{ migration_name: string }>('SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL');
+      for (const r of rows.rows) done.add(r.migration_name);
+    }
+    return (await listMigrations(migrationsDir)).map((m) => m.name).filter((n) => !done.has(n));
+  } finally {
+    await client.end();
+  }
+}
+
 export async function migrate(connectionString: string, migrationsDir: string): Promise<MigrateResult> {
   const client = new pg.Client({ connectionString });
   await client.connect();
