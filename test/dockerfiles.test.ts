@@ -10,7 +10,10 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DockerfileParser } from 'dockerfile-ast';
-import { validate, ValidationSeverity } from 'dockerfile-utils';
+import { validate } from 'dockerfile-utils';
+
+/** Diagnostics carry the language-server severity: 1 error, 2 warning (3 information, 4 hint). */
+const serious = (d: { severity?: number }) => d.severity === 1 || d.severity === 2;
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (f: string) => readFileSync(`${ROOT}${f}`, 'utf8');
@@ -80,7 +83,7 @@ for (const [file, targets] of [
     const { stages, args } = parse(file);
 
     test('dockerfile-utils finds no error or warning', () => {
-      const problems = validate(read(file), {}).filter((d) => d.severity === ValidationSeverity.ERROR || d.severity === ValidationSeverity.WARNING);
+      const problems = validate(read(file), {}).filter(serious);
       assert.deepEqual(problems.map((d) => `${file}:${d.range.start.line + 1}: ${d.message}`), []);
     });
 
@@ -117,7 +120,7 @@ for (const [file, targets] of [
 
 test('the linter is not a formality: it reports a broken Dockerfile', () => {
   const problems = validate('FROM node:22-bookworm-slim\nCOPY --chwon=node . .\nHEALTHCHECK CMD\nEXPOSE abc\n', {});
-  assert.ok(problems.filter((d) => d.severity === ValidationSeverity.ERROR).length >= 2, JSON.stringify(problems.map((d) => d.message)));
+  assert.ok(problems.filter(serious).length >= 3, JSON.stringify(problems.map((d) => d.message)));
 });
 
 describe('what each image runs', () => {
