@@ -1,4 +1,5 @@
 import { CommonEnv, loadEnv } from '@graft/contracts';
+import { parseAllowList } from '@graft/outbound';
 import { Type, type Static } from 'typebox';
 
 export const ApiEnv = Type.Object({
@@ -8,7 +9,18 @@ export const ApiEnv = Type.Object({
   MAX_UPLOAD_BYTES: Type.Integer({ minimum: 1024, default: 256 * 1024 * 1024, description: 'Largest dataset archive accepted (413 beyond).' }),
   SSE_HEARTBEAT_MS: Type.Integer({ minimum: 100, default: 15_000, description: 'Server-Sent Events: a comment line after this long without a message (keeps proxies from closing the stream).' }),
   FEED_POLL_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'Server-Sent Events: a watched job is read this often even without a Redis nudge (a lost nudge only delays).' }),
+  INSPECT_CONCURRENCY: Type.Integer({ minimum: 1, default: 2, description: 'Base-model inspections (child processes) running at once.' }),
+  INSPECT_QUEUE: Type.Integer({ minimum: 0, default: 4, description: 'Registrations waiting for an inspection slot; beyond, 503 inspector_busy with Retry-After.' }),
+  OUTBOUND_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 120_000, description: 'Bound of one outbound request (a hosted model.json or one weight file), body included.' }),
 });
 export type ApiConfig = Static<typeof ApiEnv>;
 
-export const loadApiConfig = (env: NodeJS.ProcessEnv = process.env): ApiConfig => loadEnv(ApiEnv, env);
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const config = loadEnv(ApiEnv, env);
+  try {
+    parseAllowList(config.OUTBOUND_ALLOWLIST); // a typo stops the process instead of allowing nothing (or more)
+  } catch (err) {
+    throw new Error(`invalid configuration: OUTBOUND_ALLOWLIST: ${(err as Error).message}`);
+  }
+  return config;
+}

@@ -6,8 +6,13 @@
 import { ERROR_CODES, errorResponseFor, type ErrorCode } from '@graft/contracts';
 import type { TSchema } from 'typebox';
 
-/** What any route may answer: a bug (500) and a dependency that does not answer (every 503 code). */
-const EVERY_ROUTE = (Object.keys(ERROR_CODES) as ErrorCode[]).filter((c) => c === 'internal_error' || ERROR_CODES[c].status === 503);
+/** 503 codes only the routes naming them answer (a full pool of their own), not a dependency down. */
+const ROUTE_OWN_503: readonly ErrorCode[] = ['inspector_busy'];
+
+/** What any route may answer: a bug (500) and a dependency that does not answer (every other 503 code). */
+const EVERY_ROUTE = (Object.keys(ERROR_CODES) as ErrorCode[]).filter(
+  (c) => c === 'internal_error' || (ERROR_CODES[c].status === 503 && !ROUTE_OWN_503.includes(c)),
+);
 
 /** `{ <status>: error schema }` for these codes plus those every route can answer. */
 export function errorResponses(...codes: ErrorCode[]): Record<number, ReturnType<typeof errorResponseFor>> {

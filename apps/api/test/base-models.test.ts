@@ -30,10 +30,7 @@ let serverUrl: string;
 
 before(async () => {
   env = await createTestEnv('bases');
-  api = await startApi(env);
-  fx = join(env.STORAGE_DIR, 'fx');
-  await mkdir(fx, { recursive: true });
-  // A "hosted" model on loopback: the same files a CDN would serve.
+  // A "hosted" model on loopback: the same files a CDN would serve (allow-listed, as a local mirror would be).
   server = createServer((req, res) => {
     const name = (req.url ?? '').split('/').pop() ?? '';
     if (!['model.json', 'weights.bin'].includes(name)) return void res.writeHead(404).end();
@@ -41,7 +38,11 @@ before(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();
-  serverUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  serverUrl = `http://127.0.0.1:${port}`;
+  api = await startApi(env, { OUTBOUND_ALLOWLIST: `127.0.0.1:${port}` });
+  fx = join(env.STORAGE_DIR, 'fx');
+  await mkdir(fx, { recursive: true });
 });
 after(async () => {
   server.close();
@@ -104,7 +105,7 @@ describe('POST /v1/base-models', () => {
     const missing = await request(api.url).post('/v1/base-models').send({ ...SPEC, url: `${serverUrl}/m/nothing.json` });
     assert.equal(missing.status, 422);
     assert.equal(missing.body.error.code, 'invalid_base_model');
-    assert.match(missing.body.error.message, /cannot be fetched/);
+    assert.match(missing.body.error.message, /cannot be fetched: it answered HTTP 404/);
   });
 
   const bad: [string, () => Promise<request.Response>, number, string, string | undefined, RegExp?][] = [

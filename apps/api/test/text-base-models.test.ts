@@ -46,7 +46,6 @@ async function zipOf(name: string, files: Record<string, Buffer | string>) {
 
 before(async () => {
   env = await createTestEnv('textbases');
-  api = await startApi(env);
   fx = join(env.STORAGE_DIR, 'fx');
   await mkdir(fx, { recursive: true });
   const zipped = await zipOf('served.zip', Object.fromEntries(Object.entries(hfFiles()).map(([k, v]) => [`tiny-bert/${k}`, v])));
@@ -62,7 +61,10 @@ before(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();
-  serverUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  serverUrl = `http://127.0.0.1:${port}`;
+  // The loopback host is a local mirror the operator allows (the outbound guard refuses loopback otherwise).
+  api = await startApi(env, { OUTBOUND_ALLOWLIST: `127.0.0.1:${port}` });
 });
 after(async () => {
   server.close();

@@ -10,6 +10,10 @@ export const CommonEnv = {
   STORAGE_DIR: Type.String({ default: '.data/storage', description: 'Directory for dataset archives and model artifacts.' }),
   LOG_LEVEL: Literals(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
   ...StorageEnv(),
+  OUTBOUND_ALLOWLIST: Type.String({
+    default: '',
+    description: 'Addresses graft may fetch from beyond public ones (local mirrors): IPs or CIDR ranges, optionally :port, comma-separated (e.g. 10.0.0.5:8080,[fd00::/8]).',
+  }),
   MIGRATE_ON_START: Type.Boolean({ default: true, description: 'Apply pending migrations when the process starts (off where a one-shot migrate step runs them).' }),
 };
 

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   resource_in_use: { status: 409, description: 'A queued or running job uses it (as its dataset, test dataset or base); delete it once that job has ended.' },
   job_not_finished: { status: 409, description: 'The job is queued or running: cancel it and delete it once it has ended.' },
   base_model_not_deletable: { status: 409, description: "Only bases users registered can be deleted: catalog bases ship with graft, and a fine-tune used as a base is deleted with `DELETE /v1/fine-tunes/{id}`." },
+  inspector_busy: { status: 503, description: 'Every base-model inspection slot is busy and its wait queue is full; retry after the `Retry-After` seconds.' },
   not_ready: { status: 503, description: 'A dependency (Postgres, Redis) does not answer.' },
   internal_error: { status: 500, description: 'Something failed on our side; the log has the details under the request id.' },
 } as const;

@@ -9,7 +9,16 @@ const CHILD = fileURLToPath(new URL('./inspect-base-child.ts', import.meta.url))
 const TSX = import.meta.resolve('tsx');
 const TIMEOUT_MS = 180_000;
 
-type Answer<T> = { ok: true; result: T } | { ok: false; code: string; message: string; param?: string };
+/** `detail`: why a hosted model was not fetched, for the log only (the message says less, on purpose). */
+export type Answer<T> = { ok: true; result: T } | { ok: false; code: string; message: string; param?: string; detail?: string };
+
+/** What every inspection needs: the byte bound, and for hosted models the outbound allow-list and per-request bound. */
+export interface InspectLimits {
+  maxBytes: number;
+  /** OUTBOUND_ALLOWLIST */
+  allow: string;
+  timeoutMs: number;
+}
 
 function runChild<T>(req: object): Promise<Answer<T>> {
   return new Promise((resolve) => {
@@ -23,7 +32,7 @@ function runChild<T>(req: object): Promise<Answer<T>> {
       clearTimeout(timer);
       const line = out.trim().split('\n').at(-1) ?? '';
       try {
-        const parsed = JSON.parse(line) as { result?: T; error?: { code: string; message: string; param?: string } };
+        const parsed = JSON.parse(line) as { result?: T; error?: { code: string; message: string; param?: string; detail?: string } };
         if (parsed.result) return resolve({ ok: true, result: parsed.result });
         if (parsed.error) return resolve({ ok: false, ...parsed.error });
       } catch {
@@ -34,11 +43,11 @@ function runChild<T>(req: object): Promise<Answer<T>> {
   });
 }
 
-export function inspectBaseInChild(req: { dir: string; zip?: string; url?: string; featureLayer: string; preprocessing: Preprocessing; maxBytes: number }): Promise<Answer<BaseInspection>> {
+export function inspectBaseInChild(req: InspectLimits & { dir: string; zip?: string; url?: string; featureLayer: string; preprocessing: Preprocessing }): Promise<Answer<BaseInspection>> {
   return runChild<BaseInspection>({ task: 'image-classification', ...req });
 }
 
 /** An ONNX text encoder's folder (zip or URL) unpacked into `dir`, reduced to what the base needs and checked. */
-export function inspectTextBaseInChild(req: TextBaseClaim & { dir: string; zip?: string; url?: string; maxBytes: number }): Promise<Answer<TextBaseInspection>> {
+export function inspectTextBaseInChild(req: TextBaseClaim & InspectLimits & { dir: string; zip?: string; url?: string }): Promise<Answer<TextBaseInspection>> {
   return runChild<TextBaseInspection>({ task: 'text-classification', ...req });
 }

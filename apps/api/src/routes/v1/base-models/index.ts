@@ -20,11 +20,17 @@ import {
 import { baseLookups, baseModels } from '@graft/db';
 import { getBaseModel, listBaseModels } from '@graft/engine/catalog';
 import { resolveBase } from '@graft/engine/resolve-base';
-import { inspectBaseInChild, inspectTextBaseInChild } from '../../../inspector/inspect-base.ts';
+import { inspectBaseInChild, inspectTextBaseInChild, type Answer } from '../../../inspector/inspect-base.ts';
+import { Pool, PoolFullError } from '../../../inspector/pool.ts';
 import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
 import { userBaseOut } from '../../../serializers.ts';
 
+/** Seconds a client is asked to wait when every inspection slot is taken and the queue is full. */
+const INSPECT_RETRY_AFTER_S = 10;
+
 const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // Each inspection is a child process loading TensorFlow.js or ONNX Runtime (~200 MB): a bounded number at once.
+  const pool = new Pool(app.config.INSPECT_CONCURRENCY, app.config.INSPECT_QUEUE);
   app.get(
     '',
     {
@@ -87,7 +93,7 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
         body: bodyByContentType({ 'multipart/form-data': CreateBaseModelForm, 'application/json': CreateBaseModelFromUrl }),
         response: {
           201: described(BaseModel, 'The base, loaded and checked.'),
-          ...errorResponses('invalid_request', 'payload_too_large', 'unsupported_media_type', 'invalid_base_model'),
+          ...errorResponses('invalid_request', 'payload_too_large', 'unsupported_media_type', 'invalid_base_model', 'inspector_busy'),
         },
       },
       // The body schemas document both forms; the handler checks them (a union's errors would not name the field).
@@ -129,8 +135,26 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
           spec = parseCreateBaseModelSpec(request.body, 'body');
           if (!spec.url) throw new GraftError('invalid_request', 'A JSON body must give `url`; to upload a model, send multipart/form-data with `file` and `spec`.', 'url');
         }
-        const upload: Upload = { dir: storage.path(stageKey), ...(zipKey ? { zip: storage.path(zipKey) } : {}), maxBytes: app.config.MAX_UPLOAD_BYTES };
-        const { base, bytes } = spec.task === 'text-classification' ? await registerTextBase(id, spec, upload) : await registerImageBase(id, spec, upload);
+        const upload: Upload = {
+          dir: storage.path(stageKey),
+          ...(zipKey ? { zip: storage.path(zipKey) } : {}),
+          maxBytes: app.config.MAX_UPLOAD_BYTES,
+          allow: app.config.OUTBOUND_ALLOWLIST,
+          timeoutMs: app.config.OUTBOUND_TIMEOUT_MS,
+        };
+        // Through the pool; a full pool answers 503 with Retry-After; a fetch's real cause is logged, not answered.
+        const inspect: Inspect = async (run) => {
+          try {
+            const outcome = await pool.run(run);
+            if (!outcome.ok && outcome.detail) request.log.info({ url: spec.url, detail: outcome.detail }, 'hosted base not fetched');
+            return outcome;
+          } catch (err) {
+            if (!(err instanceof PoolFullError)) throw err;
+            reply.header('retry-after', String(INSPECT_RETRY_AFTER_S));
+            throw new GraftError('inspector_busy', `Every base-model inspection slot is busy (${err.size} running, ${err.queue} waiting); retry in ${INSPECT_RETRY_AFTER_S} s.`);
+          }
+        };
+        const { base, bytes } = spec.task === 'text-classification' ? await registerTextBase(id, spec, upload, inspect) : await registerImageBase(id, spec, upload, inspect);
         await storage.commit(stageKey, dirKey);
         await baseModels.createUserBase(app.db, { model: base, storageKey: dirKey, sha256, bytes });
         return reply.status(201).send(base);
@@ -185,14 +209,20 @@ interface Upload {
   /** The uploaded zip, when the model was sent as a file (else `spec.url` says where it is). */
   zip?: string;
   maxBytes: number;
+  /** OUTBOUND_ALLOWLIST and OUTBOUND_TIMEOUT_MS, for hosted models. */
+  allow: string;
+  timeoutMs: number;
 }
+
+/** Runs one inspection through the route's bounded pool. */
+type Inspect = <T>(run: () => Promise<Answer<T>>) => Promise<Answer<T>>;
 
 const sourceOf = (url: string | undefined) => (url ? `hosted: ${url} (fetched ${new Date().toISOString()})` : 'upload');
 
 /** A tfjs image model: loaded and checked in a child process against the claimed preprocessing and feature layer. */
-async function registerImageBase(id: string, spec: CreateImageBaseModelSpec, upload: Upload): Promise<{ base: BaseModel; bytes: number }> {
+async function registerImageBase(id: string, spec: CreateImageBaseModelSpec, upload: Upload, inspect: Inspect): Promise<{ base: BaseModel; bytes: number }> {
   const preprocessing: Preprocessing = { resize: 'bilinear', ...spec.preprocessing };
-  const inspected = await inspectBaseInChild({ ...upload, ...(spec.url ? { url: spec.url } : {}), featureLayer: spec.featureLayer, preprocessing });
+  const inspected = await inspect(() => inspectBaseInChild({ ...upload, ...(spec.url ? { url: spec.url } : {}), featureLayer: spec.featureLayer, preprocessing }));
   if (!inspected.ok) throw new GraftError('invalid_base_model', inspected.message);
   const r = inspected.result;
   const base: BaseModel = {
@@ -218,14 +248,14 @@ async function registerImageBase(id: string, spec: CreateImageBaseModelSpec, upl
  * reduced to the chosen model + config.json + tokenizer files, opened and run on two texts in a
  * child process; what that measures (hidden size, length limit, inputs, tokenizer) is the descriptor.
  */
-async function registerTextBase(id: string, spec: CreateTextBaseModelSpec, upload: Upload): Promise<{ base: BaseModel; bytes: number }> {
+async function registerTextBase(id: string, spec: CreateTextBaseModelSpec, upload: Upload, inspect: Inspect): Promise<{ base: BaseModel; bytes: number }> {
   const claim = {
     ...(spec.pooling !== undefined ? { pooling: spec.pooling } : {}),
     ...(spec.maxLength !== undefined ? { maxLength: spec.maxLength } : {}),
     ...(spec.outputName !== undefined ? { outputName: spec.outputName } : {}),
     ...(spec.modelFile !== undefined ? { modelFile: spec.modelFile } : {}),
   };
-  const inspected = await inspectTextBaseInChild({ ...upload, ...(spec.url ? { url: spec.url } : {}), ...claim });
+  const inspected = await inspect(() => inspectTextBaseInChild({ ...upload, ...(spec.url ? { url: spec.url } : {}), ...claim }));
   // The field at fault: the one the inspector names, else what carried the model.
   if (!inspected.ok) throw new GraftError('invalid_base_model', inspected.message, inspected.param ?? (spec.url ? 'url' : 'file'));
   const r = inspected.result;
