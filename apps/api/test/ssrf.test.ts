@@ -85,6 +85,11 @@ describe('hosted base URLs', () => {
       assert.doesNotMatch(res.body.error.message, /SSH|secret|admin|ECONN|refused|HTTP \d/);
       assert.ok(Date.now() - t0 < 30_000, `${target} took ${Date.now() - t0} ms`);
     }
+    // A text encoder's folder by URL goes through the same guard.
+    const text = await request(url).post('/v1/base-models').send({ name: 'enc', task: 'text-classification', url: `${mirror.url}/hf/` });
+    assert.equal(text.status, 422, JSON.stringify(text.body));
+    assert.equal(text.body.error.param, 'url');
+    messages.add(text.body.error.message.replace(`${mirror.url}/hf/`, '<url>'));
     assert.equal(messages.size, 1, [...messages].join('\n'));
     assert.match([...messages][0]!, /^The model at <url> cannot be fetched: it gave no usable HTTP answer in time, or it is not a public address/);
     assert.equal(hits, 0, 'the loopback mirror was contacted');
