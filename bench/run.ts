@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFeatureArgs, runFeatures } from './features.ts';
+import { runTextFeaturesOnnx } from './text-features-onnx.ts';
 import { fmtLoad, machine } from './lib/machine.ts';
 import { BENCH_DIR, RESULTS_MD, writeRaw, writeSection } from './lib/results.ts';
 
@@ -28,10 +29,14 @@ export const SUITES: Record<string, Suite> = {
     about: 'feature extraction images/s: ONNX Runtime vs tfjs wasm vs PyTorch, GEMM peak, FLOPs',
     run: (argv) => runFeatures(parseFeatureArgs(argv)),
   },
+  'text-features-onnx': {
+    about: 'ONNX text encoder feature pass sentences/s and peak RSS (tiny BERT fixture; --dir for another encoder)',
+    run: (argv) => runTextFeaturesOnnx(argv),
+  },
 };
 
 /** Modules under bench/ that are suites or helpers, not stand-alone scripts. */
-const NOT_SCRIPTS = new Set(['run.ts', 'features.ts']);
+const NOT_SCRIPTS = new Set(['run.ts', 'features.ts', 'text-features-onnx.ts']);
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
@@ -42,6 +43,17 @@ function expectError(res: request.Response, status: number, code: string, param:
   if (message) assert.match(res.body.error.message, message);
 }
 
+const TINY_BERT = fileURLToPath(new URL('../../../models/text/tiny-bert/', import.meta.url));
+
+/** Registers the tiny BERT fixture (an ONNX text encoder) as a base; its id. */
+async function registerTinyBert(url: string, maxLength: number): Promise<string> {
+  const zip = join(dir, `tiny-bert-${n++}.zip`);
+  await writeZip(zip, ['model.onnx', 'config.json', 'tokenizer.json', 'tokenizer_config.json'].map((name) => ({ name, data: readFileSync(join(TINY_BERT, name)) })));
+  const res = await request(url).post('/v1/base-models').field('spec', JSON.stringify({ name: 'tiny BERT', task: 'text-classification', maxLength })).attach('file', zip);
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return res.body.id as string;
+}
+
 /** The temporary area is empty again: a refused upload leaves nothing behind. */
 const tmpIsEmpty = () => assert.deepEqual(readdirSync(join(env.STORAGE_DIR, 'tmp')), []);
 
@@ -73,7 +85,11 @@ describe('POST /v1/datasets (text-classification)', () => {
     ]);
     assert.deepEqual(ds.balance, { imbalanceRatio: 1, imbalanced: false });
     // Lengths: 36 (with the CRLF), 13, 10, 21, 12, 10 characters.
-    assert.deepEqual(ds.textStats, { characters: { p5: 10, p50: 12, p95: 36, max: 36, mean: 17 }, tokens: null });
+    // Tokens in graft's own text encoder's WordPiece (the default base), [CLS] and [SEP] included: 12, 5, 4, 7, 4, 4.
+    assert.deepEqual(ds.textStats, {
+      characters: { p5: 10, p50: 12, p95: 36, max: 36, mean: 17 },
+      tokens: { p5: 4, p50: 4, p95: 12, max: 12, mean: 6, baseModel: 'bm_graft_text_encoder', maxLength: 128, overMaxLength: 0 },
+    });
     assert.deepEqual(ds.duplicates, {
       rows: 2,
       texts: 1,
@@ -198,12 +214,24 @@ describe('POST /v1/datasets (text-classification)', () => {
     expectError(await upload(path, { colour: 'red' }), 400, 'invalid_request', 'colour');
     expectError(await upload(path, { baseModel: 'bm_nope' }), 404, 'base_model_not_found', 'baseModel');
     expectError(await upload(path, { baseModel: 'bm_mnist_cnn' }), 422, 'task_mismatch', 'baseModel', /text base/);
-    // graft's text encoder is a text base; its tokens cannot be counted yet (the tokenizer seam), and the answer says so.
-    expectError(await upload(path, { baseModel: 'bm_graft_text_encoder' }), 422, 'base_model_unusable', 'baseModel', /not available yet/);
     const img = join(dir, 'img.zip');
     await writeZip(img, colourEntries(2));
     const imageWithShare = await request(api.url).post('/v1/datasets').field('task', 'image-classification').field('maxInvalidShare', '0.1').attach('file', img);
     expectError(imageWithShare, 400, 'invalid_request', 'maxInvalidShare', /text-classification datasets only/);
+    tmpIsEmpty();
+  });
+
+  test('tokens in the tokenizer of the base named: graft\'s encoder, or a registered ONNX encoder (rows over its maxLength counted)', async () => {
+    const path = file('tok.csv', REVIEWS);
+    const graft = await upload(path, { baseModel: 'bm_graft_text_encoder' });
+    assert.equal(graft.status, 201, JSON.stringify(graft.body));
+    assert.equal(graft.body.textStats.tokens.baseModel, 'bm_graft_text_encoder');
+    assert.equal(graft.body.textStats.tokens.max, 12);
+    const base = await registerTinyBert(api.url, 8);
+    const res = await upload(path, { baseModel: base });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    // tiny-bert's 2,000-token WordPiece splits more finely: 13, 6, 4, 7, 4, 4; one row is over its maxLength of 8.
+    assert.deepEqual(res.body.textStats.tokens, { p5: 4, p50: 4, p95: 13, max: 13, mean: 6.3, baseModel: base, maxLength: 8, overMaxLength: 1 });
     tmpIsEmpty();
   });
 
@@ -218,6 +246,11 @@ describe('POST /v1/datasets (text-classification)', () => {
       }
       assert.ok(((await s3.app.storage.size(`datasets/${res.body.id}.rows.jsonl`)) ?? 0) > 0);
       assert.deepEqual((await request(s3.url).get(`/v1/datasets/${res.body.id}`)).body, res.body);
+      // A registered base's tokenizer is pulled from the bucket for the count.
+      const base = await registerTinyBert(s3.url, 128);
+      const counted = await request(s3.url).post('/v1/datasets').field('task', 'text-classification').field('baseModel', base).attach('file', file('s3b.csv', REVIEWS));
+      assert.equal(counted.status, 201, JSON.stringify(counted.body));
+      assert.equal(counted.body.textStats.tokens.max, 13);
     } finally {
       await s3.close();
     }

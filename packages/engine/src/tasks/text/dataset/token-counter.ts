@@ -1,8 +1,10 @@
 /**
- * Where token counts come from: the tokenizer of a text base. The check runs in a worker thread,
- * so it receives a plain description of the tokenizer (not an object) and opens it there.
+ * Where token counts come from: the tokenizer of a text base (`tasks/text/tokenizer.ts`, the one
+ * module every text base tokenizes with). The check runs in a worker thread, so it receives a plain
+ * description of the tokenizer (not an object) and opens it there.
  */
 import { GraftError } from '@graft/contracts';
+import { loadTextTokenizer } from '../tokenizer.ts';
 import type { TokenCounter } from './check.ts';
 
 export interface TokenizerSpec {
@@ -15,16 +17,17 @@ export interface TokenizerSpec {
 }
 
 /**
- * Whether `openTokenCounter` can count yet. Until the text-base tokenizer is wired in, uploads
- * that name no base answer `textStats.tokens: null`, and naming one answers `base_model_unusable`.
+ * Whether `openTokenCounter` can count. When it can, uploads that name no base count in graft's
+ * own text encoder's tokens (when the catalog has it).
  */
-export const TOKEN_COUNTING_AVAILABLE = false;
+export const TOKEN_COUNTING_AVAILABLE = true;
 
-/**
- * Opens the tokenizer described by `spec` as a token counter.
- * Seam: the text-base tokenizer (`tasks/text/tokenizer.ts`, `countTokens`) plugs in here; until it
- * exists, naming a text base answers `base_model_unusable`.
- */
+/** Opens the tokenizer described by `spec` as a token counter; a folder without a usable tokenizer is `base_model_unusable`. */
 export async function openTokenCounter(spec: TokenizerSpec): Promise<TokenCounter> {
-  throw new GraftError('base_model_unusable', `Token counts in the tokenizer of ${spec.baseModel} are not available yet.`, 'baseModel');
+  try {
+    const tok = await loadTextTokenizer(spec.dir);
+    return { baseModel: spec.baseModel, maxLength: spec.maxLength, countTokens: (text) => tok.countTokens(text) };
+  } catch (err) {
+    throw new GraftError('base_model_unusable', `The tokenizer of ${spec.baseModel} cannot be read: ${(err as Error).message.replaceAll(spec.dir, '.')}`, 'baseModel');
+  }
 }
