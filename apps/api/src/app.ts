@@ -11,11 +11,13 @@ import type { ApiConfig } from './config.ts';
 import errors from './plugins/errors.ts';
 import feedHub from './plugins/feed-hub.ts';
 import openapi from './plugins/openapi.ts';
+import predictions from './plugins/predictions.ts';
 import services from './plugins/services.ts';
 import health from './routes/health.ts';
 import baseModelRoutes from './routes/v1/base-models/index.ts';
 import datasetRoutes from './routes/v1/datasets/index.ts';
 import fineTuneRoutes from './routes/v1/fine-tunes/index.ts';
+import predictRoutes from './routes/v1/fine-tunes/predict.ts';
 
 const addFormats = addFormatsImport as unknown as (ajv: Ajv) => Ajv;
 
@@ -48,11 +50,13 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(openapi);
   await app.register(services, { config });
   await app.register(feedHub);
+  await app.register(predictions);
   await app.register(multipart, { limits: { fileSize: config.MAX_UPLOAD_BYTES, files: 1 } });
 
   await app.register(health);
   await app.register(datasetRoutes, { prefix: '/v1/datasets' });
   await app.register(baseModelRoutes, { prefix: '/v1/base-models' });
   await app.register(fineTuneRoutes, { prefix: '/v1/fine-tunes' });
+  await app.register(predictRoutes, { prefix: '/v1/fine-tunes' });
   return app;
 }

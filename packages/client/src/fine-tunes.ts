@@ -5,7 +5,7 @@
  */
 import { GraftConnectionError } from './errors.ts';
 import { sleep, type Http } from './http.ts';
-import { path } from './resources.ts';
+import { path, toBlob } from './resources.ts';
 import { readSse, type SseMessage } from './sse.ts';
 import type {
   Checkpoint,
@@ -15,8 +15,10 @@ import type {
   FineTuneDeleted,
   FineTuneEvent,
   FineTuneStatus,
+  FileData,
   Page,
   PageParams,
+  PredictionList,
 } from './types.ts';
 
 export const TERMINAL: readonly FineTuneStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -130,6 +132,27 @@ export class FineTunes {
       filename: disposition?.[1] ?? `${opts.checkpoint ? `${id}-${opts.checkpoint}` : id}.zip`,
       bytes: async () => new Uint8Array(await new Response(body).arrayBuffer()),
     };
+  }
+
+  /**
+   * `POST /v1/fine-tunes/:id/predict` (or a checkpoint's): predictions in input order. Images
+   * (bytes or Blobs) are sent as multipart parts, texts as JSON; at most 32 inputs a request.
+   */
+  predict(id: string, inputs: readonly (string | FileData)[], opts: { topK?: number; checkpoint?: string; signal?: AbortSignal } = {}): Promise<PredictionList> {
+    const route = opts.checkpoint ? path('/v1/fine-tunes', id, 'checkpoints', opts.checkpoint, 'predict') : path('/v1/fine-tunes', id, 'predict');
+    if (inputs.every((i) => typeof i === 'string')) {
+      return this.http.json('POST', route, { json: { inputs, ...(opts.topK !== undefined ? { topK: opts.topK } : {}) }, signal: opts.signal });
+    }
+    const form = new FormData();
+    inputs.forEach((input, i) => {
+      if (typeof input === 'string') form.append('text', input);
+      else {
+        const { blob, name } = toBlob(input, undefined, `input-${i}`);
+        form.append('image', blob, name);
+      }
+    });
+    if (opts.topK !== undefined) form.append('topK', String(opts.topK));
+    return this.http.json('POST', route, { form, signal: opts.signal });
   }
 
   /**

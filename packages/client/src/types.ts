@@ -26,6 +26,8 @@ export type {
   FineTuneStatus,
   ImageDataset,
   JobError,
+  Prediction,
+  PredictionList,
   TextDataset,
 } from '@graft/contracts';
 

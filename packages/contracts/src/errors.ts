@@ -33,6 +33,9 @@ export const ERROR_CODES = {
   job_not_finished: { status: 409, description: 'The job is queued or running: cancel it and delete it once it has ended.' },
   base_model_not_deletable: { status: 409, description: "Only bases users registered can be deleted: catalog bases ship with graft, and a fine-tune used as a base is deleted with `DELETE /v1/fine-tunes/{id}`." },
   inspector_busy: { status: 503, description: 'Every base-model inspection slot is busy and its wait queue is full; retry after the `Retry-After` seconds.' },
+  too_many_inputs: { status: 413, description: 'A prediction request has more inputs than PREDICT_LIMITS.maxInputs (32); split it.' },
+  invalid_input: { status: 422, description: 'A prediction input cannot be used by this model (an image that does not decode, a text for an image model or an image for a text model); `param` names it, e.g. `inputs.3`.' },
+  prediction_timeout: { status: 504, description: 'The prediction did not finish within the time limit (PREDICT_TIMEOUT_MS), waiting for a thread included.' },
   not_ready: { status: 503, description: 'A dependency (Postgres, Redis) does not answer.' },
   internal_error: { status: 500, description: 'Something failed on our side; the log has the details under the request id.' },
 } as const;

@@ -11,3 +11,4 @@ export * from './training-options.ts';
 export * from './normalize.ts';
 export * from './checkpoints.ts';
 export * from './stream.ts';
+export * from './predictions.ts';

@@ -1,0 +1,153 @@
+/**
+ * The API's prediction threads. Requests for one model always go to the same thread (by a hash of
+ * its storage key), so each model is loaded once and stays warm there; a thread answers one request
+ * at a time, the others wait in its queue. Every request has a time limit covering the wait, the
+ * load and the inference: a waiting request that runs out is dropped, and a thread still busy with
+ * one is ended (its loaded models with it) and started again for the next request, since
+ * TensorFlow.js cannot be interrupted mid-inference.
+ *
+ * Threads start on first use and run the TypeScript sources through tsx's loader (a few seconds and
+ * about 150 MB once per thread, then kept: the models they hold are the point).
+ */
+import { GraftError } from '@graft/contracts';
+import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import type { ThreadData, ThreadReply, ThreadRequest } from './messages.ts';
+
+const ENTRY = new URL(`./thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+
+export interface PredictPoolOptions {
+  threads: number;
+  /** Over all threads; each gets its share. */
+  maxCacheBytes: number;
+  timeoutMs: number;
+}
+
+export type PredictOutcome = Extract<ThreadReply, { ok: true }> & { queuedMs: number };
+
+interface Job {
+  req: ThreadRequest;
+  enqueued: number;
+  started: number | null;
+  timer: NodeJS.Timeout;
+  resolve: (r: PredictOutcome) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Slot {
+  worker: Worker | null;
+  queue: Job[];
+  running: Job | null;
+}
+
+function startThread(data: ThreadData): Worker {
+  // The parent's --import tsx is not inherited (execArgv: []): the loader is registered in the thread.
+  if (ENTRY.pathname.endsWith('.js')) return new Worker(ENTRY, { workerData: data, execArgv: [] });
+  const boot = `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(ENTRY.href)});`;
+  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`), { workerData: data, execArgv: [] });
+}
+
+export class PredictPool {
+  private readonly slots: Slot[];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly opts: PredictPoolOptions) {
+    this.slots = Array.from({ length: opts.threads }, () => ({ worker: null, queue: [], running: null }));
+  }
+
+  /** Threads running now (they start on first use). */
+  get threads(): number {
+    return this.slots.filter((s) => s.worker).length;
+  }
+
+  predict(req: Omit<ThreadRequest, 'id'>): Promise<PredictOutcome> {
+    if (this.closed) return Promise.reject(new Error('the prediction pool is closed'));
+    const slot = this.slots[createHash('sha1').update(req.key).digest().readUInt32BE(0) % this.slots.length]!;
+    return new Promise((resolve, reject) => {
+      const job: Job = {
+        req: { ...req, id: this.nextId++ },
+        enqueued: performance.now(),
+        started: null,
+        resolve,
+        reject,
+        timer: setTimeout(() => this.timedOut(slot, job), this.opts.timeoutMs),
+      };
+      slot.queue.push(job);
+      this.dispatch(slot);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        for (const job of [...slot.queue.splice(0), ...(slot.running ? [slot.running] : [])]) this.settle(job, new Error('the prediction pool is closed'));
+        slot.running = null;
+        const w = slot.worker;
+        slot.worker = null;
+        await w?.terminate();
+      }),
+    );
+  }
+
+  private dispatch(slot: Slot): void {
+    if (slot.running || this.closed) return;
+    const job = slot.queue.shift();
+    if (!job) {
+      slot.worker?.unref(); // an idle thread never keeps the process alive
+      return;
+    }
+    slot.worker ??= this.spawn(slot);
+    slot.worker.ref();
+    slot.running = job;
+    job.started = performance.now();
+    slot.worker.postMessage(job.req);
+  }
+
+  private spawn(slot: Slot): Worker {
+    const worker = startThread({ maxCacheBytes: Math.floor(this.opts.maxCacheBytes / this.slots.length) });
+    worker.on('message', (reply: ThreadReply) => {
+      const job = slot.running;
+      if (!job || job.req.id !== reply.id) return;
+      slot.running = null;
+      if (reply.ok) this.settle(job, null, { ...reply, queuedMs: Math.max(0, performance.now() - job.enqueued - reply.loadMs - reply.inferenceMs) });
+      else this.settle(job, reply.error.code === 'invalid_input' ? new GraftError('invalid_input', reply.error.message, reply.error.param) : new Error(`prediction failed: ${reply.error.message}`));
+      this.dispatch(slot);
+    });
+    const lost = (why: string) => {
+      if (slot.worker !== worker) return;
+      slot.worker = null;
+      const job = slot.running;
+      slot.running = null;
+      if (job) this.settle(job, new Error(`the prediction thread ${why}`));
+      this.dispatch(slot);
+    };
+    worker.on('error', (err) => lost(`failed: ${err.message}`));
+    worker.on('exit', (code) => lost(`exited (${code})`));
+    return worker;
+  }
+
+  private timedOut(slot: Slot, job: Job): void {
+    const error = new GraftError('prediction_timeout', `The prediction did not finish within ${this.opts.timeoutMs} ms${job.started === null ? ' (it was still waiting for a prediction thread)' : ''}; send fewer inputs or try again.`);
+    if (slot.running === job) {
+      // Busy past the limit: end the thread so that the requests behind it are not held up too.
+      const w = slot.worker;
+      slot.worker = null;
+      slot.running = null;
+      void w?.terminate();
+      this.settle(job, error);
+      this.dispatch(slot);
+      return;
+    }
+    const i = slot.queue.indexOf(job);
+    if (i >= 0) slot.queue.splice(i, 1);
+    this.settle(job, error);
+  }
+
+  private settle(job: Job, err: unknown, value?: PredictOutcome): void {
+    clearTimeout(job.timer);
+    if (err) job.reject(err);
+    else job.resolve(value!);
+  }
+}
