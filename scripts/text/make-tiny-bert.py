@@ -21,9 +21,10 @@ plumbing (tokenizer → ONNX Runtime → pooling → head), not a useful encoder
 keep the tokens apart, so mean-pooled vectors separate classes that differ by their words.
 
 Writes model.onnx (inputs input_ids, attention_mask, token_type_ids: int64 [batch, sequence], dynamic
-axes; output last_hidden_state: float32 [batch, sequence, hidden]; opset 14), config.json (Hugging
-Face's BertConfig fields) and reference.json (torch's outputs on fixed token ids, which the tests
-compare ONNX Runtime's with).
+axes; output last_hidden_state: float32 [batch, sequence, hidden]; opset 14), variants/int32-two-inputs.onnx
+(the same weights with DistilBERT's signature: int32 input_ids and attention_mask only), config.json
+(Hugging Face's BertConfig fields) and reference.json (torch's outputs on fixed token ids, which the
+tests compare ONNX Runtime's with).
 """
 import argparse
 import json
@@ -177,6 +178,18 @@ class BertModel(nn.Module):
         return self.encoder(self.embeddings(input_ids, token_type_ids), mask_bias)
 
 
+class TwoInt32Inputs(nn.Module):
+    """The same encoder as a DistilBERT-style graph: int32 input_ids and attention_mask only (no token types: zeros)."""
+
+    def __init__(self, bert):
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids, attention_mask):
+        ids = input_ids.long()
+        return self.bert(ids, attention_mask.long(), torch.zeros_like(ids))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', default='models/text/tiny-bert')
@@ -221,12 +234,30 @@ def main():
             opset_version=14,
             do_constant_folding=True,
         )
+        # A variant of the same weights with the other common input signature, for the input-discovery tests.
+        variant = os.path.join(out, 'variants', 'int32-two-inputs.onnx')
+        os.makedirs(os.path.dirname(variant), exist_ok=True)
+        torch.onnx.export(
+            TwoInt32Inputs(model),
+            (input_ids.int(), attention_mask.int()),
+            variant,
+            input_names=['input_ids', 'attention_mask'],
+            output_names=['last_hidden_state'],
+            dynamic_axes={
+                'input_ids': {0: 'batch_size', 1: 'sequence_length'},
+                'attention_mask': {0: 'batch_size', 1: 'sequence_length'},
+                'last_hidden_state': {0: 'batch_size', 1: 'sequence_length'},
+            },
+            opset_version=14,
+            do_constant_folding=True,
+        )
     try:
         import onnx
-        onnx.checker.check_model(onnx.load(path))
+        for f in (path, variant):
+            onnx.checker.check_model(onnx.load(f))
         checked = 'onnx.checker: ok'
     except ImportError:
-        checked = 'onnx not installed: file not checked'
+        checked = 'onnx not installed: files not checked'
 
     params = sum(p.numel() for p in model.parameters())
     config = {

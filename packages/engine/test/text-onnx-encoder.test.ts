@@ -73,6 +73,17 @@ describe('ONNX text encoder (tiny BERT)', () => {
     }
   });
 
+  it('feeds only the inputs the graph has, typed as it declares (a DistilBERT-style int32 graph of the same weights)', async () => {
+    const two = await openOnnxTextEncoder(TINY_BERT, { threads: 1, modelFile: 'variants/int32-two-inputs.onnx' });
+    try {
+      assert.deepEqual([...two.inputNames].sort(), ['attention_mask', 'input_ids']);
+      assert.equal(two.dim, 32);
+      assert.ok(maxAbsDiff(await two.embed(SENTENCES, { batchSize: 2 }), await enc.embed(SENTENCES, { batchSize: 2 })) < 1e-5);
+    } finally {
+      two.dispose();
+    }
+  });
+
   it('embeds texts to [n × dim] in input order, deterministically, whatever the batch size', async () => {
     const a = await enc.embed(SENTENCES, { batchSize: 2 });
     assert.equal(a.length, SENTENCES.length * enc.dim);
@@ -221,6 +232,11 @@ describe('ONNX text encoder (tiny BERT)', () => {
     await refuses(wrongHidden, /outputs 32 features per token but config\.json says hidden_size 64/);
     await refuses(TINY_BERT, /has no output "pooler_output" \(it has last_hidden_state\)/, { outputName: 'pooler_output' });
     await refuses(TINY_BERT, /must be a path inside the folder/, { modelFile: '../x.onnx' });
+    // tokenizer_config.json is optional: the same vectors without it.
+    const bare = await openOnnxTextEncoder(await copy('no-tokenizer-config', ['tokenizer_config.json']), { threads: 1 });
+    assert.deepEqual(bare.tokenizer.files, ['tokenizer.json']);
+    assert.ok(maxAbsDiff(await bare.embed(SENTENCES), await enc.embed(SENTENCES)) < 1e-6);
+    bare.dispose();
     // The Hugging Face layout: onnx/model.onnx is found first.
     const hf = await copy('hf-layout', ['model.onnx']);
     await mkdir(join(hf, 'onnx'));
