@@ -5,18 +5,22 @@
  * set; then with its top block unfrozen), and the downloaded zips predict the validation texts with
  * the accuracy the jobs reported, through `loadPredictor`. A test set sharing texts with the
  * training set gets the leakage warning on POST and as a job event; a text dataset on an image
- * base is refused.
+ * base is refused. The same on the tiny BERT fixture registered through `POST /v1/base-models` as
+ * a frozen ONNX encoder: the download holds model.onnx.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { initBackend, loadPredictor } from '@graft/engine';
 import { bundleFiles } from '../../packages/engine/test/train-helpers.ts';
 import { sotuExamples, toCsv, toJsonl, type SotuExample } from '../../scripts/text/sotu.ts';
 import { createTestEnv, type TestEnv } from '../helpers/env.ts';
+import { writeZip } from '../helpers/fixtures.ts';
 import { startApi, startWorker, waitFor, type WorkerProcess } from '../helpers/processes.ts';
 
 let env: TestEnv;
@@ -140,5 +144,36 @@ describe('text fine-tunes through the API and a worker process', () => {
     const augmented = await request(api.url).post('/v1/fine-tunes').send({ baseModel: 'bm_graft_text_encoder', dataset, augmentation: { flip: 'horizontal' } });
     assert.equal(augmented.status, 400, JSON.stringify(augmented.body));
     assert.deepEqual([augmented.body.error.code, augmented.body.error.param], ['invalid_request', 'augmentation']);
+  });
+
+  test('on the tiny BERT registered as an ONNX base: a CSV and a JSONL dataset, frozen, the download holds model.onnx and predicts as reported', async () => {
+    const tiny = fileURLToPath(new URL('../../models/text/tiny-bert/', import.meta.url));
+    const zip = join(dir, 'tiny-bert.zip');
+    await writeZip(zip, ['model.onnx', 'config.json', 'tokenizer.json', 'tokenizer_config.json'].map((name) => ({ name, data: readFileSync(join(tiny, name)) })));
+    const registered = await request(api.url).post('/v1/base-models')
+      .field('spec', JSON.stringify({ name: 'tiny BERT', task: 'text-classification', license: 'MIT', pretrainedOn: 'nothing (random weights)' }))
+      .attach('file', zip);
+    assert.equal(registered.status, 201, JSON.stringify(registered.body));
+    const baseModel = registered.body.id;
+    const refused = await request(api.url).post('/v1/fine-tunes').send({ baseModel, dataset: await upload('tiny-refused.csv', toCsv(train)), trainableLayers: 2 });
+    assert.deepEqual([refused.status, refused.body.error?.code, refused.body.error?.param], [422, 'base_model_unusable', 'trainableLayers']);
+
+    for (const [name, rows, data, firstLine] of [
+      ['tiny-centuries.csv', train, toCsv(train), 2],
+      ['tiny-parties.jsonl', party, toJsonl(party), 1],
+    ] as const) {
+      const dataset = await upload(name, data);
+      const created = await request(api.url).post('/v1/fine-tunes').send({
+        baseModel, dataset, seed: 7, earlyStopping: false, hyperparameters: { epochs: 6, batchSize: 16, learningRate: 0.01 },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const job = await finished(created.body.id);
+      assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+      const { data: metrics } = await get(`/v1/fine-tunes/${job.id}/metrics`);
+      assert.equal(metrics.length, 6);
+      const { accuracy, files } = await downloadedAccuracy(job, rows, firstLine);
+      for (const f of ['model.json', 'text.json', 'tokenizer.json', 'encoder/config.json', 'encoder/model.onnx']) assert.ok(files.includes(f), `${name}: ${f}`);
+      assert.ok(Math.abs(accuracy - job.result.valAccuracy) <= 0.02, `${name}: downloaded model ${accuracy} vs reported ${job.result.valAccuracy}`);
+    }
   });
 });

@@ -49,6 +49,9 @@ export const Metadata = Type.Record(Type.String({ minLength: 1, maxLength: 64 })
   description: 'Free-form tags: at most 16 keys of at most 64 characters, values of at most 512.',
 });
 
+/** Largest ONNX encoder file a text model bundle holds by default (`maxBundledEncoderBytes`). */
+export const BUNDLED_ENCODER_MAX_BYTES_DEFAULT = 512 * 1024 * 1024;
+
 export const CreateFineTuneBody = Type.Object(
   {
     baseModel: Type.String({ minLength: 1, maxLength: 80, description: 'A base model id (`GET /v1/base-models`).' }),
@@ -73,6 +76,10 @@ export const CreateFineTuneBody = Type.Object(
     topK: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'k of the top-k accuracy reported (default 3, at most the number of classes).' })),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, description: 'Same seed + data + backend → same split and metrics.' })),
     metadata: Type.Optional(Metadata),
+    maxBundledEncoderBytes: Type.Optional(Type.Integer({
+      minimum: 0,
+      description: `Text bases in ONNX: the downloaded model holds the encoder file when it has at most this many bytes; a larger one is only named in text.json (sha256 and source), to be given to the loader. Default ${BUNDLED_ENCODER_MAX_BYTES_DEFAULT} (512 MiB).`,
+    })),
   },
   { additionalProperties: false, title: 'CreateFineTuneRequest' },
 );
@@ -106,6 +113,8 @@ const SpecFields = {
   topK: Type.Integer(),
   seed: Type.Integer(),
   metadata: Metadata,
+  /** Absent in specs stored before it existed: the default applies. */
+  maxBundledEncoderBytes: Type.Optional(Type.Integer()),
 };
 export const FineTuneSpec = Type.Object(SpecFields);
 export type FineTuneSpec = Static<typeof FineTuneSpec>;

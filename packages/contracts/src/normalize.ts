@@ -1,5 +1,5 @@
 import type { CreateFineTuneBody, FineTuneSpec } from './fine-tunes.ts';
-import { HYPERPARAMETER_DEFAULTS, TOP_K_DEFAULT } from './fine-tunes.ts';
+import { BUNDLED_ENCODER_MAX_BYTES_DEFAULT, HYPERPARAMETER_DEFAULTS, TOP_K_DEFAULT } from './fine-tunes.ts';
 import type { Augmentation } from './training-options.ts';
 
 const EARLY_STOPPING_DEFAULTS = { patience: 3, minDelta: 0, restoreBestWeights: true } as const;
@@ -9,7 +9,7 @@ const AUGMENTATION_DEFAULTS: Augmentation = { flip: 'none', rotation: 0, zoom: 0
  * A request with every default made explicit. Stored with the job and sent to the worker, so what
  * a job trained with never depends on the defaults of the code that later reads it.
  */
-export function normalizeFineTune(body: CreateFineTuneBody, base: { id: string; featureLayer: string }, seed: number): FineTuneSpec {
+export function normalizeFineTune(body: CreateFineTuneBody, base: { id: string; featureLayer: string; format?: string }, seed: number): FineTuneSpec {
   const hp = body.hyperparameters ?? {};
   const trainableLayers = body.trainableLayers ?? 'none';
   const learningRate = hp.learningRate ?? HYPERPARAMETER_DEFAULTS.learningRate;
@@ -41,5 +41,9 @@ export function normalizeFineTune(body: CreateFineTuneBody, base: { id: string; 
     topK: body.topK ?? TOP_K_DEFAULT,
     seed,
     metadata: body.metadata ?? {},
+    // Only an ONNX encoder is a file of its own to bundle: other specs stay as they were (pinned training.json).
+    ...(base.format === 'onnx' || body.maxBundledEncoderBytes !== undefined
+      ? { maxBundledEncoderBytes: body.maxBundledEncoderBytes ?? BUNDLED_ENCODER_MAX_BYTES_DEFAULT }
+      : {}),
   };
 }

@@ -10,7 +10,7 @@
  */
 export { BACKEND_CHOICES, initBackend, registerWasmGradientKernels, type BackendChoice, type BackendInfo } from './backend/index.ts';
 export { fineTune, type FineTuneOptions, type FineTuneOutcome, type TrainingEvent, type TrainingHooks } from './pipeline/index.ts';
-export { buildModelCard, loadPredictor, MODEL_CARD_FILES, renderModelCard, type CheckpointInfo, type ModelCard, type Prediction, type Predictor } from './export/index.ts';
+export { buildModelCard, loadPredictor, MODEL_CARD_FILES, renderModelCard, type CheckpointInfo, type LoadPredictorOptions, type ModelCard, type Prediction, type Predictor } from './export/index.ts';
 export { TrainingCancelled, TrainingError } from './errors.ts';
 export {
   defaultModelCacheDir,

@@ -4,15 +4,19 @@
  * test set; phase 2 with the top block unfrozen (both inputs reach the split forward pass, the
  * embeddings and lower block stay bit-identical), class weights, label smoothing, checkpoints and
  * the scratch baseline; the exported zip predicts raw strings through `loadPredictor` with the
- * reported accuracy; a text fine-tune as the base of the next one continues its head.
+ * reported accuracy; a text fine-tune as the base of the next one continues its head. Then the
+ * tiny BERT fixture (models/text/tiny-bert) as a frozen ONNX encoder: the head on its sentence
+ * vectors, the test set scored on features, the zip holding the encoder (or, over the size limit,
+ * only naming it: the loader then takes the file and checks its sha256), phase 2 refused.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { normalizeFineTune, type CreateFineTuneBody, type TextBaseModel } from '@graft/contracts';
-import { fineTune, initBackend, loadPredictor, type TrainingEvent } from '../src/index.ts';
+import { fineTune, initBackend, loadPredictor, TrainingError, type TrainingEvent } from '../src/index.ts';
 import type { ResolvedBase } from '../src/bases/base-source.ts';
 import { resolveCatalogBase } from '../src/bases/catalog.ts';
 import { checkTextDataset, readTextRows } from '../src/tasks/text/dataset/index.ts';
@@ -53,8 +57,8 @@ async function textsById(path: string): Promise<Map<string, { text: string; labe
 }
 
 /** The zip's predictions on the validation rows named in its training.json, as an accuracy. */
-async function bundleAccuracy(zipPath: string): Promise<number> {
-  const predictor = await loadPredictor(zipPath);
+async function bundleAccuracy(zipPath: string, opts: { encoderPath?: string } = {}): Promise<number> {
+  const predictor = await loadPredictor(zipPath, opts);
   try {
     assert.equal(predictor.task, 'text-classification');
     const split = (predictor.training as { split: { validation: string[] } }).split;
@@ -159,5 +163,87 @@ describe('text fine-tunes on graft encoder', () => {
     const cont = events.find((e) => e.type === 'continue');
     assert.ok(cont && (cont.data as { continued: boolean }).continued, JSON.stringify(cont));
     assert.ok(out.result.valAccuracy !== null);
+  });
+});
+
+const TINY_BERT = fileURLToPath(new URL('../../../models/text/tiny-bert/', import.meta.url));
+/** The tiny BERT as a registered base is stored: model.onnx, config.json and tokenizer files; the descriptor as the inspector measures it. */
+const tinyBert: ResolvedBase = {
+  descriptor: {
+    id: 'bm_tiny_bert',
+    object: 'base_model',
+    name: 'tiny BERT',
+    task: 'text-classification',
+    description: 'test fixture',
+    format: 'onnx',
+    inputShape: [128],
+    featureLayer: 'last_hidden_state',
+    featureShape: [32],
+    preprocessing: { tokenizer: { kind: 'wordpiece', files: ['tokenizer.json', 'tokenizer_config.json'], vocabSize: 2000, lowercase: true }, maxLength: 128, pooling: 'mean' },
+    source: 'models/text/tiny-bert',
+    license: 'MIT',
+    pretrainedOn: 'nothing (random weights)',
+  },
+  source: { kind: 'directory', dir: '' },
+};
+
+describe('text fine-tunes on a frozen ONNX encoder (tiny BERT)', () => {
+  before(async () => {
+    const stored = join(dir, 'tiny-bert');
+    await mkdir(stored);
+    for (const f of ['model.onnx', 'config.json', 'tokenizer.json', 'tokenizer_config.json']) await copyFile(join(TINY_BERT, f), join(stored, f));
+    tinyBert.source = { kind: 'directory', dir: stored };
+  });
+
+  test('the head on its sentence vectors with a test set; the zip holds model.onnx and predicts as reported', async () => {
+    const checkpoints: string[] = [];
+    const out = await fineTune({
+      base: tinyBert,
+      datasetPath: rowsPath,
+      testDatasetPath: testRowsPath,
+      spec: specFor({ hyperparameters: { epochs: 6, batchSize: 16, learningRate: 0.01 }, earlyStopping: false }, tinyBert),
+      outDir: join(dir, 'onnx-head'),
+      cacheDir: join(dir, 'cache'),
+      hooks: { onCheckpoint: (c) => void checkpoints.push(c.zipPath) },
+    });
+    const r = out.result;
+    assert.equal(r.test?.images, 16);
+    assert.equal(typeof r.test?.accuracy, 'number');
+    const files = await bundleFiles(out.modelZipPath);
+    for (const f of ['model.json', 'text.json', 'tokenizer.json', 'encoder/config.json', 'encoder/model.onnx']) assert.ok(files.has(f), f);
+    const text = JSON.parse(files.get('text.json')!.toString());
+    assert.deepEqual([text.encoder.format, text.encoder.file, text.encoder.bytes, text.pooling], ['onnx', 'encoder/model.onnx', 383707, 'mean']);
+    const acc = await bundleAccuracy(out.modelZipPath);
+    assert.ok(Math.abs(acc - r.valAccuracy!) <= 1e-9, `zip ${acc} vs reported ${r.valAccuracy}`);
+    // A checkpoint names the frozen encoder instead of copying it.
+    const ck = await bundleFiles(checkpoints.at(-1)!);
+    assert.ok(!ck.has('encoder/model.onnx') && JSON.parse(ck.get('text.json')!.toString()).encoder.file === null);
+    console.log(`tiny BERT head: val acc ${r.valAccuracy?.toFixed(3)} test acc ${r.test?.accuracy?.toFixed(3)} in ${r.trainingMs} ms`);
+  });
+
+  test('over maxBundledEncoderBytes the zip only names the encoder; the loader takes its file and checks it', async () => {
+    const out = await fineTune({
+      base: tinyBert,
+      datasetPath: rowsPath,
+      spec: specFor({ hyperparameters: { epochs: 2, batchSize: 16 }, earlyStopping: false, maxBundledEncoderBytes: 1000 }, tinyBert),
+      outDir: join(dir, 'onnx-named'),
+      cacheDir: join(dir, 'cache'),
+    });
+    const files = await bundleFiles(out.modelZipPath);
+    assert.ok(!files.has('encoder/model.onnx'));
+    const text = JSON.parse(files.get('text.json')!.toString());
+    assert.equal(text.encoder.file, null);
+    assert.match(text.encoder.sha256, /^[0-9a-f]{64}$/);
+    await assert.rejects(loadPredictor(out.modelZipPath), /encoderPath.*sha256/);
+    await assert.rejects(loadPredictor(out.modelZipPath, { encoderPath: join(TINY_BERT, 'config.json') }), /is not the encoder/);
+    const acc = await bundleAccuracy(out.modelZipPath, { encoderPath: join(TINY_BERT, 'model.onnx') });
+    assert.ok(Math.abs(acc - out.result.valAccuracy!) <= 1e-9, `zip ${acc} vs reported ${out.result.valAccuracy}`);
+  });
+
+  test('phase 2 and the scratch baseline are refused: the encoder is frozen', async () => {
+    await assert.rejects(
+      fineTune({ base: tinyBert, datasetPath: rowsPath, spec: specFor({ trainableLayers: 2 }, tinyBert), outDir: join(dir, 'onnx-refused') }),
+      (err: unknown) => err instanceof TrainingError && err.code === 'base_model_unusable' && /frozen feature extractor/.test(err.message),
+    );
   });
 });

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { ResolvedBase } from './base-source.ts';
@@ -18,6 +18,14 @@ export async function sourceIdentity(base: ResolvedBase): Promise<string> {
   switch (source.kind) {
     case 'directory': {
       const hash = createHash('sha256');
+      // An ONNX text encoder's folder has no model.json: every file it keeps (model.onnx, config.json, tokenizer files).
+      if (descriptor.format === 'onnx') {
+        for (const name of (await readdir(source.dir)).sort()) {
+          hash.update(name).update('\0');
+          await hashFile(hash, join(source.dir, name));
+        }
+        return `directory:sha256:${hash.digest('hex')}`;
+      }
       const modelJson = await readFile(join(source.dir, 'model.json'));
       hash.update(modelJson);
       const parsed = JSON.parse(modelJson.toString('utf8')) as tf.io.ModelJSON;

@@ -1,6 +1,6 @@
 /**
  * The one loader of model bundles: any model zip a job exported (or a checkpoint), whatever its
- * task, loaded into a predictor from raw inputs — image bytes, or texts once a text task exists.
+ * task, loaded into a predictor from raw inputs — image bytes, or texts.
  *
  * ```ts
  * const model = await loadPredictor('model.zip');
@@ -38,7 +38,12 @@ export interface Predictor {
 }
 
 /** Loads a model zip written by `fineTune` (or a checkpoint). Needs an initialised backend (`initBackend`). */
-export async function loadPredictor(zipPath: string): Promise<Predictor> {
+export interface LoadPredictorOptions {
+  /** A text bundle whose ONNX encoder was too large to ship names it (text.json: sha256, source): its file on disk. */
+  encoderPath?: string;
+}
+
+export async function loadPredictor(zipPath: string, opts: LoadPredictorOptions = {}): Promise<Predictor> {
   const files = await readBundle(zipPath);
   const names = new Set(files.keys());
   const task = (await allTasks()).find((t) => t.bundle.recognises(names));
@@ -46,7 +51,7 @@ export async function loadPredictor(zipPath: string): Promise<Predictor> {
   const labels = JSON.parse(text(files, 'labels.json', zipPath)) as unknown;
   if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')) throw new Error(`${zipPath}: labels.json is not an array of strings`);
   const training = files.has('training.json') ? (JSON.parse(text(files, 'training.json', zipPath)) as Record<string, unknown>) : null;
-  const loaded = await task.bundle.load(files, zipPath);
+  const loaded = await task.bundle.load(files, zipPath, opts);
   return {
     task: task.name,
     labels,

@@ -52,7 +52,7 @@ export interface Training {
 export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEncoder, data: PreparedData, inputs: PreparedInputs, model: TransferModel): Training {
   const numClasses = data.classes.length;
   const k = data.topK;
-  const checkpoints = CheckpointWriter.forOutDir(ctx.outDir, (c) => model.files(ctx.record.toJSON({ checkpoint: c })), ctx.hooks.onCheckpoint?.bind(ctx.hooks));
+  const checkpoints = CheckpointWriter.forOutDir(ctx.outDir, (c) => model.files(ctx.record.toJSON({ checkpoint: c }), 'checkpoint'), ctx.hooks.onCheckpoint?.bind(ctx.hooks));
   const progress = new ProgressHooks({ onBatch: ctx.hooks.onBatch?.bind(ctx.hooks), onEpoch: ctx.hooks.onEpoch?.bind(ctx.hooks) });
   const overfitting = new OverfittingWarning((m) =>
     ctx.emit({

@@ -65,6 +65,8 @@ export interface OpenEncoderOptions {
   /** Shared cache root for hosted models and unpacked zips; undefined → the loader's default. */
   cacheDir?: string;
   signal?: AbortSignal;
+  /** An encoder that is a file of its own (ONNX) is put in the bundle up to this size, else only named (sha256, source). */
+  maxBundledEncoderBytes?: number;
 }
 
 /** A previous graft fine-tune used as the base: its classes and head, so a new head can continue it. */
@@ -178,9 +180,10 @@ export interface TaskEncoder {
    * Files the bundle needs, beside the head or full model (model.json + weights.bin), labels.json
    * and training.json, to predict from raw input: image preprocessing.json (+ a graph base and
    * pipeline.json); text tokenizer files, pooling rule, maximum length (+ the ONNX encoder or its
-   * sha256 and source). Called for the final model and every checkpoint.
+   * sha256 and source). Called for the final model and every checkpoint (`use`: a checkpoint of a
+   * large frozen encoder may only name it).
    */
-  bundleFiles(): Promise<ZipInput[]>;
+  bundleFiles(use?: 'model' | 'checkpoint'): Promise<ZipInput[]>;
   /** Frees the encoder's weights (the whole base, above the cut too). */
   dispose(): void;
 }
@@ -199,8 +202,8 @@ export interface TaskPredictor {
 export interface BundleReader {
   /** Whether a bundle with these entry names is this task's. */
   recognises(names: ReadonlySet<string>): boolean;
-  /** `files`: every entry of the zip by name. */
-  load(files: ReadonlyMap<string, Uint8Array>, source: string): Promise<TaskPredictor>;
+  /** `files`: every entry of the zip by name; `opts.encoderPath`: the encoder file a bundle only names. */
+  load(files: ReadonlyMap<string, Uint8Array>, source: string, opts?: { encoderPath?: string }): Promise<TaskPredictor>;
 }
 
 export interface Task {

@@ -25,7 +25,7 @@ export interface TransferModel {
   /** The training objective's options for a head (smoothing, class weights, L2 on its kernels). */
   lossFor(head: Head): LossOptions;
   /** The bundle with this training.json. */
-  files(training: Record<string, unknown>): Promise<ModelFiles>;
+  files(training: Record<string, unknown>, use?: 'model' | 'checkpoint'): Promise<ModelFiles>;
 }
 
 export async function buildModel(ctx: RunContext, encoder: TaskEncoder, data: PreparedData): Promise<TransferModel> {
@@ -65,7 +65,7 @@ export async function buildModel(ctx: RunContext, encoder: TaskEncoder, data: Pr
     predict,
     headOptions,
     lossFor: (h) => ({ numClasses, labelSmoothing: hp.labelSmoothing, classWeights, l2: hp.l2, kernels: h.kernels }),
-    files: async (training) => ({ model: full ?? headOnFeatures!, labels: data.classes, taskFiles: await encoder.bundleFiles(), training }),
+    files: async (training, use = 'model') => ({ model: full ?? headOnFeatures!, labels: data.classes, taskFiles: await encoder.bundleFiles(use), training }),
   };
 }
 

@@ -17,7 +17,12 @@ export interface OpenedEncoder {
 
 export async function openEncoder(ctx: RunContext): Promise<OpenedEncoder> {
   const { spec } = ctx;
-  const encoder = await ctx.task.openEncoder(ctx.base, { cutLayer: spec.cutLayer, cacheDir: ctx.cacheDir ?? undefined, signal: ctx.signal });
+  const encoder = await ctx.task.openEncoder(ctx.base, {
+    cutLayer: spec.cutLayer,
+    cacheDir: ctx.cacheDir ?? undefined,
+    signal: ctx.signal,
+    ...(spec.maxBundledEncoderBytes !== undefined ? { maxBundledEncoderBytes: spec.maxBundledEncoderBytes } : {}),
+  });
   ctx.onDispose(() => encoder.dispose());
   const selection = encoder.cut ? selectTrainableLayers(encoder.cut, spec.trainableLayers) : { layers: [], names: [], clampedFrom: null };
   return { encoder, selection };

@@ -66,7 +66,7 @@ export interface TextPredictorOptions {
 /** Text bundles: recognised by `text.json`. */
 export const textBundle: BundleReader = {
   recognises: (names) => names.has(TEXT_BUNDLE_FILE),
-  load: (files, source) => loadTextBundle(files, source, {}),
+  load: (files, source, opts) => loadTextBundle(files, source, opts ?? {}),
 };
 
 export async function loadTextBundle(files: ReadonlyMap<string, Uint8Array>, source: string, opts: TextPredictorOptions): Promise<TaskPredictor> {

@@ -7,10 +7,10 @@
  * - a frozen-only sentence encoder (ONNX, USE-style graph): features from `embed` on the raw texts
  *   only (`run` is null), no input cache, the bundle holds the head and the encoder's files.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { isTextBase, type TextBaseModel } from '@graft/contracts';
+import { BUNDLED_ENCODER_MAX_BYTES_DEFAULT, isTextBase, type TextBaseModel } from '@graft/contracts';
 import type { ResolvedBase } from '../../bases/base-source.ts';
 import { defaultModelCacheDir } from '../../bases/hosted-cache.ts';
 import { unpackModelZipCached } from '../../bases/model-zip.ts';
@@ -18,6 +18,7 @@ import { openBase } from '../../bases/open-base.ts';
 import { TrainingError } from '../../errors.ts';
 import { cutBase } from '../../train/freezing.ts';
 import { releaseWeights } from '../../train/weights.ts';
+import { sha256File } from '../../util/hash.ts';
 import type { ZipInput } from '../../util/zip.ts';
 import type { InputCacheStore, OpenEncoderOptions, PreviousFineTune, TaskEncoder } from '../task.ts';
 import { textBundleFile, tokenizerIdentity, type TextBundleEncoder } from './bundle.ts';
@@ -36,7 +37,72 @@ export async function openTextEncoder(base: ResolvedBase, opts: OpenEncoderOptio
   const descriptor = base.descriptor;
   if (!isTextBase(descriptor)) throw new TrainingError('task_mismatch', `Base model "${descriptor.id}" is an ${descriptor.task} base, not a text one.`);
   if (descriptor.format === 'tfjs-layers') return openLayersTextEncoder(base, descriptor, opts);
-  throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}" is a ${descriptor.format} text encoder, which this engine cannot open yet.`);
+  if (descriptor.format === 'onnx') return openOnnxEncoder(base, descriptor, opts);
+  throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}" is a ${descriptor.format} text encoder, which this engine cannot train on yet.`);
+}
+
+/** Where a stored ONNX base keeps its graph (`inspectOnnxTextBase` moves the chosen file there), and its external data. */
+const ONNX_MODEL_FILE = 'model.onnx';
+
+/**
+ * A registered ONNX encoder (a folder: model.onnx, config.json, tokenizer files), frozen, on
+ * onnxruntime-node; its output `cutLayer` (the descriptor's featureLayer) pooled by its rule.
+ */
+async function openOnnxEncoder(base: ResolvedBase, descriptor: TextBaseModel, opts: OpenEncoderOptions): Promise<TaskEncoder> {
+  const { source } = base;
+  if (source.kind !== 'directory') throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}" is an ONNX encoder from a ${source.kind} source; ONNX encoders load from their stored folder.`);
+  const dir = source.dir;
+  const pre = descriptor.preprocessing;
+  const pooling = pre.pooling === 'cls' ? 'cls' : 'mean';
+  const { openOnnxTextEncoder } = await import('./onnx/onnx-encoder.ts');
+  const enc = await openOnnxTextEncoder(dir, { modelFile: ONNX_MODEL_FILE, outputName: opts.cutLayer, pooling, maxLength: pre.maxLength });
+  try {
+    const tokenizerFiles = await readTokenizerFiles(dir, enc.tokenizer);
+    const modelPath = join(dir, ONNX_MODEL_FILE);
+    const dataPath = `${modelPath}_data`;
+    const hasData = await stat(dataPath).then((st) => st.isFile(), () => false);
+    const sha256 = await sha256File(modelPath);
+    const bytes = (await stat(modelPath)).size + (hasData ? (await stat(dataPath)).size : 0);
+    const limit = opts.maxBundledEncoderBytes ?? BUNDLED_ENCODER_MAX_BYTES_DEFAULT;
+    const shipped = bytes <= limit;
+    const encoder: TextBundleEncoder = {
+      format: 'onnx',
+      file: shipped ? `encoder/${ONNX_MODEL_FILE}` : null,
+      sha256,
+      bytes,
+      source: `${descriptor.id}: ${descriptor.source}`,
+      outputName: enc.outputName,
+      inputNames: [...enc.inputNames],
+    };
+    const specFile = (e: TextBundleEncoder) =>
+      textBundleFile({
+        kind: 'graft-text',
+        version: 1,
+        encoder: e,
+        tokenizer: { kind: enc.tokenizer.kind, files: [...enc.tokenizer.files], lowercase: enc.tokenizer.lowercase },
+        maxLength: enc.maxLength,
+        pooling,
+        batchSize: TEXT_INFERENCE_BATCH,
+      });
+    const config = { name: 'encoder/config.json', data: await readFile(join(dir, 'config.json')) };
+    // The encoder file is streamed into the zip from the base's folder, never read into memory here.
+    const encoderFiles: ZipInput[] = shipped
+      ? [{ name: `encoder/${ONNX_MODEL_FILE}`, file: modelPath }, ...(hasData ? [{ name: `encoder/${ONNX_MODEL_FILE}_data`, file: dataPath }] : [])]
+      : [];
+    return frozenTextEncoder(descriptor, enc, {
+      inputIdentity: { tokenizer: tokenizerIdentity(tokenizerFiles), maxLength: enc.maxLength },
+      frozenOnly: {
+        code: 'base_model_unusable',
+        message: `${descriptor.id} is an ONNX encoder run by ONNX Runtime: it can only be a frozen feature extractor (trainableLayers "none", no scratch baseline).`,
+      },
+      // Checkpoints name the encoder only: a frozen encoder is the same file in every one of them.
+      bundleFiles: async (use = 'model') =>
+        use === 'checkpoint' ? [...tokenizerFiles, config, specFile({ ...encoder, file: null })] : [...tokenizerFiles, config, ...encoderFiles, specFile(encoder)],
+    });
+  } catch (err) {
+    enc.dispose();
+    throw err;
+  }
 }
 
 /** The folder holding a tfjs text base's tokenizer files (unpacked from a model zip when the base is a fine-tune). */
@@ -127,7 +193,7 @@ export function tokenization(tokenizer: TextTokenizer, files: readonly { name: s
 export function frozenTextEncoder(
   descriptor: TextBaseModel,
   sentences: SentenceEncoder,
-  o: { inputIdentity: Record<string, unknown>; frozenOnly: { code: string; message: string }; bundleFiles(): Promise<ZipInput[]> },
+  o: { inputIdentity: Record<string, unknown>; frozenOnly: { code: string; message: string }; bundleFiles(use?: 'model' | 'checkpoint'): Promise<ZipInput[]> },
 ): TaskEncoder {
   const dim = sentences.dim;
   return {
