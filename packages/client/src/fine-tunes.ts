@@ -6,7 +6,7 @@
 import { GraftConnectionError } from './errors.ts';
 import { sleep, type Http } from './http.ts';
 import { path, toBlob } from './resources.ts';
-import { readSse, type SseMessage } from './sse.ts';
+import { readSse } from './sse.ts';
 import type {
   Checkpoint,
   CreateFineTuneBody,
@@ -19,6 +19,7 @@ import type {
   Page,
   PageParams,
   PredictionList,
+  StreamMessage,
 } from './types.ts';
 
 export const TERMINAL: readonly FineTuneStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -32,8 +33,8 @@ export interface StreamOptions {
   transport?: 'auto' | 'sse' | 'poll';
   /** Polling: time between reads while nothing new happens. Default 1000 ms. */
   pollIntervalMs?: number;
-  /** SSE messages that are not job events (progress, metrics, heart-beats carrying data). */
-  onMessage?: (message: SseMessage) => void;
+  /** The feed's other messages (progress, metric, end), when it is Server-Sent Events. */
+  onMessage?: (message: StreamMessage) => void;
 }
 
 export interface WaitOptions {
@@ -44,8 +45,10 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** Give up (rejecting with a TimeoutError) after this long. Default: never. */
   timeoutMs?: number;
-  /** Time between reads of the job. Default 1000 ms (events, when streamed, also wake it). */
+  /** Without a live feed: time between reads of the job. Default 1000 ms. */
   pollIntervalMs?: number;
+  /** `auto` (default): the live feed when the server has one, else polling. */
+  transport?: 'auto' | 'sse' | 'poll';
 }
 
 export interface Download {
@@ -156,16 +159,16 @@ export class FineTunes {
   }
 
   /**
-   * Every event of the job, once each and in order, until the job has ended and its last event has
-   * been yielded. Over Server-Sent Events (resumed with Last-Event-ID after a dropped connection)
-   * when the server answers `text/event-stream`; otherwise by polling the events list.
+   * The job's live feed, message by message: `event`, `progress`, `metric`, then `end` with the final
+   * job, over Server-Sent Events. A dropped connection is resumed with Last-Event-ID (no gap, no
+   * duplicate); `after` resumes after a message id (or an event id, `ev_…`). Throws
+   * `SseUnavailable` when the server answers the route without an event stream (an older server).
    */
-  async *stream(id: string, opts: StreamOptions = {}): AsyncGenerator<FineTuneEvent> {
+  async *feed(id: string, opts: { after?: string; signal?: AbortSignal } = {}): AsyncGenerator<StreamMessage> {
     let last = opts.after;
-    let sse = opts.transport !== 'poll';
     let failures = 0;
-    const interval = opts.pollIntervalMs ?? 1000;
-    while (sse) {
+    let connected = false;
+    for (;;) {
       let res: Response;
       try {
         res = await this.http.request('GET', path('/v1/fine-tunes', id, 'events'), {
@@ -174,53 +177,62 @@ export class FineTunes {
           signal: opts.signal,
         });
       } catch (err) {
-        if (!(err instanceof GraftConnectionError) || ++failures > 5) throw err;
-        await sleep(Math.min(interval * 2 ** failures, 15_000), opts.signal);
+        if (!connected || !(err instanceof GraftConnectionError) || ++failures > 5) throw err;
+        await sleep(Math.min(500 * 2 ** failures, 15_000), opts.signal);
         continue;
       }
       if (!res.headers.get('content-type')?.startsWith('text/event-stream') || !res.body) {
-        // A server without SSE answered the JSON list: poll it.
         await res.body?.cancel().catch(() => undefined);
-        if (opts.transport === 'sse') throw new Error(`GET /v1/fine-tunes/${id}/events did not answer text/event-stream`);
-        sse = false;
-        break;
+        throw new SseUnavailable(`GET /v1/fine-tunes/${id}/events did not answer text/event-stream`);
       }
-      let retryMs = interval;
+      connected = true;
+      let retryMs = 1000;
       try {
         for await (const message of readSse(res.body, opts.signal)) {
           failures = 0;
           if (message.retry !== undefined) retryMs = message.retry;
+          const type = message.event as StreamMessage['type'];
           const data = parseJson(message.data);
-          if (isEvent(data)) {
-            if (data.id === last) continue;
-            last = data.id;
-            yield data;
-          } else {
-            opts.onMessage?.(message);
-          }
+          if (data === undefined || !STREAM_TYPES.has(type)) continue; // a type this client does not know yet
+          const own = type === 'end' ? null : (message.id ?? null);
+          if (own) last = own;
+          yield { type, id: own, data } as StreamMessage;
+          if (type === 'end') return;
         }
       } catch (err) {
-        if (opts.signal?.aborted) throw err;
-        if (++failures > 5) throw err;
+        if (opts.signal?.aborted || ++failures > 5) throw err;
       }
-      // The server closes the stream when the job ends; anything else is a dropped connection.
-      const job = await this.retrieve(id, { signal: opts.signal });
-      if (isTerminal(job.status)) {
-        // Nothing is lost even if the connection dropped just before the end.
-        yield* this.pollEvents(id, last, opts.signal, true);
-        return;
-      }
+      // Closed before `end`: a dropped connection (or a restarting API). Resume where it stopped.
       await sleep(retryMs, opts.signal);
     }
-    yield* this.pollEvents(id, last, opts.signal, false, interval);
+  }
+
+  /**
+   * Every event of the job, once each and in order, until the job has ended and its last event has
+   * been yielded: from the live feed (Server-Sent Events) when the server has one, else by polling
+   * the events list. `after` resumes after an event id.
+   */
+  async *stream(id: string, opts: StreamOptions = {}): AsyncGenerator<FineTuneEvent> {
+    if (opts.transport !== 'poll') {
+      try {
+        for await (const m of this.feed(id, { after: opts.after, signal: opts.signal })) {
+          if (m.type === 'event') yield m.data;
+          else opts.onMessage?.(m);
+        }
+        return;
+      } catch (err) {
+        if (!(err instanceof SseUnavailable) || opts.transport === 'sse') throw err;
+      }
+    }
+    yield* this.pollEvents(id, opts.after, opts.signal, opts.pollIntervalMs ?? 1000);
   }
 
   /** Reads the events list after `last` until the job has ended and the list is drained. */
-  private async *pollEvents(id: string, last: string | undefined, signal: AbortSignal | undefined, ended: boolean, intervalMs = 1000): AsyncGenerator<FineTuneEvent> {
+  private async *pollEvents(id: string, last: string | undefined, signal: AbortSignal | undefined, intervalMs: number): AsyncGenerator<FineTuneEvent> {
     for (;;) {
       // Read the status first: the event of a job's last transition is written with it, so once a
       // terminal status is seen, one more read of the list holds every event.
-      const endedBefore = ended || isTerminal((await this.retrieve(id, { signal })).status);
+      const ended = isTerminal((await this.retrieve(id, { signal })).status);
       let page: Page<FineTuneEvent>;
       do {
         page = await this.events(id, { limit: 100, ...(last ? { after: last } : {}) }, { signal });
@@ -229,71 +241,93 @@ export class FineTunes {
           yield event;
         }
       } while (page.hasMore);
-      if (endedBefore) return;
+      if (ended) return;
       await sleep(intervalMs, signal);
     }
   }
 
   /**
    * Resolves with the job once it has ended (succeeded, failed or cancelled: check `status`),
-   * calling `onProgress` on each change and `onEvent` for each event meanwhile.
+   * calling `onProgress` with the job as it changes (status, progress within an epoch, latest
+   * metrics) and `onEvent` for each event. Follows the live feed when the server has one, else
+   * polls the job every `pollIntervalMs`.
    */
   async waitUntilDone(id: string, opts: WaitOptions = {}): Promise<FineTune> {
+    const signal = AbortSignal.any([opts.signal, opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter((s): s is AbortSignal => !!s));
+    let job = await this.retrieve(id, { signal });
+    opts.onProgress?.(job);
+    if (opts.transport !== 'poll') {
+      try {
+        for await (const m of this.feed(id, { signal })) {
+          if (m.type === 'end') {
+            job = m.data;
+            opts.onProgress?.(job);
+            return job;
+          }
+          if (m.type === 'event') {
+            opts.onEvent?.(m.data);
+            // A status change is an event; the job row has the rest (startedAt, error, result).
+            if (m.data.type === 'status') {
+              job = await this.retrieve(id, { signal });
+              opts.onProgress?.(job);
+            }
+          } else if (m.type === 'progress') {
+            const { createdAt: _, ...progress } = m.data;
+            job = { ...job, status: job.status === 'queued' ? 'running' : job.status, progress };
+            opts.onProgress?.(job);
+          } else {
+            job = { ...job, metrics: m.data };
+            opts.onProgress?.(job);
+          }
+        }
+        // The feed ends only with `end`; reaching here means the job ended between reads.
+        return await this.retrieve(id, { signal });
+      } catch (err) {
+        if (!(err instanceof SseUnavailable) || opts.transport === 'sse') throw err;
+      }
+    }
+    return this.pollUntilDone(id, job, opts, signal);
+  }
+
+  /** `waitUntilDone` without a live feed: the job read every `pollIntervalMs`, events polled alongside. */
+  private async pollUntilDone(id: string, first: FineTune, opts: WaitOptions, outer: AbortSignal): Promise<FineTune> {
     const interval = opts.pollIntervalMs ?? 1000;
     const stop = new AbortController();
-    const signals = [stop.signal, opts.signal, opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter((s): s is AbortSignal => !!s);
-    const signal = AbortSignal.any(signals);
-    let wake: () => void = () => undefined;
+    const signal = AbortSignal.any([stop.signal, outer]);
     let streaming: Promise<void> | null = null;
     if (opts.onEvent) {
       const onEvent = opts.onEvent;
       streaming = (async () => {
-        for await (const event of this.stream(id, { signal, pollIntervalMs: interval })) {
-          onEvent(event);
-          wake();
-        }
+        for await (const event of this.pollEvents(id, undefined, signal, interval)) onEvent(event);
       })();
-      // Surfaced below, after the job has ended; never an unhandled rejection meanwhile.
-      streaming.catch(() => undefined);
+      streaming.catch(() => undefined); // surfaced below, once the job has ended
     }
     try {
-      let previous = '';
-      for (;;) {
-        const job = await this.retrieve(id, { signal });
+      let job = first;
+      let previous = JSON.stringify([job.status, job.progress, job.metrics?.epoch ?? null]);
+      while (!isTerminal(job.status)) {
+        await sleep(interval, signal);
+        job = await this.retrieve(id, { signal });
         const seen = JSON.stringify([job.status, job.progress, job.metrics?.epoch ?? null]);
         if (seen !== previous) {
           previous = seen;
           opts.onProgress?.(job);
         }
-        if (isTerminal(job.status)) {
-          if (streaming) await streaming;
-          return job;
-        }
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(done, interval);
-          // An event wakes the loop early, but not more often than every 200 ms.
-          const early = setTimeout(() => (wake = done), Math.min(200, interval));
-          function done() {
-            clearTimeout(timer);
-            clearTimeout(early);
-            wake = () => undefined;
-            signal.removeEventListener('abort', aborted);
-            resolve();
-          }
-          function aborted() {
-            clearTimeout(timer);
-            clearTimeout(early);
-            reject(signal.reason);
-          }
-          if (signal.aborted) return aborted();
-          signal.addEventListener('abort', aborted, { once: true });
-        });
       }
+      if (streaming) await streaming;
+      return job;
     } finally {
       stop.abort();
     }
   }
 }
+
+/** The server has no event stream on this route (an older graft): the client polls instead. */
+export class SseUnavailable extends Error {
+  override readonly name = 'SseUnavailable';
+}
+
+const STREAM_TYPES = new Set<string>(['event', 'progress', 'metric', 'end']);
 
 function parseJson(text: string): unknown {
   try {

@@ -28,6 +28,8 @@ export type {
   JobError,
   Prediction,
   PredictionList,
+  StreamMessage,
+  FineTuneProgress,
   TextDataset,
 } from '@graft/contracts';
 

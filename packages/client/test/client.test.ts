@@ -51,13 +51,22 @@ describe('@graft/client on a real server and worker', () => {
     assert.equal(job.status, 'queued');
     assert.equal(job.hyperparameters.epochs, 4);
 
+    // Followed over the live feed; a second follower polls (what an older server allows).
     const progress: FineTune[] = [];
     const events: FineTuneEvent[] = [];
-    const done = await graft.fineTunes.waitUntilDone(job.id, { onProgress: (j) => progress.push(j), onEvent: (e) => events.push(e), pollIntervalMs: 200, timeoutMs: 180_000 });
+    const polled: FineTuneEvent[] = [];
+    const [done, donePolling] = await Promise.all([
+      graft.fineTunes.waitUntilDone(job.id, { onProgress: (j) => progress.push(j), onEvent: (e) => events.push(e), timeoutMs: 180_000 }),
+      graft.fineTunes.waitUntilDone(job.id, { transport: 'poll', onEvent: (e) => polled.push(e), pollIntervalMs: 200, timeoutMs: 180_000 }),
+    ]);
     assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+    assert.deepEqual(donePolling, done);
+    assert.deepEqual(done, await graft.fineTunes.retrieve(job.id));
     assert.ok(progress.length >= 2, `progress reported ${progress.length} times`);
     assert.equal(progress.at(-1)!.status, 'succeeded');
-    assert.ok(progress.some((j) => j.status === 'running' || j.progress.epoch > 0));
+    // Progress within epochs (batches), not only per epoch, and the latest metrics as they come.
+    assert.ok(progress.some((j) => j.status === 'running' && j.progress.batch > 0), 'batch progress');
+    assert.deepEqual([...new Set(progress.filter((j) => j.metrics).map((j) => j.metrics!.epoch))], [1, 2, 3, 4]);
 
     // Every event once, in order: the same list the API pages through.
     const listed: FineTuneEvent[] = [];
@@ -68,6 +77,7 @@ describe('@graft/client on a real server and worker', () => {
       after = page.nextCursor ?? undefined;
     } while (after);
     assert.deepEqual(events.map((e) => e.id), listed.map((e) => e.id));
+    assert.deepEqual(polled.map((e) => e.id), listed.map((e) => e.id));
     assert.equal(events[0]!.message, 'Job queued');
     assert.match(events.at(-1)!.message, /^Job succeeded/);
     assert.equal(events.filter((e) => e.type === 'epoch').length, 4);
@@ -76,6 +86,42 @@ describe('@graft/client on a real server and worker', () => {
     const tail: string[] = [];
     for await (const e of graft.fineTunes.stream(job.id, { after: events[2]!.id })) tail.push(e.id);
     assert.deepEqual(tail, events.slice(3).map((e) => e.id));
+
+    // A feed cut after a few messages resumes with Last-Event-ID: every event once, in order.
+    let cuts = 0;
+    const flaky = new Graft({
+      baseUrl: api.url,
+      fetch: async (input, init) => {
+        const res = await fetch(input, init);
+        if (!res.headers.get('content-type')?.startsWith('text/event-stream') || cuts >= 3) return res;
+        // Cut mid-message after 600, 1200, 1800 bytes.
+        let budget = 600 * ++cuts;
+        const reader = res.body!.getReader();
+        const body = new ReadableStream<Uint8Array>({
+          async pull(c) {
+            const { done, value } = await reader.read();
+            if (done) return c.close();
+            c.enqueue(value.subarray(0, budget));
+            budget -= value.length;
+            if (budget <= 0) {
+              await reader.cancel();
+              c.error(new TypeError('terminated', { cause: { code: 'ECONNRESET' } }));
+            }
+          },
+        });
+        return new Response(body, { status: res.status, headers: res.headers });
+      },
+    });
+    const resumed: string[] = [];
+    const messages: string[] = [];
+    for await (const m of flaky.fineTunes.feed(job.id)) {
+      messages.push(`${m.type}:${m.id}`);
+      if (m.type === 'event') resumed.push(m.data.id);
+    }
+    assert.equal(cuts, 3);
+    assert.deepEqual(resumed, listed.map((e) => e.id));
+    assert.equal(new Set(messages).size, messages.length, 'no message twice');
+    assert.equal(messages.at(-1), 'end:null');
 
     const { data: metrics } = await graft.fineTunes.metrics(job.id);
     assert.deepEqual(metrics.map((m) => m.epoch), [1, 2, 3, 4]);
