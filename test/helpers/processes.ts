@@ -48,7 +48,10 @@ export async function startWorker(env: TestEnv, extra: Record<string, string> = 
     exited.then((code) => {
       throw new Error(`worker exited with ${code} before it was ready:\n${out}`);
     }),
-  ]);
+  ]).catch((err) => {
+    proc.kill('SIGKILL'); // never leave a worker behind that no test will stop
+    throw err;
+  });
   return {
     proc,
     output: () => out,

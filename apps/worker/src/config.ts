@@ -9,6 +9,8 @@ export const WorkerEnv = Type.Object({
   WORKER_SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 30_000, description: 'On SIGTERM, how long running jobs may finish before they are handed back to the queue.' }),
   WORKER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464, description: 'Port of the worker\'s /healthz and /metrics (0: any free port, logged).' }),
   WORKER_METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address that port listens on (0.0.0.0 in containers).' }),
+  WORKER_LOCK_MS: Type.Integer({ minimum: 1_000, default: 30_000, description: "BullMQ's job lock (renewed at half of it) and stalled-job check interval: a killed worker's job is free to move after this long." }),
+  CHECKPOINT_RECORD_DEADLINE_MS: Type.Integer({ minimum: 1_000, default: 60_000, description: 'How long storing and recording one checkpoint is retried (storage or Postgres away) before the job fails with `checkpoint_unrecorded`.' }),
   TRAINER_MAX_OLD_SPACE_MB: Type.Integer({ minimum: 256, default: 4096, description: 'Heap limit of each training process.' }),
 });
 export type WorkerConfig = Static<typeof WorkerEnv>;

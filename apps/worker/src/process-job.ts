@@ -2,9 +2,16 @@
  * Runs one fine-tune job: claims it in Postgres (queued → running), trains in a child process,
  * records progress, epochs and events as they come, stores the model, and ends the job
  * succeeded, failed or cancelled. Postgres is the source of truth; BullMQ only carries the id.
+ *
+ * Postgres may go away at any moment: every write that matters (transitions, events, metrics,
+ * checkpoints) is retried with backoff until Postgres takes it, while the messages of the trainer
+ * wait in order in memory (nothing lost, nothing reordered). Only a checkpoint has a deadline: the
+ * trainer waits for it, and a job must fail honestly rather than hang at one epoch.
  */
-import { FineTuneJobData, jobErrorParam, newId, parseWith, type FineTuneSpec } from '@graft/contracts';
-import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, type Db } from '@graft/db';
+import { FineTuneJobData, newId, parseWith, type FineTuneSpec } from '@graft/contracts';
+import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, retry, transitions, type Db, type JobError } from '@graft/db';
+import { beatJob, endJobBeat } from '@graft/queue';
+import type { Redis } from 'ioredis';
 import { resolveBase } from '@graft/engine/resolve-base';
 import { StorageNotFound, type Pulled, type Storage } from '@graft/storage';
 import type { ResolvedBase } from '@graft/engine/catalog';
@@ -16,6 +23,13 @@ import { runTraining, type TrainingRun } from './trainer/run-training.ts';
 
 export interface JobContext {
   db: Db;
+  /** For the job's heartbeat (the reconciler's sign that this worker still owns it). */
+  redis: Redis;
+  queuePrefix: string;
+  workerId: string;
+  heartbeatTtlMs: number;
+  /** How long storing and recording one checkpoint may be retried before the job fails. */
+  checkpointDeadlineMs: number;
   storage: Storage;
   /** Called when a job starts and ends (the worker's registry entry and metrics follow it). */
   onJob?: (id: string, state: 'started' | 'ended', info?: { status: string; backend?: string; seconds: number }) => void;
@@ -32,33 +46,53 @@ export interface JobContext {
 /** Progress rows are written at most this often (a batch can take under a millisecond). */
 const PROGRESS_EVERY_MS = 500;
 
+/** A write that must reach Postgres: retried (backoff up to 5 s) for as long as Postgres is away. */
+function persist<T>(log: Logger, what: string, fn: () => Promise<T>, opts: { deadlineMs?: number } = {}): Promise<T> {
+  return retry(fn, {
+    what,
+    ...opts,
+    onRetry: (err, attempt, waitMs) => log.warn({ err: (err as Error).message?.trim().split('\n').at(-1), attempt, waitMs }, `${what}: retrying`),
+  });
+}
+
 export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>, signal?: AbortSignal): Promise<string> {
   const { fineTuneId: id } = parseWith(FineTuneJobData, job.data, 'job');
   const log = ctx.log.child({ jobId: id });
-  const row = await fineTunes.getFineTune(ctx.db, id);
+  const row = await persist(log, 'reading the job', () => fineTunes.getFineTune(ctx.db, id));
   if (!row) {
     log.warn('job has no row in the database; dropped');
     return 'missing';
   }
   if (row.cancelRequestedAt && (row.status === 'queued' || row.status === 'running')) {
-    await fineTunes.transition(ctx.db, id, ['queued', 'running'], 'cancelled', { finishedAt: new Date() }, {
-      level: 'info', type: 'status', message: 'Job cancelled before it started', data: { status: 'cancelled' },
-    });
+    await persist(log, 'cancelling the job', () => transitions.cancel(ctx.db, id, { started: false }));
     ctx.notify?.(id);
     return 'cancelled';
   }
-  const restarted = row.status === 'running'; // a worker died mid-job; BullMQ handed it to us
-  const claimed = await fineTunes.transition(ctx.db, id, ['queued', 'running'], 'running', { startedAt: new Date(), attempts: { increment: 1 }, epoch: 0, batch: 0 }, {
-    level: restarted ? 'warning' : 'info',
-    type: 'status',
-    message: restarted ? 'Job restarted from the beginning: the worker running it was lost (its checkpoints so far are kept)' : 'Job started',
-    data: { status: 'running', worker: job.processedBy ?? null },
-  });
-  if (!claimed) {
+  if (row.status !== 'queued' && row.status !== 'running') {
     log.info({ status: row.status }, 'job is no longer runnable; skipped');
     return row.status;
   }
-  ctx.notify?.(id);
+  // The heartbeat starts before the claim: a running row is never without one while we hold it.
+  const beat = () => beatJob(ctx.redis, ctx.queuePrefix, id, ctx.workerId, ctx.heartbeatTtlMs).catch((err: Error) => log.warn({ err: err.message }, 'job heartbeat failed'));
+  await beat();
+  const heartbeat = setInterval(beat, ctx.heartbeatTtlMs / 4);
+  try {
+    const restarted = row.status === 'running'; // a worker died mid-job; BullMQ handed it to us
+    const claimed = await persist(log, 'claiming the job', () => transitions.claim(ctx.db, id, { worker: job.processedBy ?? null, restarted }));
+    if (!claimed) {
+      log.info({ status: row.status }, 'job is no longer runnable; skipped');
+      return row.status;
+    }
+    ctx.notify?.(id);
+    return await runClaimed(ctx, job, row, log, signal);
+  } finally {
+    clearInterval(heartbeat);
+    await endJobBeat(ctx.redis, ctx.queuePrefix, id).catch(() => {});
+  }
+}
+
+async function runClaimed(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRow, log: Logger, signal?: AbortSignal): Promise<string> {
+  const id = row.id;
   ctx.onJob?.(id, 'started');
   const startedAt = Date.now();
   // Inputs are pulled from storage to local disk (a no-op for the local driver) and held until the job ends.
@@ -77,7 +111,7 @@ type FineTuneRow = NonNullable<Awaited<ReturnType<typeof fineTunes.getFineTune>>
 
 /** The file a job trains on: an image dataset's archive, a text dataset's normalised rows file (what its upload check wrote). */
 async function pullDataset(ctx: JobContext, held: Pulled[], datasetId: string): Promise<string | null> {
-  const dataset = await datasets.getDataset(ctx.db, datasetId);
+  const dataset = await persist(ctx.log, 'reading a dataset', () => datasets.getDataset(ctx.db, datasetId));
   if (!dataset) return null;
   const key = dataset.task === 'text-classification' ? dataset.rowsKey : dataset.storageKey;
   if (!key) return null;
@@ -119,20 +153,20 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   const spec = row.request as FineTuneSpec;
   const datasetPath = await pullDataset(ctx, held, row.datasetId);
   if (datasetPath === null) {
-    await fail(ctx, id, 'dataset_missing', `The archive of dataset ${row.datasetId} is no longer in storage; upload it again and start a new job.`);
+    await fail(ctx, id, { code: 'dataset_missing', message: `The archive of dataset ${row.datasetId} is no longer in storage; upload it again and start a new job.` });
     return 'failed';
   }
   let testDatasetPath: string | null = null;
   if (spec.testDataset) {
     testDatasetPath = await pullDataset(ctx, held, spec.testDataset);
     if (testDatasetPath === null) {
-      await fail(ctx, id, 'dataset_missing', `The archive of test dataset ${spec.testDataset} is no longer in storage; upload it again and start a new job.`, 'testDataset');
+      await fail(ctx, id, { code: 'dataset_missing', message: `The archive of test dataset ${spec.testDataset} is no longer in storage; upload it again and start a new job.`, param: 'testDataset' });
       return 'failed';
     }
   }
   const resolved = await pullBase(ctx, held, row.baseModelId);
   if (!resolved.ok) {
-    await fail(ctx, id, 'base_model_unavailable', resolved.message);
+    await fail(ctx, id, { code: 'base_model_unavailable', message: resolved.message });
     return 'failed';
   }
 
@@ -152,55 +186,83 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   let chain = Promise.resolve();
   let lastProgress = 0;
   let lastCancelCheck = Date.now();
-  const handle = async (m: ChildMessage) => {
+  const handle = async (m: ChildMessage, arrivedAt: number) => {
     if (m.kind === 'event') {
-      await events.appendEvent(ctx.db, { fineTuneId: id, level: m.level, type: m.type, message: m.message, data: m.data ?? null });
+      await persist(log, 'recording an event', () => events.appendEvent(ctx.db, { fineTuneId: id, level: m.level, type: m.type, message: m.message, data: m.data ?? null }));
     } else if (m.kind === 'batch') {
+      // Progress is only a hint (the next one replaces it): written once, never retried.
       const now = Date.now();
       if (now - lastProgress >= PROGRESS_EVERY_MS || m.batch === m.batches) {
         lastProgress = now;
         const progress = { phase: m.phase, epoch: m.epoch, epochs: m.epochs, batch: m.batch, batches: m.batches };
-        if (await fineTunes.recordProgress(ctx.db, id, progress)) ctx.notify?.(id);
+        const recorded = await fineTunes.recordProgress(ctx.db, id, progress).catch((err: Error) => log.debug({ err: err.message }, 'progress not written'));
+        if (recorded) ctx.notify?.(id);
         await job.updateProgress(progress).catch(() => {});
       }
       // Belt and braces for a lost pub/sub message: look at the row every few seconds.
       if (now - lastCancelCheck > 3_000) {
         lastCancelCheck = now;
-        const current = await fineTunes.getFineTune(ctx.db, id);
+        const current = await fineTunes.getFineTune(ctx.db, id).catch(() => null);
         if (current?.cancelRequestedAt) ctx.running.get(id)?.cancel();
       }
     } else if (m.kind === 'checkpoint') {
-      const ckId = newId('checkpoint');
-      const key = `models/${id}/checkpoints/${ckId}.zip`;
-      await ctx.storage.commit(ctx.storage.keyOf(m.zipPath), key);
-      await checkpoints.recordCheckpoint(ctx.db, {
-        id: ckId, fineTuneId: id, phase: m.phase, epoch: m.epoch, batch: m.batch, valLoss: m.valLoss, valAccuracy: m.valAccuracy, storageKey: key, bytes: m.bytes,
-      });
-      training.checkpointRecorded(m.zipPath);
+      await recordCheckpointOf(m, arrivedAt);
     } else if (m.kind === 'epoch' && m.phase === 'baseline') {
       // The from-scratch comparison has epochs of its own; they are reported, not mixed into the job's metrics.
       const { kind: _kind, ...metric } = m;
-      await events.appendEvent(ctx.db, {
+      await persist(log, 'recording a baseline epoch', () => events.appendEvent(ctx.db, {
         fineTuneId: id, level: 'info', type: 'baseline_epoch',
         message: `Baseline (from scratch) epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, val_accuracy ${m.valAccuracy === null ? 'n/a' : m.valAccuracy.toFixed(4)}`,
         data: metric,
-      });
+      }));
     } else if (m.kind === 'epoch') {
       const { kind: _kind, ...metric } = m;
-      const saved = await metrics.recordMetric(ctx.db, { fineTuneId: id, ...metric });
-      await fineTunes.updateRunning(ctx.db, id, { epoch: m.epoch, latestMetrics: { ...metric, createdAt: saved.createdAt.toISOString() } });
+      const saved = await persist(log, 'recording an epoch', () => metrics.recordMetric(ctx.db, { fineTuneId: id, ...metric }));
+      await persist(log, 'recording the latest metrics', () => fineTunes.updateRunning(ctx.db, id, { epoch: m.epoch, latestMetrics: { ...metric, createdAt: saved.createdAt.toISOString() } }));
       const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
-      await events.appendEvent(ctx.db, {
+      await persist(log, 'recording an epoch event', () => events.appendEvent(ctx.db, {
         fineTuneId: id, level: 'info', type: 'epoch',
         message: `Epoch ${m.epoch}: loss ${fmt(m.loss)}, accuracy ${fmt(m.accuracy)}, val_loss ${fmt(m.valLoss)}, val_accuracy ${fmt(m.valAccuracy)}`,
         data: metric,
-      });
+      }));
     }
   };
 
-  const training = runTraining(start, (m) => {
+  /**
+   * Stores the file, then the row (its id fixed up front, so a retry after a lost answer finds
+   * the row instead of adding a second), within the checkpoint deadline; the trainer waits for
+   * the answer either way.
+   */
+  const recordCheckpointOf = async (m: Extract<ChildMessage, { kind: 'checkpoint' }>, arrivedAt: number) => {
+    const ckId = newId('checkpoint');
+    const key = `models/${id}/checkpoints/${ckId}.zip`;
+    // Counted from the message's arrival: time spent behind earlier writes counts too.
+    const deadline = arrivedAt + ctx.checkpointDeadlineMs;
+    const left = () => Math.max(0, deadline - Date.now());
+    try {
+      let committed = false;
+      await persist(log, 'storing a checkpoint', async () => {
+        if (!committed) await ctx.storage.commit(ctx.storage.keyOf(m.zipPath), key);
+        committed = true;
+      }, { deadlineMs: left() });
+      await persist(log, 'recording a checkpoint', async () => {
+        if (await ctx.db.checkpoint.findUnique({ where: { id: ckId }, select: { id: true } })) return;
+        await checkpoints.recordCheckpoint(ctx.db, {
+          id: ckId, fineTuneId: id, phase: m.phase, epoch: m.epoch, batch: m.batch, valLoss: m.valLoss, valAccuracy: m.valAccuracy, storageKey: key, bytes: m.bytes,
+        });
+      }, { deadlineMs: left() });
+      training.checkpointRecorded(m.zipPath);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'checkpoint not recorded; the job fails');
+      training.checkpointFailed(m.zipPath, (err as Error).message.split('\n').at(-1) ?? 'unknown error');
+    }
+  };
+
+  const training = runTraining({ ...start, ackTimeoutMs: ctx.checkpointDeadlineMs + 30_000 }, (m) => {
+    // Each message waits for the one before it: a write that is being retried holds the rest, in order.
+    const arrivedAt = Date.now();
     chain = chain.then(async () => {
-      await handle(m);
+      await handle(m, arrivedAt);
       if (m.kind === 'event' || m.kind === 'epoch') ctx.notify?.(id);
     }).catch((err) => log.error({ err }, 'recording a training message failed'));
   }, { maxOldSpaceMb: ctx.maxOldSpaceMb });
@@ -213,31 +275,26 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
     await chain;
     if (end.kind === 'succeeded') {
       const modelKey = `models/${id}/model.zip`;
-      await ctx.storage.commit(`${outKey}/model.zip`, modelKey);
-      await rm(ctx.storage.path(outKey), { recursive: true, force: true });
-      const acc = end.result.valAccuracy;
-      const ok = await fineTunes.transition(ctx.db, id, ['running'], 'succeeded', {
-        finishedAt: new Date(), result: end.result, modelKey, modelBytes: BigInt(end.modelZipBytes), batch: 0, phase: 'done',
-      }, {
-        level: 'info', type: 'status',
-        message: `Job succeeded${acc === null ? '' : `: validation accuracy ${(acc * 100).toFixed(1)}%`}`,
-        data: { status: 'succeeded', valAccuracy: acc },
+      let committed = false;
+      await persist(log, 'storing the model', async () => {
+        if (!committed) await ctx.storage.commit(`${outKey}/model.zip`, modelKey);
+        committed = true;
       });
+      await rm(ctx.storage.path(outKey), { recursive: true, force: true });
+      const ok = await persist(log, 'ending the job succeeded', () => transitions.succeed(ctx.db, id, { result: end.result, modelKey, modelBytes: end.modelZipBytes }));
       ctx.notify?.(id);
-      log.info({ ok, valAccuracy: acc }, 'training succeeded');
+      log.info({ ok, valAccuracy: end.result.valAccuracy }, 'training succeeded');
       return 'succeeded';
     }
     await rm(ctx.storage.path(outKey), { recursive: true, force: true });
     if (end.kind === 'cancelled') {
-      await fineTunes.transition(ctx.db, id, ['running'], 'cancelled', { finishedAt: new Date() }, {
-        level: 'info', type: 'status', message: 'Job cancelled; events and metrics so far are kept', data: { status: 'cancelled' },
-      });
+      await persist(log, 'ending the job cancelled', () => transitions.cancel(ctx.db, id, { started: true }));
       ctx.notify?.(id);
       log.info('training cancelled');
       return 'cancelled';
     }
-    if (ctx.shuttingDown) await fail(ctx, id, 'worker_shutdown', 'The worker was stopped before the job finished; submit it again.');
-    else await fail(ctx, id, end.code, end.message, end.param);
+    if (ctx.shuttingDown) await fail(ctx, id, { code: 'worker_shutdown', message: 'The worker was stopped before the job finished; submit it again.' });
+    else await fail(ctx, id, { code: end.code, message: end.message, ...(end.param ? { param: end.param } : {}) });
     log.warn({ code: end.code, message: end.message }, 'training failed');
     return 'failed';
   } finally {
@@ -246,13 +303,11 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   }
 }
 
-/** Ends a job `failed`; `param` (default: the field its code points at) names the request field at fault. */
-async function fail(ctx: JobContext, id: string, code: string, message: string, param = jobErrorParam(code)) {
-  const error = { code, message, ...(param ? { param } : {}) };
-  await fineTunes.transition(ctx.db, id, ['running', 'queued'], 'failed', { finishedAt: new Date(), error }, {
-    level: 'error', type: 'status', message: `Job failed: ${message}`, data: { status: 'failed', code },
-  });
+/** Ends a job `failed`, retried until Postgres takes it (a failure that is not recorded would leave the job running). */
+async function fail(ctx: JobContext, id: string, error: JobError): Promise<boolean> {
+  const ok = await persist(ctx.log.child({ jobId: id }), 'ending the job failed', () => transitions.fail(ctx.db, id, error));
   ctx.notify?.(id);
+  return ok;
 }
 
 export { fail as failJob };

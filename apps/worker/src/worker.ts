@@ -2,7 +2,7 @@
  * The worker: a BullMQ consumer of the fine-tune queue. Its own event loop stays free (training
  * runs in child processes), so lock renewal and cancel messages are never starved.
  */
-import { cancelChannel, createRedis, FINE_TUNE_QUEUE, announceWorker, publishFeedUpdate, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
+import { cancelChannel, createFineTuneQueue, createRedis, FINE_TUNE_QUEUE, announceWorker, publishFeedUpdate, startReconciler, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
 import { createDb } from '@graft/db';
 import { createStorage } from '@graft/storage';
 import type { FineTuneJobData } from '@graft/contracts';
@@ -19,14 +19,15 @@ export interface RunningWorker {
 }
 
 export async function startWorker(config: WorkerConfig, log: Logger, backend: string): Promise<RunningWorker> {
-  const db = createDb(config.DATABASE_URL, { max: 4 });
+  const db = createDb(config.DATABASE_URL, { max: 4, connectTimeoutMs: config.PG_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS });
   const storage = createStorage(config);
   await storage.init();
   const connection = createRedis(config.REDIS_URL, { blocking: true });
   const subscriber = createRedis(config.REDIS_URL, { blocking: true });
   const running = new Map<string, TrainingRun>();
   const ctx: JobContext = {
-    db, storage, log, maxOldSpaceMb: config.TRAINER_MAX_OLD_SPACE_MB, running, shuttingDown: false,
+    db, storage, log, redis: connection, queuePrefix: config.QUEUE_PREFIX, workerId: config.WORKER_ID, heartbeatTtlMs: config.JOB_HEARTBEAT_TTL_MS,
+    checkpointDeadlineMs: config.CHECKPOINT_RECORD_DEADLINE_MS, maxOldSpaceMb: config.TRAINER_MAX_OLD_SPACE_MB, running, shuttingDown: false,
     // Watchers (Server-Sent Events) read the rows from Postgres; this only wakes them.
     notify: (id) => void publishFeedUpdate(connection, config.QUEUE_PREFIX, id).catch((err: Error) => log.warn({ err: err.message, jobId: id }, 'feed nudge failed')),
   };
@@ -36,12 +37,31 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
     prefix: config.QUEUE_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
     name: config.WORKER_ID,
+    lockDuration: config.WORKER_LOCK_MS,
+    stalledInterval: config.WORKER_LOCK_MS,
   });
   worker.on('error', (err) => log.error({ err }, 'worker error'));
   worker.on('failed', (job, err) => {
     log.error({ jobId: job?.id, err: err.message }, 'job failed in the queue');
-    // A job that stalled twice (its workers died) is failed by BullMQ: end it in Postgres too.
-    if (job?.data?.fineTuneId) void failJob(ctx, job.data.fineTuneId, 'worker_lost', `The job was abandoned by its workers: ${err.message}`).catch(() => {});
+    // BullMQ gave the job up (it stalled too often, or the processor threw): end it in Postgres
+    // too. failJob retries until Postgres takes it; the reconciler is the backstop if this process dies.
+    const id = job?.data?.fineTuneId;
+    if (!id) return;
+    const stalled = /stall/i.test(err.message);
+    failJob(ctx, id, stalled
+      ? { code: 'worker_lost', message: `The job was abandoned by its workers: ${err.message}` }
+      : { code: 'training_failed', message: `The job stopped on an unexpected error: ${err.message}` },
+    ).catch((e: Error) => log.error({ jobId: id, err: e.message }, 'could not record the failure; the reconciler will end the job'));
+  });
+
+  // The reconciler's runs are shared by every API and worker process (one at a time).
+  const plain = createRedis(config.REDIS_URL, { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
+  plain.on('error', () => {});
+  const producer = createFineTuneQueue({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX }, createRedis(config.REDIS_URL, { blocking: true }));
+  producer.on('error', () => {});
+  const reconciler = await startReconciler({
+    db, redis: plain, queue: producer, prefix: config.QUEUE_PREFIX, redisUrl: config.REDIS_URL, intervalMs: config.RECONCILE_INTERVAL_MS,
+    heartbeatTtlMs: config.JOB_HEARTBEAT_TTL_MS, log: log.child({ component: 'reconciler' }),
   });
 
   await subscriber.subscribe(cancelChannel(config.QUEUE_PREFIX));
@@ -77,6 +97,9 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
       await Promise.race([closing, new Promise((r) => setTimeout(r, graceMs + 2_000))]);
       clearTimeout(timer);
       await withdrawWorker(connection, config.QUEUE_PREFIX, config.WORKER_ID).catch(() => {});
+      await reconciler.close().catch(() => {});
+      await producer.close().catch(() => {});
+      plain.disconnect();
       subscriber.disconnect();
       connection.disconnect();
       await db.$disconnect();

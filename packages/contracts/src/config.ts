@@ -14,6 +14,11 @@ export const CommonEnv = {
     default: '',
     description: 'Addresses graft may fetch from beyond public ones (local mirrors): IPs or CIDR ranges, optionally :port, comma-separated (e.g. 10.0.0.5:8080,[fd00::/8]).',
   }),
+  PG_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'Opening a Postgres connection gives up after this long (a request then answers 503).' }),
+  PG_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 15_000, description: 'One SQL statement gives up after this long, on the server and, for a server that stopped answering, in the client.' }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'A Redis command of a request path gives up after this long (no offline queue: a request fails fast while Redis is away).' }),
+  RECONCILE_INTERVAL_MS: Type.Integer({ minimum: 100, default: 30_000, description: 'How often the reconciler compares Postgres with the queue (one run at a time across every API and worker process).' }),
+  JOB_HEARTBEAT_TTL_MS: Type.Integer({ minimum: 1_000, default: 20_000, description: 'A running job whose worker has not refreshed its heartbeat for this long (seen twice by the reconciler) is taken as lost and re-queued.' }),
   MIGRATE_ON_START: Type.Boolean({ default: true, description: 'Apply pending migrations when the process starts (off where a one-shot migrate step runs them).' }),
 };
 

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   invalid_input: { status: 422, description: 'A prediction input cannot be used by this model (an image that does not decode, a text for an image model or an image for a text model); `param` names it, e.g. `inputs.3`.' },
   prediction_timeout: { status: 504, description: 'The prediction did not finish within the time limit (PREDICT_TIMEOUT_MS), waiting for a thread included.' },
   not_ready: { status: 503, description: 'A dependency (Postgres, Redis) does not answer.' },
+  service_unavailable: { status: 503, description: 'A dependency (Postgres, Redis) did not answer in time. Retry after the `Retry-After` header\'s seconds; an `Idempotency-Key` sent with a create that failed so is not used up.' },
   internal_error: { status: 500, description: 'Something failed on our side; the log has the details under the request id.' },
 } as const;
 
@@ -93,6 +94,7 @@ export const JOB_ERROR_CODES: Record<string, { description: string; param?: stri
   worker_shutdown: { description: 'The worker was stopped before the job finished.' },
   worker_lost: { description: 'The job was abandoned by its workers.' },
   queue_unavailable: { description: 'The job could not be queued.' },
+  checkpoint_unrecorded: { description: 'A checkpoint could not be stored or recorded within its time (storage or database away); the job stopped rather than go on without it.' },
   training_failed: { description: 'Anything else; the message says what.' },
 };
 

@@ -180,3 +180,22 @@ export async function requestCancel(db: Db, id: string): Promise<boolean> {
   });
   return count === 1;
 }
+
+/**
+ * Removes a job that was created but could not be queued (the request answered 503): it was never
+ * accepted, so it leaves no row and its Idempotency-Key can be used again.
+ */
+export async function discardUnqueued(db: Db, id: string): Promise<boolean> {
+  const { count } = await db.fineTune.deleteMany({ where: { id, status: 'queued', startedAt: null } });
+  return count === 1;
+}
+
+/** Jobs in a state, oldest first (the reconciler's scan; bounded). */
+export function listByStatus(db: Db, status: FineTuneStatus, opts: { createdBefore?: Date; limit?: number } = {}) {
+  return db.fineTune.findMany({
+    where: { status, ...(opts.createdBefore ? { createdAt: { lt: opts.createdBefore } } : {}) },
+    orderBy: { createdAt: 'asc' },
+    take: opts.limit ?? 500,
+    select: { id: true, status: true, cancelRequestedAt: true, attempts: true, startedAt: true, updatedAt: true },
+  });
+}

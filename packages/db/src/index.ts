@@ -10,3 +10,7 @@ export { migrate, ensureDatabase, dropDatabase, pendingMigrations } from './migr
 export { prepareDatabase, MIGRATIONS_DIR } from './prepare.ts';
 export { baseLookups, userBaseToModel } from './base-lookups.ts';
 export type { Dataset as DatasetRow, FineTune as FineTuneRow, Event as EventRow, Metric as MetricRow, Progress as ProgressRow, Checkpoint as CheckpointRow, UserBaseModel as UserBaseRow } from './generated/prisma/client.ts';
+export * as transitions from './transitions.ts';
+export type { JobError } from './transitions.ts';
+export { isDependencyError, retry, RetryGaveUp, type RetryOptions } from './dependency-errors.ts';
+export { DB_DEFAULTS, type DbOptions } from './client.ts';

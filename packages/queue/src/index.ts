@@ -8,15 +8,42 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
 export { FINE_TUNE_QUEUE, CANCEL_CHANNEL };
+export { reconcileOnce, startReconciler, type Reconciler, type ReconcileReport } from './reconciler.ts';
 
 export interface QueueConfig {
   redisUrl: string;
   prefix: string;
 }
 
-/** BullMQ wants `maxRetriesPerRequest: null` on connections that block (workers, QueueEvents). */
-export function createRedis(url: string, opts: { blocking?: boolean } = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: opts.blocking ? null : 3, lazyConnect: false });
+/**
+ * BullMQ wants `maxRetriesPerRequest: null` on connections that block (workers, QueueEvents): they
+ * wait for Redis to come back. Request paths must not wait: their connection has a command
+ * timeout and no offline queue, so a down or frozen Redis fails a command within `commandTimeoutMs`.
+ */
+export function createRedis(url: string, opts: { blocking?: boolean; commandTimeoutMs?: number } = {}): Redis {
+  if (opts.blocking) return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+  return new Redis(url, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: opts.commandTimeoutMs ?? 5_000,
+    connectTimeout: Math.min(opts.commandTimeoutMs ?? 5_000, 5_000),
+    lazyConnect: false,
+  });
+}
+
+/** Resolves once the connection is ready, or after `ms` (a request path then fails fast on its own). */
+export async function readyWithin(redis: Redis, ms: number): Promise<boolean> {
+  if (redis.status === 'ready') return true;
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    redis.once('ready', onReady);
+  });
 }
 
 export function createFineTuneQueue(cfg: QueueConfig, connection: Redis): Queue<FineTuneJobData> {
@@ -84,3 +111,5 @@ export async function listWorkers(redis: Redis, prefix: string): Promise<WorkerI
   const values = await redis.mget(...keys);
   return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as WorkerInfo);
 }
+
+export { beatJob, endJobBeat, jobHeartbeatKey, jobOwner } from './heartbeat.ts';

@@ -1,9 +1,14 @@
 /**
  * One error shape for every failure: `{ error: { code, message, param? } }` with the status of
- * its code. Validation errors name the field at fault; unexpected errors are logged with the
- * request id and answered as `internal_error` without internals.
+ * its code. Validation errors name the field at fault; a dependency that did not answer (Postgres
+ * or Redis down, frozen or timed out) is 503 `service_unavailable` with `Retry-After`; unexpected
+ * errors are logged with the request id and answered as `internal_error` without internals.
  */
+
+/** Seconds a client should wait before retrying a request that failed on a dependency. */
+export const RETRY_AFTER_SECONDS = 5;
 import { ERROR_CODES, GraftError, type ErrorCode } from '@graft/contracts';
+import { isDependencyError } from '@graft/db';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 
@@ -71,6 +76,13 @@ export default fp(
       if (mapped) {
         request.log.info({ code: mapped.body.error.code, err: err.message }, 'request rejected');
         return res.status(mapped.status).send(mapped.body);
+      }
+      if (isDependencyError(err)) {
+        request.log.warn({ err: err.message }, 'a dependency did not answer');
+        return res
+          .status(503)
+          .header('retry-after', String(RETRY_AFTER_SECONDS))
+          .send({ error: { code: 'service_unavailable', message: `A dependency of the service (database or queue) did not answer; retry in ${RETRY_AFTER_SECONDS} s.` } });
       }
       request.log.error({ err }, 'unhandled error');
       return res.status(500).send({ error: { code: 'internal_error', message: `Internal error (request ${request.id}).` } });

@@ -3,6 +3,27 @@ import type { FastifyInstance } from 'fastify';
 import { listWorkers } from '@graft/queue';
 import { described } from '../route-schemas.ts';
 
+/** Per-dependency deadline of /readyz, then the workers' list: together under 2 s. */
+const PROBE_MS = 1_200;
+const WORKERS_MS = 500;
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+async function probe(fn: () => Promise<unknown>, ms: number): Promise<string> {
+  try {
+    await withDeadline(Promise.resolve().then(fn), ms);
+    return 'ok';
+  } catch (e) {
+    return `error: ${(e as Error).message.trim().split('\n').at(-1)?.slice(0, 200)}`;
+  }
+}
+
 export default async function health(app: FastifyInstance) {
   app.get('/healthz', { schema: { operationId: 'health', tags: ['health'], summary: 'The process is up', response: { 200: described(Type.Object({ status: Type.Literal('ok') }), 'The process is up.') } } }, async () => ({
     status: 'ok' as const,
@@ -31,12 +52,14 @@ export default async function health(app: FastifyInstance) {
       },
     },
     async (_req, res) => {
+      // Each dependency has its own deadline, so a frozen one is named and the answer comes within 2 s.
       const [postgres, redis] = await Promise.all([
-        app.db.$queryRaw`SELECT 1`.then(() => 'ok', (e: Error) => `error: ${e.message.split('\n')[0]}`),
-        app.redis.ping().then(() => 'ok', (e: Error) => `error: ${e.message}`),
+        probe(() => app.db.$queryRaw`SELECT 1`, PROBE_MS),
+        probe(() => app.redis.ping(), PROBE_MS),
       ]);
-      const workers = redis === 'ok' ? await listWorkers(app.redis, app.config.QUEUE_PREFIX).catch(() => []) : [];
+      const workers = redis === 'ok' ? await withDeadline(listWorkers(app.redis, app.config.QUEUE_PREFIX), WORKERS_MS).catch(() => []) : [];
       const ready = postgres === 'ok' && redis === 'ok';
+      if (!ready) res.header('retry-after', '5');
       return res.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: { postgres, redis }, workers });
     },
   );

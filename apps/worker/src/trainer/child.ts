@@ -13,21 +13,30 @@ const send = (m: ChildMessage) =>
   });
 
 const controller = new AbortController();
-const acks = new Map<string, () => void>();
+const acks = new Map<string, (failure?: string) => void>();
 
-function checkpointAck(c: Omit<Extract<ChildMessage, { kind: 'checkpoint' }>, 'kind'>): Promise<void> {
-  return new Promise<void>((resolve) => {
-    acks.set(c.zipPath, resolve);
+/**
+ * Waits for the worker to record a checkpoint, never for ever: a refusal or no answer within
+ * `timeoutMs` fails the job (`checkpoint_unrecorded`) instead of leaving it running at that epoch.
+ */
+function checkpointAck(c: Omit<Extract<ChildMessage, { kind: 'checkpoint' }>, 'kind'>, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => settle(`no acknowledgement within ${Math.round(timeoutMs / 1000)} s`), timeoutMs);
+    const settle = (failure?: string) => {
+      clearTimeout(timer);
+      acks.delete(c.zipPath);
+      if (failure === undefined) resolve();
+      else reject(new TrainingError('checkpoint_unrecorded', `The checkpoint of epoch ${c.epoch} could not be recorded (${failure}); the job stops rather than go on without it.`));
+    };
+    acks.set(c.zipPath, settle);
     void send({ kind: 'checkpoint', ...c });
   });
 }
 
 process.on('message', (m: ParentMessage) => {
   if (m.kind === 'cancel') controller.abort();
-  if (m.kind === 'checkpoint-recorded') {
-    acks.get(m.zipPath)?.();
-    acks.delete(m.zipPath);
-  }
+  if (m.kind === 'checkpoint-recorded') acks.get(m.zipPath)?.();
+  if (m.kind === 'checkpoint-failed') acks.get(m.zipPath)?.(m.message);
   if (m.kind === 'start') void run(m);
 });
 process.on('disconnect', () => {
@@ -51,7 +60,7 @@ async function run(m: Extract<ParentMessage, { kind: 'start' }>) {
         onBatch: (p) => send({ kind: 'batch', ...p }),
         onEpoch: (e) => send({ kind: 'epoch', ...e }),
         // Waits for the worker to take the file: the engine may only go on once it is recorded.
-        onCheckpoint: (c) => checkpointAck(c),
+        onCheckpoint: (c) => checkpointAck(c, m.ackTimeoutMs),
       },
     });
     await send({ kind: 'succeeded', ...outcome });

@@ -11,8 +11,15 @@ export interface StartMessage {
   outDir: string;
   cacheDir: string;
   spec: FineTuneSpec;
+  /** The trainer waits at most this long for a checkpoint's acknowledgement, then fails the job. */
+  ackTimeoutMs: number;
 }
-export type ParentMessage = StartMessage | { kind: 'cancel' } | { kind: 'checkpoint-recorded'; zipPath: string };
+export type ParentMessage =
+  | StartMessage
+  | { kind: 'cancel' }
+  | { kind: 'checkpoint-recorded'; zipPath: string }
+  /** The worker could not record the checkpoint (storage or Postgres gave up): the job fails. */
+  | { kind: 'checkpoint-failed'; zipPath: string; message: string };
 
 export type ChildMessage =
   | { kind: 'event'; level: 'info' | 'warning' | 'error'; type: string; message: string; data?: Record<string, unknown> }

@@ -17,6 +17,8 @@ export interface TrainingRun {
   done: Promise<TrainingEnd>;
   /** Tells the training process a checkpoint file has been taken and recorded. */
   checkpointRecorded(zipPath: string): void;
+  /** Tells the training process its checkpoint could not be recorded (it then fails the job). */
+  checkpointFailed(zipPath: string, message: string): void;
   cancel(): void;
   kill(): void;
   pid: number | undefined;
@@ -59,6 +61,9 @@ export function runTraining(start: StartMessage, onMessage: (m: ChildMessage) =>
     pid: child.pid,
     checkpointRecorded(zipPath) {
       if (child.connected) child.send({ kind: 'checkpoint-recorded', zipPath });
+    },
+    checkpointFailed(zipPath, message) {
+      if (child.connected) child.send({ kind: 'checkpoint-failed', zipPath, message });
     },
     cancel() {
       if (cancelled) return;

@@ -16,7 +16,7 @@ import {
   normalizeFineTune,
   type RequestWarning,
 } from '@graft/contracts';
-import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, type FineTuneRow } from '@graft/db';
+import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, transitions, type FineTuneRow } from '@graft/db';
 import { resolveBase } from '@graft/engine/resolve-base';
 import { publishCancel, publishFeedUpdate } from '@graft/queue';
 import { createHash, randomInt } from 'node:crypto';
@@ -160,11 +160,11 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         await app.queue.add('fine-tune', { fineTuneId: row.id }, { jobId: row.id });
       } catch (err) {
+        // The job was never accepted: remove its row so the answer (503) is the whole truth and the
+        // Idempotency-Key stays free. If Postgres fails too, the row stays queued and the reconciler
+        // enqueues it; a retry with the same key then finds that one job.
         request.log.error({ err, jobId: row.id }, 'enqueue failed');
-        await fineTunes.transition(app.db, row.id, ['queued'], 'failed', { finishedAt: new Date(), error: { code: 'queue_unavailable', message: 'The job could not be queued (Redis unavailable); submit it again.' } }, {
-          level: 'error', type: 'status', message: 'Job failed: could not be queued', data: { status: 'failed' },
-        });
-        await nudge(row.id);
+        await fineTunes.discardUnqueued(app.db, row.id).catch((e: Error) => request.log.warn({ err: e.message, jobId: row.id }, 'could not discard the unqueued job'));
         throw err;
       }
       request.log.info({ jobId: row.id }, 'fine-tune queued');
@@ -292,14 +292,11 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw new GraftError('job_not_cancellable', `Job ${id} has already ${row.status}.`);
       }
       if (row.status === 'queued') {
-        const job = await app.queue.getJob(id);
         // remove() fails when a worker holds the job's lock: it is starting, so cancel it as running.
-        const removed = job ? await job.remove().then(() => true, () => false) : true;
+        // With Redis away the request is only recorded (below): the worker or the reconciler ends the job.
+        const removed = await app.queue.getJob(id).then((job) => (job ? job.remove().then(() => true) : true)).catch(() => false);
         if (removed) {
-          const now = new Date();
-          const ok = await fineTunes.transition(app.db, id, ['queued'], 'cancelled', { finishedAt: now, cancelRequestedAt: now }, {
-            level: 'info', type: 'status', message: 'Job cancelled before it started', data: { status: 'cancelled' },
-          });
+          const ok = await transitions.cancelQueued(app.db, id);
           if (ok) {
             await nudge(id);
             return reply.status(200).send(fineTuneOut(await load(id)));
@@ -307,7 +304,9 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
       }
       await fineTunes.requestCancel(app.db, id);
-      await publishCancel(app.redis, app.config.QUEUE_PREFIX, id);
+      // The request is recorded in Postgres: the worker also polls it, and the reconciler ends a job
+      // whose worker is gone, so a lost message only slows the cancel down.
+      await publishCancel(app.redis, app.config.QUEUE_PREFIX, id).catch((err: Error) => request.log.warn({ err: err.message, jobId: id }, 'cancel message not sent'));
       row = await load(id);
       return reply.status(row.status === 'cancelled' ? 200 : 202).send(fineTuneOut(row));
     },
