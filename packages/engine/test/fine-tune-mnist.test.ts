@@ -79,7 +79,7 @@ test('model.zip reloads as a predictor and gives the reported validation accurac
   assert.equal(predictor.task, 'image-classification');
   assert.deepEqual(labels, first.result.classes);
   const files = await bundleFiles(first.modelZipPath);
-  assert.deepEqual([...files.keys()], ['model.json', 'weights.bin', 'labels.json', 'preprocessing.json', 'training.json']);
+  assert.deepEqual([...files.keys()], ['model.json', 'weights.bin', 'labels.json', 'preprocessing.json', 'training.json', 'MODEL_CARD.md', 'card.json']);
   assert.deepEqual(JSON.parse(files.get('preprocessing.json')!.toString('utf8')), { height: 28, width: 28, channels: 1, resize: 'bilinear', scale: 1 / 255, offset: 0 });
   const model = await bundleLayersModel(first.modelZipPath);
   assert.equal(model.layers.some((l) => l instanceof tf.LayersModel), false, 'flat graph, no nested model');
