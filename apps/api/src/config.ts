@@ -1,4 +1,4 @@
-import { CommonEnv, loadEnv } from '@graft/contracts';
+import { ARCHIVE_LIMITS, CommonEnv, loadEnv, type ArchiveLimits } from '@graft/contracts';
 import { parseAllowList } from '@graft/outbound';
 import { Type, type Static } from 'typebox';
 
@@ -9,6 +9,9 @@ export const ApiEnv = Type.Object({
   MAX_UPLOAD_BYTES: Type.Integer({ minimum: 1024, default: 256 * 1024 * 1024, description: 'Largest dataset archive accepted (413 beyond).' }),
   SSE_HEARTBEAT_MS: Type.Integer({ minimum: 100, default: 15_000, description: 'Server-Sent Events: a comment line after this long without a message (keeps proxies from closing the stream).' }),
   FEED_POLL_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'Server-Sent Events: a watched job is read this often even without a Redis nudge (a lost nudge only delays).' }),
+  ARCHIVE_MAX_ENTRIES: Type.Integer({ minimum: 1, default: ARCHIVE_LIMITS.maxEntries, description: 'Entries an uploaded zip may hold.' }),
+  ARCHIVE_MAX_INFLATED_BYTES: Type.Integer({ minimum: 1024, default: ARCHIVE_LIMITS.maxInflatedBytes, description: 'Bytes one upload may inflate to (zip or gzip; 413 beyond).' }),
+  ARCHIVE_MAX_RATIO: Type.Number({ minimum: 1, default: ARCHIVE_LIMITS.maxRatio, description: 'Inflated ÷ compressed bytes allowed per zip entry and per upload (422 unsafe_archive beyond).' }),
   INSPECT_CONCURRENCY: Type.Integer({ minimum: 1, default: 2, description: 'Base-model inspections (child processes) running at once.' }),
   INSPECT_QUEUE: Type.Integer({ minimum: 0, default: 4, description: 'Registrations waiting for an inspection slot; beyond, 503 inspector_busy with Retry-After.' }),
   OUTBOUND_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 120_000, description: 'Bound of one outbound request (a hosted model.json or one weight file), body included.' }),
@@ -27,3 +30,11 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   }
   return config;
 }
+
+/** The archive bounds of this configuration. */
+export const archiveLimitsOf = (config: ApiConfig): ArchiveLimits => ({
+  ...ARCHIVE_LIMITS,
+  maxEntries: config.ARCHIVE_MAX_ENTRIES,
+  maxInflatedBytes: config.ARCHIVE_MAX_INFLATED_BYTES,
+  maxRatio: config.ARCHIVE_MAX_RATIO,
+});

@@ -15,6 +15,23 @@ export const DATASET_LIMITS = {
 } as const;
 
 /**
+ * Bounds on what any uploaded archive (an image dataset zip; a gzipped or zipped text file) may
+ * inflate to, checked from the zip's central directory before anything is inflated and again while
+ * inflating (headers can lie). The API takes each from its environment (ARCHIVE_*).
+ */
+export const ARCHIVE_LIMITS = {
+  /** Entries in a zip (directories included). */
+  maxEntries: DATASET_LIMITS.maxEntries as number,
+  /** Bytes of everything inflated from one upload. */
+  maxInflatedBytes: 4 * 1024 * 1024 * 1024,
+  /** Inflated ÷ compressed bytes, per entry and for the whole upload. */
+  maxRatio: 200,
+  /** Below this many inflated bytes an entry (or upload) is not held to maxRatio (a blank file compresses 1000:1). */
+  ratioFloorBytes: 1024 * 1024,
+};
+export type ArchiveLimits = typeof ARCHIVE_LIMITS;
+
+/**
  * Explicit limits of a text dataset (CSV or JSONL). Characters are Unicode code points. A row over a
  * per-row limit is an invalid row (listed, and skipped when the upload allows it); over a per-file
  * limit the upload is refused.

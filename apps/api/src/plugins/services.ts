@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import type { ApiConfig } from '../config.ts';
+import { sweepTemp } from '../temp-sweep.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -36,6 +37,7 @@ export default fp(
     queue.on('error', (err) => app.log.warn({ err: err.message }, 'queue error'));
     const storage = createStorage(config);
     await storage.init();
+    await sweepTemp(storage.path('tmp'), app.log);
     app.decorate('db', db);
     app.decorate('redis', redis);
     app.decorate('queue', queue);

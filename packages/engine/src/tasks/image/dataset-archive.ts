@@ -3,9 +3,11 @@
  * (Keras' `image_dataset_from_directory` layout). One wrapping folder (a zipped directory) is
  * looked through. This module reads archives without TensorFlow, so the API can validate uploads.
  */
-import { DATASET_LIMITS, GraftError } from '@graft/contracts';
+import { ARCHIVE_LIMITS, DATASET_LIMITS, GraftError, type ArchiveLimits } from '@graft/contracts';
 import { openZip, readZipEntry, readZipFiles, zipEntries, type ZipEntry, type ZipFile } from '../../util/zip.ts';
-import { readImageHeader } from './image-header.ts';
+import { InflateBudget, ZipGuard, zipListingError } from '../../util/zip-guard.ts';
+import type { DatasetLimits } from './archive-check.ts';
+import { decodeImage, DECODE_LIMITS } from './decode.ts';
 
 export interface ArchiveImage {
   /** Path inside the archive. */
@@ -29,12 +31,22 @@ function ignoredReason(path: string): string | null {
   return null;
 }
 
+/** One image file, inflated (it is held in memory to be decoded). */
+const MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024;
+
+/** Images that cannot be decoded are listed in the refusal, up to this many. */
+const LISTED_UNREADABLE = 10;
+
 /**
- * Lists and checks every entry: each image is read in full (so a truncated or corrupt entry is
- * found now, not hours into training) and its header parsed. Throws GraftError with a code the API
- * answers: invalid_archive, unreadable_entry, too_many_entries, no_images, too_few_classes.
+ * Lists and checks every entry. The zip's layout is checked first from its central directory
+ * (ZipGuard: overlapping or duplicated entries, names escaping it, inflated size and ratio), then
+ * each image is inflated within the upload's byte budget and decoded in full by the trainer's own
+ * `decodeImage` with its limits (DECODE_LIMITS), so an image accepted here is one training can
+ * read. CPU-bound: the API runs it in a worker thread (`inspectArchiveInThread`). Throws GraftError
+ * with a code the API answers: invalid_archive, unsafe_archive, payload_too_large, unreadable_entry
+ * (naming up to 10 images and why), too_many_entries, no_images, too_few_classes.
  */
-export async function inspectArchive(path: string, limits = DATASET_LIMITS): Promise<ArchiveInspection> {
+export async function inspectArchive(path: string, limits: DatasetLimits = DATASET_LIMITS, archiveLimits: ArchiveLimits = ARCHIVE_LIMITS): Promise<ArchiveInspection> {
   let zip: ZipFile;
   try {
     zip = await openZip(path);
@@ -45,18 +57,23 @@ export async function inspectArchive(path: string, limits = DATASET_LIMITS): Pro
     if (zip.entryCount > limits.maxEntries) {
       throw new GraftError('too_many_entries', `The archive has ${zip.entryCount} entries; the limit is ${limits.maxEntries}.`, 'file');
     }
+    const guard = new ZipGuard(zip, zip.fileSize, archiveLimits);
     const files: { path: string; entry: ZipEntry }[] = [];
     const skipped: { path: string; reason: string }[] = [];
     try {
       for await (const entry of zipEntries(zip)) {
+        guard.add(entry);
         if (entry.fileName.endsWith('/')) continue; // directory
         const reason = ignoredReason(entry.fileName);
         if (reason) skipped.push({ path: entry.fileName, reason });
         else files.push({ path: entry.fileName, entry });
       }
     } catch (err) {
-      throw new GraftError('invalid_archive', `The archive is damaged: ${(err as Error).message}.`, 'file');
+      throw zipListingError(err);
     }
+    guard.finish();
+    const budget = new InflateBudget(archiveLimits.maxInflatedBytes);
+    const unreadable: { path: string; reason: string }[] = [];
     // A zipped folder (`flowers/daisy/1.jpg`): look through the one wrapping folder.
     const tops = new Set(files.map((f) => f.path.split('/')[0]));
     const strip = tops.size === 1 && files.every((f) => f.path.split('/').length >= 3) ? `${[...tops][0]}/` : '';
@@ -75,17 +92,30 @@ export async function inspectArchive(path: string, limits = DATASET_LIMITS): Pro
       if (entry.isEncrypted()) throw new GraftError('unreadable_entry', `Entry "${p}" is encrypted.`, 'file');
       let data: Buffer;
       try {
-        data = await readZipEntry(zip, entry, 64 * 1024 * 1024);
+        const cap = Math.min(MAX_IMAGE_FILE_BYTES, budget.remaining);
+        data = await readZipEntry(zip, entry, cap, cap < MAX_IMAGE_FILE_BYTES ? budget.tooLarge : () => new Error(`it is larger than ${MAX_IMAGE_FILE_BYTES} bytes`));
       } catch (err) {
+        if (err instanceof GraftError) throw err;
         throw new GraftError('unreadable_entry', `Entry "${p}" cannot be read: ${(err as Error).message}.`, 'file');
       }
-      const header = readImageHeader(data);
-      if (!header) throw new GraftError('unreadable_entry', `Entry "${p}" is not a valid JPEG or PNG image.`, 'file');
-      if (header.width > limits.maxImageSide || header.height > limits.maxImageSide) {
-        throw new GraftError('unreadable_entry', `Entry "${p}" is ${header.width}x${header.height} pixels; the limit is ${limits.maxImageSide} per side.`, 'file');
+      budget.spend(data.length);
+      try {
+        const img = decodeImage(data, DECODE_LIMITS);
+        if (img.width > limits.maxImageSide || img.height > limits.maxImageSide) {
+          throw new Error(`it is ${img.width}x${img.height} pixels; the limit is ${limits.maxImageSide} per side`);
+        }
+      } catch (err) {
+        unreadable.push({ path: p, reason: (err as Error).message });
+        if (unreadable.length >= LISTED_UNREADABLE) break;
+        continue;
       }
       counts.set(className, (counts.get(className) ?? 0) + 1);
       images.push({ path: p, className });
+    }
+    if (unreadable.length > 0) {
+      const list = unreadable.map((u) => `"${u.path}": ${u.reason}`).join('; ');
+      const n = unreadable.length >= LISTED_UNREADABLE ? `At least ${unreadable.length} images` : unreadable.length === 1 ? '1 image' : `${unreadable.length} images`;
+      throw new GraftError('unreadable_entry', `${n} cannot be decoded (training could not read them; fix or remove them): ${list}.`, 'file');
     }
     if (images.length === 0) throw new GraftError('no_images', 'The archive holds no JPEG or PNG image inside a class folder (expected <class>/<image>.jpg).', 'file');
     if (counts.size > limits.maxClasses) throw new GraftError('too_many_entries', `The archive has ${counts.size} classes; the limit is ${limits.maxClasses}.`, 'file');
@@ -103,3 +133,5 @@ export async function inspectArchive(path: string, limits = DATASET_LIMITS): Pro
 export function readArchiveImages(path: string, wanted: ReadonlySet<string>): AsyncGenerator<{ path: string; data: Buffer }> {
   return readZipFiles(path, wanted);
 }
+
+export { inspectArchiveInThread } from './archive-check.ts';

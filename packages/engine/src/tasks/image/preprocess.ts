@@ -4,55 +4,10 @@
  * bilinear resize to height × width → pixel × scale + offset.
  */
 import * as tf from '@tensorflow/tfjs';
-import jpeg from 'jpeg-js';
-import { PNG } from 'pngjs';
 import type { Preprocessing } from '@graft/contracts';
-import { readImageHeader } from './image-header.ts';
+import { decodeImage, DECODE_LIMITS, type DecodeLimits, type RgbImage } from './decode.ts';
 
-/** 8-bit RGB pixels, row-major. */
-export interface RgbImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
-
-export interface DecodeLimits {
-  /** Largest image accepted, in pixels: guards against decompression bombs (a tiny file that claims a huge size). */
-  maxPixels: number;
-  /** jpeg-js' cap on the memory its decoder may allocate. */
-  maxMemoryMB: number;
-}
-
-export const DECODE_LIMITS: DecodeLimits = { maxPixels: 40_000_000, maxMemoryMB: 1024 };
-
-/** Decodes a JPEG or PNG (any bit depth, grey, palette, alpha) to 8-bit RGB. Throws on anything else. */
-export function decodeImage(bytes: Uint8Array, limits: DecodeLimits = DECODE_LIMITS): RgbImage {
-  const header = readImageHeader(bytes);
-  if (!header) throw new Error('not a JPEG or PNG image');
-  // Check the declared size before allocating anything for it.
-  if (header.width * header.height > limits.maxPixels) {
-    throw new Error(`image is ${header.width}x${header.height}; the limit is ${limits.maxPixels} pixels`);
-  }
-  if (header.format === 'jpeg') {
-    const img = jpeg.decode(bytes, {
-      useTArray: true,
-      formatAsRGBA: false,
-      maxResolutionInMP: limits.maxPixels / 1e6,
-      maxMemoryUsageInMB: limits.maxMemoryMB,
-    });
-    return { width: img.width, height: img.height, data: img.data };
-  }
-  // pngjs expands grey, palette and grey+alpha to RGBA and rescales 16-bit samples to 8 bits.
-  const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  const n = png.width * png.height;
-  const rgb = new Uint8Array(n * 3);
-  for (let i = 0, j = 0; i < n; i++, j += 4) {
-    rgb[i * 3] = png.data[j]!;
-    rgb[i * 3 + 1] = png.data[j + 1]!;
-    rgb[i * 3 + 2] = png.data[j + 2]!;
-  }
-  return { width: png.width, height: png.height, data: rgb };
-}
+export { decodeImage, DECODE_LIMITS, type DecodeLimits, type RgbImage } from './decode.ts';
 
 /**
  * RGB pixels → [height, width, channels] float32 pixel values (0..255) after the grey conversion

@@ -16,7 +16,9 @@ import {
   parseWith,
 } from '@graft/contracts';
 import { datasets } from '@graft/db';
-import { inspectArchive } from '@graft/engine/dataset-archive';
+import { inspectArchiveInThread } from '@graft/engine/dataset-archive';
+import { archiveLimitsOf } from '../../../config.ts';
+import { Pool } from '../../../inspector/pool.ts';
 import { detectTextFormat, TextCheckPool } from '@graft/engine/text-dataset';
 import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
 import { datasetOut } from '../../../serializers.ts';
@@ -58,6 +60,9 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Text uploads are checked in worker threads (at most two at once; an idle one ends after a minute).
   const textChecks = new TextCheckPool({ maxThreads: 2, idleMs: 60_000 });
   app.addHook('onClose', () => textChecks.close());
+  // Image archives are inflated and every image decoded in a worker thread each: two at once, the rest wait.
+  const imageChecks = new Pool(2, Number.POSITIVE_INFINITY);
+  const archiveLimits = archiveLimitsOf(app.config);
 
   app.post(
     '',
@@ -81,7 +86,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: {
           201: described(Dataset, 'The dataset with its statistics (images: classes and balance; text: format, rows per class, lengths, duplicates, invalid rows).'),
           ...errorResponses(
-            'invalid_request', 'invalid_archive', 'payload_too_large', 'unsupported_media_type', 'no_images', 'too_few_classes', 'unreadable_entry', 'too_many_entries',
+            'invalid_request', 'invalid_archive', 'unsafe_archive', 'payload_too_large', 'unsupported_media_type', 'no_images', 'too_few_classes', 'unreadable_entry', 'too_many_entries',
             'invalid_text_dataset', 'too_many_invalid_rows', 'base_model_not_found', 'base_model_unusable', 'task_mismatch',
           ),
         },
@@ -121,7 +126,8 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
         let inspection;
         try {
-          inspection = await inspectArchive(storage.path(upload.key));
+          const path = storage.path(upload.key);
+          inspection = await imageChecks.run(() => inspectArchiveInThread(path, archiveLimits, { ...DATASET_LIMITS, maxEntries: archiveLimits.maxEntries }));
         } catch (err) {
           if (err instanceof GraftError && (err.code === 'invalid_archive' || err.code === 'no_images')) {
             const hint = await textHint(storage.path(upload.key), upload.filename);

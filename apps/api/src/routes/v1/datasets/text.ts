@@ -11,6 +11,7 @@ import { TOKEN_COUNTING_AVAILABLE, type TextCheckPool, type TokenizerSpec } from
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { archiveLimitsOf } from '../../../config.ts';
 import type { StoredTextStats } from '../../../serializers.ts';
 
 /** graft's own text encoder: the base whose tokens a dataset is counted in when none is named (once the catalog has it). */
@@ -83,6 +84,7 @@ export async function storeTextDataset(
       rowsPath: storage.path(tmpRows),
       fingerprintsPath: storage.path(tmpFingerprints),
       tokenizer: tokenizer?.spec ?? null,
+      archiveLimits: archiveLimitsOf(app.config),
     });
     tokenizer?.release();
     tokenizer = null;

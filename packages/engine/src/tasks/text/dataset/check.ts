@@ -7,6 +7,7 @@
 import {
   GraftError,
   TEXT_DATASET_LIMITS,
+  type ArchiveLimits,
   type Duplicates,
   type InvalidRow,
   type TextFormat,
@@ -45,6 +46,8 @@ export interface CheckTextDatasetOptions {
   fingerprintsPath: string;
   tokenCounter?: TokenCounter | null;
   limits?: TextLimits;
+  /** Inflation bounds of a gzipped or zipped file (default ARCHIVE_LIMITS). */
+  archiveLimits?: ArchiveLimits;
 }
 
 export interface TextDatasetReport {
@@ -86,7 +89,7 @@ async function textsOfRows(rowsPath: string, wanted: Set<number>): Promise<Map<n
 
 export async function checkTextDataset(opts: CheckTextDatasetOptions): Promise<TextDatasetReport> {
   const limits = opts.limits ?? TEXT_DATASET_LIMITS;
-  const source = await openTextSource(opts.path, opts.filename, limits);
+  const source = await openTextSource(opts.path, opts.filename, limits, opts.archiveLimits);
   let writer: RowsWriter | null = null;
   try {
     const kind = await sniff(source.chunks, source.name);

@@ -3,12 +3,13 @@
  * zip (which may itself be gzipped). The container is told by magic bytes, never by the name; the
  * bytes are streamed (Node's zlib, yauzl), never held whole, and counted as they are inflated.
  */
-import { GraftError, TEXT_DATASET_LIMITS, type TextDatasetLimits } from '@graft/contracts';
+import { ARCHIVE_LIMITS, GraftError, TEXT_DATASET_LIMITS, type ArchiveLimits, type TextDatasetLimits } from '@graft/contracts';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { openZip, zipEntries, type ZipEntry, type ZipFile } from '../../../util/zip.ts';
+import { ZipGuard, zipListingError } from '../../../util/zip-guard.ts';
 
 export type Compression = 'none' | 'gzip' | 'zip';
 
@@ -87,13 +88,25 @@ async function* bounded(source: AsyncIterable<Buffer>, limit: number, what: stri
   }
 }
 
-async function* gunzip(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+/**
+ * Gunzips `source`, refusing a stream that inflates more than `archive.maxRatio` times the
+ * compressed bytes read so far (past `ratioFloorBytes`): a gzip bomb stops within its first chunks.
+ */
+async function* gunzip(source: AsyncIterable<Buffer>, archive: ArchiveLimits): AsyncGenerator<Buffer> {
+  let inflated = 0;
   const input = Readable.from(source, { objectMode: false });
   const z = createGunzip({ chunkSize: READ_CHUNK });
   input.on('error', (err) => z.destroy(err));
   input.pipe(z);
   try {
-    for await (const c of z as AsyncIterable<Buffer>) yield c;
+    for await (const c of z as AsyncIterable<Buffer>) {
+      inflated += c.length;
+      const compressed = z.bytesWritten; // compressed bytes the inflater has consumed so far
+      if (inflated > archive.ratioFloorBytes && inflated > archive.maxRatio * Math.max(1, compressed)) {
+        throw new GraftError('unsafe_archive', `The gzip data inflates ${compressed} bytes to more than ${inflated} (more than ${archive.maxRatio} times).`, 'file');
+      }
+      yield c;
+    }
   } catch (err) {
     if (err instanceof GraftError) throw err;
     throw invalid(`The gzip data is damaged: ${(err as Error).message}.`);
@@ -119,7 +132,7 @@ function ignoredEntry(name: string): boolean {
   return name.endsWith('/') || name.split('/').some((p) => p === '__MACOSX' || p.startsWith('.'));
 }
 
-async function zipSource(path: string): Promise<{ stream: Readable; entry: string; close: () => void }> {
+async function zipSource(path: string, archive: ArchiveLimits): Promise<{ stream: Readable; entry: string; close: () => void }> {
   let zip: ZipFile;
   try {
     zip = await openZip(path);
@@ -130,16 +143,20 @@ async function zipSource(path: string): Promise<{ stream: Readable; entry: strin
     let first: ZipEntry | undefined;
     let files = 0;
     let images = 0;
+    // The same layout checks as image archives: overlapping or duplicated entries, unsafe names, sizes and ratios.
+    const guard = new ZipGuard(zip, zip.fileSize, archive);
     try {
       for await (const e of zipEntries(zip)) {
+        guard.add(e);
         if (ignoredEntry(e.fileName)) continue;
         if (IMAGE_NAME.test(e.fileName)) images++;
         files++;
         first ??= e;
       }
     } catch (err) {
-      throw new GraftError('invalid_archive', `The zip archive is damaged: ${(err as Error).message}.`, 'file');
+      throw zipListingError(err, 'The zip archive');
     }
+    guard.finish();
     if (files !== 1 || !first) {
       const hint = images > 0 ? ` It holds ${images} image(s): an image dataset is uploaded with task=image-classification.` : '';
       throw invalid(`A text dataset zip must hold exactly one file (a CSV or JSONL file); this one holds ${files}.${hint}`);
@@ -170,19 +187,25 @@ async function* zipChunks(stream: Readable): AsyncGenerator<Buffer> {
 }
 
 /** Opens the uploaded file at `path` (`filename`: the name the client gave, or '') as a text source. */
-export async function openTextSource(path: string, filename: string, limits: TextDatasetLimits = TEXT_DATASET_LIMITS): Promise<TextSource> {
+export async function openTextSource(
+  path: string,
+  filename: string,
+  limits: TextDatasetLimits = TEXT_DATASET_LIMITS,
+  archive: ArchiveLimits = ARCHIVE_LIMITS,
+): Promise<TextSource> {
   const magic = await head(path, 4);
+  const maxInflated = Math.min(limits.maxDecompressedBytes, archive.maxInflatedBytes);
   if (isZip(magic)) {
-    const z = await zipSource(path);
-    let chunks = new Chunks(bounded(zipChunks(z.stream), limits.maxDecompressedBytes, 'zipped'));
+    const z = await zipSource(path, archive);
+    let chunks = new Chunks(bounded(zipChunks(z.stream), maxInflated, 'zipped'));
     const inner = await chunks.peek(2);
-    if (isGzip(inner)) chunks = new Chunks(bounded(gunzip(chunks), limits.maxDecompressedBytes, 'gzipped'));
+    if (isGzip(inner)) chunks = new Chunks(bounded(gunzip(chunks, archive), maxInflated, 'gzipped'));
     return { chunks, compression: 'zip', entry: z.entry, name: z.entry.replace(/\.gz$/i, ''), close: z.close };
   }
   const file = createReadStream(path, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer> & Readable;
   const close = () => (file as Readable).destroy();
   if (isGzip(magic)) {
-    const chunks = new Chunks(bounded(gunzip(file), limits.maxDecompressedBytes, 'gzipped'));
+    const chunks = new Chunks(bounded(gunzip(file, archive), maxInflated, 'gzipped'));
     return { chunks, compression: 'gzip', entry: null, name: filename.replace(/\.gz$/i, ''), close };
   }
   return { chunks: new Chunks(file), compression: 'none', entry: null, name: filename, close };
