@@ -109,7 +109,7 @@ function file(name: string, data: Buffer): string {
 const upload = (path: string, task = 'image-classification') => request(api.url).post('/v1/datasets').field('task', task).attach('file', path);
 
 function tmpLeft(): string[] {
-  return readdirSync(join(env.STORAGE_DIR, 'tmp')).filter((n) => n !== 'fresh.upload' && !n.startsWith('tsx-'));
+  return readdirSync(join(env.STORAGE_DIR, 'tmp')).filter((n) => n !== 'fresh.upload');
 }
 
 async function refused(path: string, status: number, code: string, message?: RegExp, task?: string) {
@@ -242,9 +242,9 @@ describe('images the trainer could not read are refused at upload, each named wi
 describe('text uploads get the same inflation bounds', () => {
   test('a gzip bomb stops within its first megabytes', async () => {
     const body = Buffer.concat([Buffer.from('text,label\n'), Buffer.from('hello,a\n'.repeat(8 * 1024 * 1024))]);
-    const t0 = Date.now();
-    await refused(file('bomb.csv.gz', gzipSync(body, { level: 9 })), 422, 'unsafe_archive', /more than 200 times/, 'text-classification');
-    assert.ok(Date.now() - t0 < 10_000);
+    const bomb = file('bomb.csv.gz', gzipSync(body, { level: 9 }));
+    const { ms } = await refused(bomb, 422, 'unsafe_archive', /more than 200 times/, 'text-classification');
+    assert.ok(ms < 10_000, `refused after ${ms} ms`);
   });
 
   test('a text zip with entries sharing one record, or a bomb entry, is refused', async () => {

@@ -18,16 +18,11 @@ export interface InspectLimits {
   /** OUTBOUND_ALLOWLIST */
   allow: string;
   timeoutMs: number;
-  /** The child's temporary directory (TMPDIR). */
-  tmpDir?: string;
 }
 
 function runChild<T>(req: object): Promise<Answer<T>> {
   return new Promise((resolve) => {
-    // Its temporary files (downloads, unpacked zips) go under STORAGE_DIR/tmp, swept at start if a crash leaves them.
-    const { tmpDir, ...rest } = req as { tmpDir?: string };
-    const env = tmpDir ? { ...process.env, TMPDIR: tmpDir } : process.env;
-    const child = spawn(process.execPath, ['--import', TSX, CHILD, JSON.stringify(rest)], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(process.execPath, ['--import', TSX, CHILD, JSON.stringify(req)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

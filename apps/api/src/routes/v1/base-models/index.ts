@@ -141,7 +141,6 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
           maxBytes: app.config.MAX_UPLOAD_BYTES,
           allow: app.config.OUTBOUND_ALLOWLIST,
           timeoutMs: app.config.OUTBOUND_TIMEOUT_MS,
-          tmpDir: storage.path('tmp'),
         };
         // Through the pool; a full pool answers 503 with Retry-After; a fetch's real cause is logged, not answered.
         const inspect: Inspect = async (run) => {
@@ -213,7 +212,6 @@ interface Upload {
   /** OUTBOUND_ALLOWLIST and OUTBOUND_TIMEOUT_MS, for hosted models. */
   allow: string;
   timeoutMs: number;
-  tmpDir: string;
 }
 
 /** Runs one inspection through the route's bounded pool. */
