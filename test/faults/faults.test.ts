@@ -231,4 +231,31 @@ describe('faults during jobs: every job ends truthfully or goes on', () => {
     const epochs = await epochsOf(id);
     assert.deepEqual(epochs, Array.from({ length: epochs.length }, (_, i) => i + 1));
   });
+
+  test('SIGTERM hands the job back: the worker exits 0 within its grace period, the job continues on the next worker', async () => {
+    const grace = 4_000;
+    for (const w of workers.splice(0)) await w.stop('SIGKILL'); // only these two workers take the job
+    const leaving = await newWorker('worker-d', { WORKER_SHUTDOWN_GRACE_MS: String(grace) });
+    const r = await call('POST', '/v1/fine-tunes', spec({ hyperparameters: { epochs: 30, batchSize: 4 } }));
+    const id = r.body.id;
+    await waitFor('the first epoch', async () => (await epochsOf(id)).length >= 1, 120_000, 200);
+    const asked = Date.now();
+    const code = await leaving.stop('SIGTERM');
+    const tookMs = Date.now() - asked;
+    workers.splice(workers.indexOf(leaving), 1);
+    assert.equal(code, 0, leaving.output().slice(-2000));
+    assert.ok(tookMs <= grace + 3_000, `the worker took ${tookMs} ms to leave (grace ${grace} ms)`);
+    // Back in the queue, not failed: the row says so and an event says why.
+    const back = await job(id);
+    assert.equal(back.status, 'queued', JSON.stringify(back));
+    const events = await eventsOf(id);
+    assert.ok(events.some((e) => e.type === 'status' && e.data?.status === 'queued' && e.data?.code === 'worker_shutdown'), 'a re-queued event');
+    // The next worker runs it (shortened so the test stays quick: cancel once it has started again).
+    await newWorker('worker-e');
+    await waitFor('the job to run again', async () => (await job(id)).status === 'running', 60_000, 100);
+    const started = (await eventsOf(id)).filter((e) => e.type === 'status' && e.data?.status === 'running');
+    assert.deepEqual(started.map((e) => e.data.worker), ['worker-d', 'worker-e']);
+    assert.equal((await call('POST', `/v1/fine-tunes/${id}/cancel`)).status, 202);
+    assert.equal((await finished(id, 30_000)).status, 'cancelled');
+  });
 });

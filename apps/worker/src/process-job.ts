@@ -39,9 +39,14 @@ export interface JobContext {
   running: Map<string, TrainingRun>;
   /** Set when the worker stops its trainings on shutdown. */
   shuttingDown: boolean;
+  /** Jobs this worker is handing back to the queue (SIGTERM): their stop is a re-queue, not an end. */
+  handingBack: Set<string>;
   /** Called after each write to a job's live feed (events, progress, metrics), once it is committed. */
   notify?: (fineTuneId: string) => void;
 }
+
+/** What `processFineTune` answers for a job it gave back to the queue (the worker moves it to waiting). */
+export const HANDED_BACK = 'handed-back';
 
 /** Progress rows are written at most this often (a batch can take under a millisecond). */
 const PROGRESS_EVERY_MS = 500;
@@ -287,6 +292,14 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
       return 'succeeded';
     }
     await rm(ctx.storage.path(outKey), { recursive: true, force: true });
+    if (ctx.handingBack.has(id)) {
+      // Stopped because this worker is shutting down: the job goes back to `queued` for the next
+      // worker; the caller releases it in BullMQ. Its checkpoints so far are kept.
+      await persist(log, 're-queueing the job', () => transitions.requeue(ctx.db, id, { code: 'worker_shutdown', reason: 'its worker is shutting down; the next worker runs it' }));
+      ctx.notify?.(id);
+      log.info({ stoppedAs: end.kind }, 'job handed back to the queue');
+      return HANDED_BACK;
+    }
     if (end.kind === 'cancelled') {
       await persist(log, 'ending the job cancelled', () => transitions.cancel(ctx.db, id, { started: true }));
       ctx.notify?.(id);

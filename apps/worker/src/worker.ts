@@ -6,11 +6,14 @@ import { cancelChannel, createFineTuneQueue, createRedis, FINE_TUNE_QUEUE, annou
 import { createDb } from '@graft/db';
 import { createStorage } from '@graft/storage';
 import type { FineTuneJobData } from '@graft/contracts';
-import { Worker } from 'bullmq';
+import { WaitingError, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
-import { failJob, processFineTune, type JobContext } from './process-job.ts';
+import { failJob, HANDED_BACK, processFineTune, type JobContext } from './process-job.ts';
 import type { TrainingRun } from './trainer/run-training.ts';
+
+/** How long before the end of the grace period running jobs are asked to stop (a stop takes up to one batch). */
+const HANDBACK_MARGIN_MS = 10_000;
 
 export interface RunningWorker {
   close(graceMs?: number): Promise<void>;
@@ -28,11 +31,19 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
   const ctx: JobContext = {
     db, storage, log, redis: connection, queuePrefix: config.QUEUE_PREFIX, workerId: config.WORKER_ID, heartbeatTtlMs: config.JOB_HEARTBEAT_TTL_MS,
     checkpointDeadlineMs: config.CHECKPOINT_RECORD_DEADLINE_MS, maxOldSpaceMb: config.TRAINER_MAX_OLD_SPACE_MB, running, shuttingDown: false,
+    handingBack: new Set(),
     // Watchers (Server-Sent Events) read the rows from Postgres; this only wakes them.
     notify: (id) => void publishFeedUpdate(connection, config.QUEUE_PREFIX, id).catch((err: Error) => log.warn({ err: err.message, jobId: id }, 'feed nudge failed')),
   };
 
-  const worker = new Worker<FineTuneJobData, string>(FINE_TUNE_QUEUE, (job, _token, signal) => processFineTune(ctx, job, signal), {
+  /** A job handed back is moved to waiting (not failed, not completed): the next worker takes it. */
+  const processor = async (job: Job<FineTuneJobData>, token: string | undefined, signal?: AbortSignal) => {
+    const outcome = await processFineTune(ctx, job, signal);
+    if (outcome !== HANDED_BACK) return outcome;
+    await job.moveToWait(token);
+    throw new WaitingError();
+  };
+  const worker = new Worker<FineTuneJobData, string>(FINE_TUNE_QUEUE, processor, {
     connection,
     prefix: config.QUEUE_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
@@ -87,15 +98,29 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
     },
     async close(graceMs = config.WORKER_SHUTDOWN_GRACE_MS) {
       clearInterval(heartbeat);
-      // Stop taking jobs; let running ones finish within the grace period, then stop them: they
-      // end `failed` with code `worker_shutdown` (a user resubmits; nothing is left half-done).
+      // Stop taking jobs. A running job may finish within the first part of the grace period;
+      // then it is handed back: its trainer is stopped (within one batch), the row goes back to
+      // `queued`, the BullMQ job to waiting, and the next worker runs it. A trainer that has not
+      // stopped when the grace period ends is killed and handed back the same way.
       const closing = worker.close();
-      const timer = setTimeout(() => {
+      const margin = Math.min(HANDBACK_MARGIN_MS, graceMs / 2);
+      const handBack = (stop: (run: TrainingRun) => void) => {
+        for (const [id, run] of running) {
+          ctx.handingBack.add(id);
+          stop(run);
+        }
+      };
+      const soft = setTimeout(() => {
+        if (running.size) log.info({ jobs: [...running.keys()] }, 'handing running jobs back to the queue');
+        handBack((run) => run.cancel());
+      }, graceMs - margin);
+      const hard = setTimeout(() => {
         ctx.shuttingDown = true;
-        for (const run of running.values()) run.kill();
+        handBack((run) => run.kill());
       }, graceMs);
       await Promise.race([closing, new Promise((r) => setTimeout(r, graceMs + 2_000))]);
-      clearTimeout(timer);
+      clearTimeout(soft);
+      clearTimeout(hard);
       await withdrawWorker(connection, config.QUEUE_PREFIX, config.WORKER_ID).catch(() => {});
       await reconciler.close().catch(() => {});
       await producer.close().catch(() => {});

@@ -96,7 +96,7 @@ export const JOB_ERROR_CODES: Record<string, { description: string; param?: stri
   training_diverged: { description: 'The loss became non-finite: lower the learning rate.', param: 'hyperparameters.learningRate' },
   unsupported_on_backend: { description: 'The operation is not available on the TensorFlow.js backend of the worker.' },
   trainer_crashed: { description: 'The training process died (e.g. out of memory).' },
-  worker_shutdown: { description: 'The worker was stopped before the job finished.' },
+  worker_shutdown: { description: 'The worker was stopped before the job finished (jobs of a worker that shuts down cleanly are handed back to the queue instead; this code remains for older jobs).' },
   worker_lost: { description: 'The job was abandoned by its workers.' },
   queue_unavailable: { description: 'The job could not be queued.' },
   checkpoint_unrecorded: { description: 'A checkpoint could not be stored or recorded within its time (storage or database away); the job stopped rather than go on without it.' },
