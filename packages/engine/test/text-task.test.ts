@@ -7,10 +7,13 @@
  * reported accuracy; a text fine-tune as the base of the next one continues its head. Then the
  * tiny BERT fixture (models/text/tiny-bert) as a frozen ONNX encoder: the head on its sentence
  * vectors, the test set scored on features, the zip holding the encoder (or, over the size limit,
- * only naming it: the loader then takes the file and checks its sha256), phase 2 refused.
+ * only naming it: the loader then takes the file and checks its sha256), phase 2 refused. And a
+ * USE-style graph encoder by URL (a graph the test writes, served on loopback): frozen, its graph
+ * and vocabulary in the bundle.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +26,7 @@ import { checkTextDataset, readTextRows } from '../src/tasks/text/dataset/index.
 import { sotuExamples, toCsv } from '../../../scripts/text/sotu.ts';
 import { loadGraftEncoderModel } from '../src/tasks/text/graft-encoder/model-files.ts';
 import { bundleFiles, bundleLayersModel } from './train-helpers.ts';
+import { writeUseFixture } from './text-use-fixture.ts';
 
 const base = resolveCatalogBase('bm_graft_text_encoder')!;
 let dir: string;
@@ -244,6 +248,54 @@ describe('text fine-tunes on a frozen ONNX encoder (tiny BERT)', () => {
     await assert.rejects(
       fineTune({ base: tinyBert, datasetPath: rowsPath, spec: specFor({ trainableLayers: 2 }, tinyBert), outDir: join(dir, 'onnx-refused') }),
       (err: unknown) => err instanceof TrainingError && err.code === 'base_model_unusable' && /frozen feature extractor/.test(err.message),
+    );
+  });
+});
+
+describe('text fine-tunes on a USE-style graph encoder by URL', () => {
+  let server: Server;
+  let url: string;
+  before(async () => {
+    const site = join(dir, 'site');
+    await writeUseFixture(site);
+    server = createServer(async (req, res) => {
+      const body = await readFile(join(site, new URL(req.url!, 'http://x').pathname)).catch(() => null);
+      if (body) res.writeHead(200, { 'content-length': body.byteLength }).end(body);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  after(() => new Promise((r) => server.close(r)));
+
+  test('frozen: the head on its vectors; the zip holds the graph and vocabulary and predicts as reported', async () => {
+    const use: ResolvedBase = {
+      descriptor: {
+        ...(tinyBert.descriptor as TextBaseModel),
+        id: 'bm_use_fixture',
+        format: 'tfjs-graph',
+        featureLayer: 'Encoder/embeddings',
+        featureShape: [6],
+        preprocessing: { tokenizer: { kind: 'unigram', files: ['vocab.json'], vocabSize: 22, lowercase: false }, maxLength: 64, pooling: 'none' },
+      },
+      source: { kind: 'use', modelUrl: `${url}/model.json`, vocabUrl: `${url}/vocab.json` },
+    };
+    const out = await fineTune({
+      base: use,
+      datasetPath: rowsPath,
+      testDatasetPath: testRowsPath,
+      spec: specFor({ hyperparameters: { epochs: 3, batchSize: 16 }, earlyStopping: false }, use),
+      outDir: join(dir, 'use'),
+      cacheDir: join(dir, 'cache'),
+    });
+    assert.equal(out.result.test?.images, 16);
+    const files = await bundleFiles(out.modelZipPath);
+    for (const f of ['model.json', 'text.json', 'encoder/model.json', 'encoder/weights.bin', 'encoder/vocab.json']) assert.ok(files.has(f), f);
+    const acc = await bundleAccuracy(out.modelZipPath);
+    assert.ok(Math.abs(acc - out.result.valAccuracy!) <= 1e-9, `zip ${acc} vs reported ${out.result.valAccuracy}`);
+    await assert.rejects(
+      fineTune({ base: use, datasetPath: rowsPath, spec: specFor({ baseline: 'scratch' }, use), outDir: join(dir, 'use-refused') }),
+      (err: unknown) => err instanceof TrainingError && err.code === 'graph_model_frozen',
     );
   });
 });

@@ -13,7 +13,9 @@ export type BaseModelSource =
   /** A hosted tfjs model (layers or graph) fetched over HTTP(S) and cached on disk, checked by sha256 when given. */
   | { kind: 'url'; url: string; sha256?: string }
   /** A graft model zip: the output of a previous fine-tune. */
-  | { kind: 'model-zip'; path: string };
+  | { kind: 'model-zip'; path: string }
+  /** A Universal-Sentence-Encoder-style text graph by URL with its SentencePiece vocab.json (tasks/text/use/), fetched once and cached. */
+  | { kind: 'use'; modelUrl: string; vocabUrl: string; modelSha256?: string };
 
 export interface ResolvedBase {
   descriptor: BaseModel;

@@ -47,6 +47,8 @@ export async function sourceIdentity(base: ResolvedBase): Promise<string> {
       return `nsfwjs:${source.model}:${descriptor.source}`;
     case 'url':
       return `url:${source.url}${source.sha256 ? `:sha256:${source.sha256}` : ''}`;
+    case 'use':
+      return `use:${source.modelUrl}${source.modelSha256 ? `:sha256:${source.modelSha256}` : ''}:vocab:${source.vocabUrl}`;
   }
 }
 

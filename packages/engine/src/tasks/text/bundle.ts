@@ -15,11 +15,14 @@ import type * as tf from '@tensorflow/tfjs';
 import type { TextPooling, TokenizerKind } from '@graft/contracts';
 import type { ZipInput } from '../../util/zip.ts';
 import type { BundleReader, RawInput, TaskPredictor } from '../task.ts';
+import type { SentenceEncoder } from './sentence-encoder.ts';
 
 export const TEXT_BUNDLE_FILE = 'text.json';
 
 export type TextBundleEncoder =
   | { format: 'tfjs-layers' }
+  /** A USE-style graph: `encoder/model.json` + `encoder/weights.bin`, its vocabulary `encoder/vocab.json`, read to `outputNode`. */
+  | { format: 'tfjs-graph'; outputNode: string }
   | {
       format: 'onnx';
       /** The encoder's path in the zip, or null when it was left out (over the size limit). */
@@ -113,8 +116,24 @@ export async function loadTextBundle(files: ReadonlyMap<string, Uint8Array>, sou
       dispose: () => model.dispose(),
     };
   }
-  const { openBundledOnnxEncoder } = await import('./onnx-bundle.ts');
-  const encoder = await openBundledOnnxEncoder(spec, spec.encoder, files, source, opts);
+  let encoder: SentenceEncoder;
+  if (spec.encoder.format === 'tfjs-graph') {
+    const [{ useEncoderFrom }, sentencepiece] = await Promise.all([import('./use/use-encoder.ts'), import('./use/sentencepiece.ts')]);
+    const assertVocabulary: typeof sentencepiece.assertVocabulary = sentencepiece.assertVocabulary;
+    const graph = await tfjs.loadGraphModel(
+      jsonLoader(json<tf.io.ModelJSON>('encoder/model.json'), (p) => {
+        const data = files.get(`encoder/${p}`);
+        if (!data) return Promise.reject(new Error(`${source} has no weights file encoder/${p}`));
+        return Promise.resolve(data);
+      }),
+    );
+    const vocab = json<unknown>('encoder/vocab.json');
+    assertVocabulary(vocab);
+    encoder = await useEncoderFrom(graph, vocab, { maxLength: spec.maxLength, outputNode: spec.encoder.outputNode, name: source });
+  } else {
+    const { openBundledOnnxEncoder } = await import('./onnx-bundle.ts');
+    encoder = await openBundledOnnxEncoder(spec, spec.encoder, files, source, opts);
+  }
   return {
     probabilities: async (inputs) => {
       const all = texts(inputs);

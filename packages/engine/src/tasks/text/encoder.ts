@@ -38,7 +38,70 @@ export async function openTextEncoder(base: ResolvedBase, opts: OpenEncoderOptio
   if (!isTextBase(descriptor)) throw new TrainingError('task_mismatch', `Base model "${descriptor.id}" is an ${descriptor.task} base, not a text one.`);
   if (descriptor.format === 'tfjs-layers') return openLayersTextEncoder(base, descriptor, opts);
   if (descriptor.format === 'onnx') return openOnnxEncoder(base, descriptor, opts);
+  if (descriptor.format === 'tfjs-graph') return openGraphEncoder(base, descriptor, opts);
   throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}" is a ${descriptor.format} text encoder, which this engine cannot train on yet.`);
+}
+
+/**
+ * A Universal-Sentence-Encoder-style graph by URL (source `use`: model.json and vocab.json URLs,
+ * fetched once into the hosted cache), frozen, read at node `cutLayer`. The bundle carries the
+ * graph and its vocabulary (`encoder/`), every checkpoint too.
+ */
+async function openGraphEncoder(base: ResolvedBase, descriptor: TextBaseModel, opts: OpenEncoderOptions): Promise<TaskEncoder> {
+  const { source } = base;
+  if (source.kind !== 'use') throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}" is a text graph from a ${source.kind} source; text graphs load by model and vocabulary URL.`);
+  const { openUseEncoder } = await import('./use/use-encoder.ts');
+  const enc = await openUseEncoder(
+    { modelUrl: source.modelUrl, vocabUrl: source.vocabUrl, outputNode: opts.cutLayer, maxLength: descriptor.preprocessing.maxLength, ...(source.modelSha256 ? { modelSha256: source.modelSha256 } : {}) },
+    { ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), ...(opts.signal ? { signal: opts.signal } : {}) },
+  );
+  try {
+    const vocab = { name: 'encoder/vocab.json', data: Buffer.from(JSON.stringify(enc.vocabulary)) };
+    const graph = await graphFiles(enc.graph);
+    const spec = textBundleFile({
+      kind: 'graft-text',
+      version: 1,
+      encoder: { format: 'tfjs-graph', outputNode: enc.outputNode },
+      tokenizer: { kind: 'unigram', files: [vocab.name], lowercase: false },
+      maxLength: enc.maxLength,
+      pooling: 'none',
+      batchSize: TEXT_INFERENCE_BATCH,
+    });
+    return frozenTextEncoder(descriptor, enc, {
+      inputIdentity: { tokenizer: tokenizerIdentity([vocab]), maxLength: enc.maxLength },
+      frozenOnly: { code: 'graph_model_frozen', message: `${descriptor.id} is a graph model: it can only be a frozen feature extractor.` },
+      bundleFiles: async () => [...graph, vocab, spec],
+    });
+  } catch (err) {
+    enc.dispose();
+    throw err;
+  }
+}
+
+/** A graph model's files for the bundle: `encoder/model.json` + `encoder/weights.bin`. */
+async function graphFiles(graph: tf.GraphModel): Promise<ZipInput[]> {
+  const files: ZipInput[] = [];
+  await graph.save({
+    save: async (a) => {
+      if (!(a.modelTopology && a.weightSpecs && a.weightData)) throw new Error('graph model artifacts lack topology or weights');
+      const modelJson: tf.io.ModelJSON = {
+        modelTopology: a.modelTopology,
+        format: a.format ?? 'graph-model',
+        generatedBy: a.generatedBy,
+        convertedBy: a.convertedBy,
+        weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }],
+        ...(a.signature ? { signature: a.signature } : {}),
+        ...(a.userDefinedMetadata ? { userDefinedMetadata: a.userDefinedMetadata } : {}),
+        ...(a.modelInitializer ? { modelInitializer: a.modelInitializer } : {}),
+        ...(a.initializerSignature ? { initializerSignature: a.initializerSignature } : {}),
+      };
+      files.push({ name: 'encoder/model.json', data: Buffer.from(JSON.stringify(modelJson)) });
+      const weights = Array.isArray(a.weightData) ? Buffer.concat(a.weightData.map((b) => Buffer.from(b))) : Buffer.from(a.weightData);
+      files.push({ name: 'encoder/weights.bin', data: weights });
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    },
+  });
+  return files;
 }
 
 /** Where a stored ONNX base keeps its graph (`inspectOnnxTextBase` moves the chosen file there), and its external data. */

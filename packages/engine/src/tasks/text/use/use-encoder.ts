@@ -17,7 +17,7 @@ import { TrainingCancelled, TrainingError } from '../../../errors.ts';
 import { defaultModelCacheDir, fetchHostedModel, HOSTED_LIMITS, hostedCacheDir, sha256Hex } from '../../../bases/hosted-cache.ts';
 import { directoryLoader } from '../../../bases/model-io.ts';
 import { throwIfAborted, type EmbedOptions } from '../graft-encoder/abort.ts';
-import { assertVocabulary, sentencePieceTokenizer, type SentencePieceTokenizer } from './sentencepiece.ts';
+import { assertVocabulary, sentencePieceTokenizer, type SentencePieceTokenizer, type Vocabulary } from './sentencepiece.ts';
 import type { SentenceEncoder } from '../sentence-encoder.ts';
 
 /** Where Google publishes USE lite for tfjs (what `@tensorflow-models/universal-sentence-encoder` 1.3 loads). */
@@ -55,6 +55,10 @@ export interface UseTextEncoder extends SentenceEncoder {
   readonly pooling: 'none';
   readonly graph: tf.GraphModel;
   readonly tokenizer: SentencePieceTokenizer;
+  /** vocab.json as read (a model bundle carries it). */
+  readonly vocabulary: Vocabulary;
+  /** The node whose output is the sentence vectors. */
+  readonly outputNode: string;
   countTokens(text: string): number;
   embed(texts: readonly string[], opts?: EmbedOptions): Promise<Float32Array>;
   dispose(): void;
@@ -73,70 +77,10 @@ export async function openUseEncoder(source: UseEncoderSource, opts: UseOpenOpti
   let graph: tf.GraphModel | null = null;
   try {
     const vocab = await fetchVocabulary(source.vocabUrl, { ...opts, cacheDir });
-    const tokenizer = sentencePieceTokenizer(vocab);
     graph = await tf.loadGraphModel(await directoryLoader(hosted.dir)).catch((err: Error) => {
       throw unavailable(source.modelUrl, `the graph does not load (${err.message})`);
     });
-    const inputs = graph.inputs.map((i) => i.name);
-    for (const name of ['indices', 'values']) {
-      if (!inputs.includes(name)) throw unavailable(source.modelUrl, `the graph has no "${name}" input (inputs: ${inputs.join(', ')}); a Universal-Sentence-Encoder-style graph takes sparse "indices" and "values"`);
-    }
-    const outputNode = source.outputNode ?? (graph.outputs.length === 1 ? graph.outputs[0]!.name : null);
-    if (!outputNode) throw unavailable(source.modelUrl, `the graph has ${graph.outputs.length} outputs (${graph.outputs.map((o) => o.name).join(', ')}); name the one with the sentence vectors (outputNode)`);
-    const g = graph;
-    const run = async (texts: readonly string[]): Promise<tf.Tensor2D> => {
-      const encoded = texts.map((t) => {
-        const ids = tokenizer.encode(t).slice(0, maxLength);
-        // An empty text still needs a row in the sparse batch: the unknown id stands for it.
-        return ids.length ? ids : [0];
-      });
-      const positions = encoded.flatMap((ids, row) => ids.map((_, col) => [row, col]));
-      const indices = tf.tensor2d(positions.flat(), [positions.length, 2], 'int32');
-      const values = tf.tensor1d(encoded.flat(), 'int32');
-      try {
-        const out = (await g.executeAsync({ indices, values }, outputNode)) as tf.Tensor;
-        if (out.rank !== 2 || out.shape[0] !== texts.length) {
-          const shape = out.shape;
-          out.dispose();
-          throw unavailable(source.modelUrl, `"${outputNode}" gave shape [${shape.join(', ')}] for ${texts.length} texts, not [${texts.length}, dim]`);
-        }
-        return out as tf.Tensor2D;
-      } finally {
-        indices.dispose();
-        values.dispose();
-      }
-    };
-    const probe = await run(['graft']);
-    const dim = probe.shape[1];
-    const finite = (await probe.data()).every(Number.isFinite);
-    probe.dispose();
-    if (!finite) throw unavailable(source.modelUrl, 'the graph gives non-finite values');
-    return {
-      kind: 'tfjs-graph',
-      dim,
-      maxLength,
-      pooling: 'none',
-      graph: g,
-      tokenizer,
-      countTokens: (text) => tokenizer.encode(text).length,
-      async embed(texts, o = {}) {
-        const batchSize = Math.max(1, o.batchSize ?? 32);
-        const out = new Float32Array(texts.length * dim);
-        for (let start = 0; start < texts.length; start += batchSize) {
-          throwIfAborted(o.signal);
-          const vectors = await run(texts.slice(start, start + batchSize));
-          out.set(await vectors.data(), start * dim);
-          vectors.dispose();
-          o.onProgress?.(Math.min(texts.length, start + batchSize), texts.length);
-          await new Promise((r) => setImmediate(r));
-        }
-        throwIfAborted(o.signal);
-        return out;
-      },
-      dispose() {
-        g.dispose();
-      },
-    };
+    return await useEncoderFrom(graph, vocab, { maxLength, outputNode: source.outputNode, name: source.modelUrl });
   } catch (err) {
     graph?.dispose();
     if (opts.signal?.aborted && !(err instanceof TrainingCancelled)) throw new TrainingCancelled();
@@ -145,6 +89,78 @@ export async function openUseEncoder(source: UseEncoderSource, opts: UseOpenOpti
   } finally {
     await hosted.release().catch(() => {});
   }
+}
+
+/**
+ * A USE-style encoder from a loaded graph and its vocabulary (opened by URL above, or read from a
+ * model bundle): inputs checked, one probe text run to learn the vector size. `name` says where it
+ * came from in errors (TrainingError `base_model_unavailable`).
+ */
+export async function useEncoderFrom(graph: tf.GraphModel, vocab: Vocabulary, o: { maxLength: number; outputNode?: string; name: string }): Promise<UseTextEncoder> {
+  const maxLength = o.maxLength;
+  const tokenizer = sentencePieceTokenizer(vocab);
+  const inputs = graph.inputs.map((i) => i.name);
+  for (const name of ['indices', 'values']) {
+    if (!inputs.includes(name)) throw unavailable(o.name, `the graph has no "${name}" input (inputs: ${inputs.join(', ')}); a Universal-Sentence-Encoder-style graph takes sparse "indices" and "values"`);
+  }
+  const outputNode = o.outputNode ?? (graph.outputs.length === 1 ? graph.outputs[0]!.name : null);
+  if (!outputNode) throw unavailable(o.name, `the graph has ${graph.outputs.length} outputs (${graph.outputs.map((out) => out.name).join(', ')}); name the one with the sentence vectors (outputNode)`);
+  const g = graph;
+  const run = async (texts: readonly string[]): Promise<tf.Tensor2D> => {
+    const encoded = texts.map((t) => {
+      const ids = tokenizer.encode(t).slice(0, maxLength);
+      // An empty text still needs a row in the sparse batch: the unknown id stands for it.
+      return ids.length ? ids : [0];
+    });
+    const positions = encoded.flatMap((ids, row) => ids.map((_, col) => [row, col]));
+    const indices = tf.tensor2d(positions.flat(), [positions.length, 2], 'int32');
+    const values = tf.tensor1d(encoded.flat(), 'int32');
+    try {
+      const out = (await g.executeAsync({ indices, values }, outputNode)) as tf.Tensor;
+      if (out.rank !== 2 || out.shape[0] !== texts.length) {
+        const shape = out.shape;
+        out.dispose();
+        throw unavailable(o.name, `"${outputNode}" gave shape [${shape.join(', ')}] for ${texts.length} texts, not [${texts.length}, dim]`);
+      }
+      return out as tf.Tensor2D;
+    } finally {
+      indices.dispose();
+      values.dispose();
+    }
+  };
+  const probe = await run(['graft']);
+  const dim = probe.shape[1];
+  const finite = (await probe.data()).every(Number.isFinite);
+  probe.dispose();
+  if (!finite) throw unavailable(o.name, 'the graph gives non-finite values');
+  return {
+    kind: 'tfjs-graph',
+    dim,
+    maxLength,
+    pooling: 'none',
+    graph: g,
+    tokenizer,
+    vocabulary: vocab,
+    outputNode,
+    countTokens: (text) => tokenizer.encode(text).length,
+    async embed(texts, eo = {}) {
+      const batchSize = Math.max(1, eo.batchSize ?? 32);
+      const out = new Float32Array(texts.length * dim);
+      for (let start = 0; start < texts.length; start += batchSize) {
+        throwIfAborted(eo.signal);
+        const vectors = await run(texts.slice(start, start + batchSize));
+        out.set(await vectors.data(), start * dim);
+        vectors.dispose();
+        eo.onProgress?.(Math.min(texts.length, start + batchSize), texts.length);
+        await new Promise((r) => setImmediate(r));
+      }
+      throwIfAborted(eo.signal);
+      return out;
+    },
+    dispose() {
+      g.dispose();
+    },
+  };
 }
 
 /** vocab.json from `<cacheDir>/hosted/<sha256(url)>/vocab.json`, else fetched (then cached) and checked. */
