@@ -89,7 +89,10 @@ export class Http {
       const signal = this.signal(opts);
       let res: Response;
       try {
-        res = await this.fetchImpl(this.url(path, opts.query), { method, headers, body, signal, redirect: 'follow' });
+        // A streamed body (an upload reporting progress) needs `duplex: 'half'` in Node's fetch.
+        const init: RequestInit & { duplex?: 'half' } = { method, headers, body, signal, redirect: 'follow' };
+        if (body instanceof ReadableStream) init.duplex = 'half';
+        res = await this.fetchImpl(this.url(path, opts.query), init);
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason ?? err;
         const timedOut = (err as Error)?.name === 'TimeoutError';

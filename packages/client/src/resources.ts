@@ -25,19 +25,62 @@ export function toBlob(file: FileData, filename: string | undefined, fallback: s
   return { blob, name: filename ?? own ?? fallback };
 }
 
+/**
+ * multipart/form-data as a stream, counting the file's bytes as they are sent (`FormData` gives no
+ * progress): the fields, then the file part.
+ */
+export function multipartStream(fields: [string, string][], file: { field: string; name: string; blob: Blob }, onProgress: (sent: number, total: number) => void) {
+  const boundary = `----graft${globalThis.crypto.randomUUID().replaceAll('-', '')}`;
+  const quote = (s: string) => s.replace(/["\r\n]/g, (c) => encodeURIComponent(c));
+  const enc = new TextEncoder();
+  const head = enc.encode(
+    fields.map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${quote(k)}"\r\n\r\n${v}\r\n`).join('') +
+      `--${boundary}\r\nContent-Disposition: form-data; name="${quote(file.field)}"; filename="${quote(file.name)}"\r\nContent-Type: ${file.blob.type || 'application/octet-stream'}\r\n\r\n`,
+  );
+  const tail = enc.encode(`\r\n--${boundary}--\r\n`);
+  const total = file.blob.size;
+  let sent = 0;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(head);
+      onProgress(0, total);
+    },
+    async pull(c) {
+      reader ??= file.blob.stream().getReader();
+      const { done, value } = await reader.read();
+      if (done) {
+        c.enqueue(tail);
+        c.close();
+        return;
+      }
+      c.enqueue(value);
+      sent += value.length;
+      onProgress(sent, total);
+    },
+    cancel: (reason) => reader?.cancel(reason),
+  });
+  return { body, contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
 export class Datasets {
   constructor(private readonly http: Http) {}
 
   /** `POST /v1/datasets`: an image zip (class folders) or a text CSV/JSONL file, checked in full before it is accepted. */
-  upload(params: UploadDatasetParams, opts: { signal?: AbortSignal } = {}): Promise<Dataset> {
-    const form = new FormData();
-    form.append('task', params.task);
-    if (params.name !== undefined) form.append('name', params.name);
-    if (params.maxInvalidShare !== undefined) form.append('maxInvalidShare', String(params.maxInvalidShare));
-    if (params.baseModel !== undefined) form.append('baseModel', params.baseModel);
+  upload(params: UploadDatasetParams, opts: { signal?: AbortSignal; onProgress?: (sent: number, total: number) => void } = {}): Promise<Dataset> {
+    const fields: [string, string][] = [['task', params.task]];
+    if (params.name !== undefined) fields.push(['name', params.name]);
+    if (params.maxInvalidShare !== undefined) fields.push(['maxInvalidShare', String(params.maxInvalidShare)]);
+    if (params.baseModel !== undefined) fields.push(['baseModel', params.baseModel]);
     const { blob, name } = toBlob(params.file, params.filename, 'dataset.zip');
-    form.append('file', blob, name);
     // No time limit: a large archive takes as long as it takes to send and check.
+    if (opts.onProgress) {
+      const { body, contentType } = multipartStream(fields, { field: 'file', name, blob }, opts.onProgress);
+      return this.http.request('POST', '/v1/datasets', { body, headers: { 'content-type': contentType }, signal: opts.signal }).then((r) => r.json() as Promise<Dataset>);
+    }
+    const form = new FormData();
+    for (const [k, v] of fields) form.append(k, v);
+    form.append('file', blob, name);
     return this.http.request('POST', '/v1/datasets', { form, signal: opts.signal }).then((r) => r.json() as Promise<Dataset>);
   }
 
