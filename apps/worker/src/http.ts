@@ -14,6 +14,8 @@ export interface WorkerHttp {
 export interface WorkerHttpHandlers {
   /** Why the worker is not healthy, or null when it is. */
   unhealthy(): string | null;
+  /** Shown in /healthz: the TensorFlow.js backend and what computes frozen bases' features. */
+  info?: { backend: string; frozenRuntime: string };
   /** Prometheus text exposition, and its content type. */
   metrics?(): Promise<{ contentType: string; body: string }>;
 }
@@ -27,7 +29,7 @@ export async function startWorkerHttp(port: number, host: string, handlers: Work
     }
     if (path === '/healthz') {
       const why = handlers.unhealthy();
-      res.writeHead(why ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(why ? { status: 'unhealthy', reason: why } : { status: 'ok' }));
+      res.writeHead(why ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...(why ? { status: 'unhealthy', reason: why } : { status: 'ok' }), ...handlers.info }));
       return;
     }
     if (path === '/metrics' && handlers.metrics) {

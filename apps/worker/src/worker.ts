@@ -21,7 +21,7 @@ export interface RunningWorker {
   unhealthy(): string | null;
 }
 
-export async function startWorker(config: WorkerConfig, log: Logger, backend: string): Promise<RunningWorker> {
+export async function startWorker(config: WorkerConfig, log: Logger, backend: string, frozenRuntime?: string): Promise<RunningWorker> {
   const db = createDb(config.DATABASE_URL, { max: 4, connectTimeoutMs: config.PG_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS });
   const storage = createStorage(config);
   await storage.init();
@@ -84,7 +84,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
     }
   });
 
-  const info = { id: config.WORKER_ID, backend, concurrency: config.WORKER_CONCURRENCY, since: new Date().toISOString() };
+  const info = { id: config.WORKER_ID, backend, ...(frozenRuntime ? { frozenRuntime } : {}), concurrency: config.WORKER_CONCURRENCY, since: new Date().toISOString() };
   const beat = async () => announceWorker(connection, config.QUEUE_PREFIX, info).catch((err) => log.warn({ err: err.message }, 'heartbeat failed'));
   await beat();
   const heartbeat = setInterval(beat, (WORKER_TTL_SECONDS * 1000) / 3);

@@ -9,6 +9,7 @@
  * - `initBackend()` picks the TensorFlow.js backend; call it before anything that runs a model.
  */
 export { BACKEND_CHOICES, initBackend, registerWasmGradientKernels, type BackendChoice, type BackendInfo } from './backend/index.ts';
+export { frozenRuntimeSetting, onnxRuntimeLoads, FROZEN_RUNTIME_CHOICES, type FrozenRuntime, type FrozenRuntimeSetting } from './onnx/frozen-runtime.ts';
 export { fineTune, type FineTuneOptions, type FineTuneOutcome, type TrainingEvent, type TrainingHooks } from './pipeline/index.ts';
 export { buildModelCard, loadPredictor, MODEL_CARD_FILES, renderModelCard, type CheckpointInfo, type LoadPredictorOptions, type ModelCard, type Prediction, type Predictor } from './export/index.ts';
 export { TrainingCancelled, TrainingError } from './errors.ts';

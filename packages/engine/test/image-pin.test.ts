@@ -24,6 +24,9 @@ import type { ResolvedBase } from '../src/bases/base-source.ts';
 import { makeDigitsZip } from './fixtures.ts';
 import { mnistBase, specFor } from './train-helpers.ts';
 
+// The pin is of the tfjs path (bit-identical weights); the ONNX feature path has its own test (onnx-features.test.ts).
+process.env.GRAFT_FROZEN_RUNTIME = 'tfjs';
+
 const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
 const EXPECTED = fileURLToPath(new URL('./image-pin.expected.json', import.meta.url));
 const RECORD = process.env.GRAFT_PIN_RECORD === '1';

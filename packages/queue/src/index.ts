@@ -85,6 +85,8 @@ export async function publishFeedUpdate(redis: Redis, prefix: string, fineTuneId
 export interface WorkerInfo {
   id: string;
   backend: string;
+  /** What computes frozen layers bases' features: `onnx` (ONNX Runtime) or `tfjs` (GRAFT_FROZEN_RUNTIME, the backend). */
+  frozenRuntime?: string;
   concurrency: number;
   since: string;
 }

@@ -34,7 +34,15 @@ export default async function health(app: FastifyInstance) {
     {
       status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
       checks: Type.Object({ postgres: Check, redis: Check }),
-      workers: Type.Array(Type.Object({ id: Type.String(), backend: Type.String(), concurrency: Type.Integer(), since: Type.String() })),
+      workers: Type.Array(
+        Type.Object({
+          id: Type.String(),
+          backend: Type.String(),
+          frozenRuntime: Type.Optional(Type.String({ description: 'What computes frozen image bases\' features: `onnx` (ONNX Runtime, after a check against TensorFlow.js) or `tfjs`.' })),
+          concurrency: Type.Integer(),
+          since: Type.String(),
+        }),
+      ),
     },
     { title: 'Readiness' },
   );
@@ -44,7 +52,7 @@ export default async function health(app: FastifyInstance) {
       schema: {
         operationId: 'ready',
         tags: ['health'],
-        summary: 'Postgres and Redis answer; lists live workers and their TensorFlow.js backend',
+        summary: 'Postgres and Redis answer; lists live workers, their TensorFlow.js backend and frozen-base runtime',
         response: {
           200: described(Readiness, 'Postgres and Redis answer.'),
           503: described(Readiness, 'A dependency does not answer: `checks` says which.'),

@@ -8,3 +8,4 @@ export { samePads } from './padding.ts';
 export { openOnnxRunner, onnxRuntimeVersion, type OnnxRunner, type OnnxRunnerOptions } from './runtime.ts';
 export { compareWithTfjs, relativeError, randomInputs, tfjsReference, MAX_RELATIVE_ERROR, type Equivalence } from './verify.ts';
 export { prepareOnnxBase, modelChecksum, onnxCacheKey, onnxCacheFiles, type OnnxBase, type OnnxBaseRecord, type PrepareOnnxOptions } from './prepare.ts';
+export { frozenRuntimeSetting, onnxRuntimeLoads, FROZEN_RUNTIME_CHOICES, type FrozenRuntime, type FrozenRuntimeChoice, type FrozenRuntimeSetting } from './frozen-runtime.ts';

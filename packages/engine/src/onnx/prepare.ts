@@ -63,13 +63,17 @@ export type OnnxBase =
   | { ok: true; runner: OnnxRunner; record: OnnxBaseRecord; cached: boolean; path: string | null }
   | { ok: false; reason: string; record: OnnxBaseRecord | null; cached: boolean };
 
-/** sha256 over the model's topology (JSON) and each weight's name, shape and float32 bytes. */
+/**
+ * sha256 over the model's topology (JSON) and each weight's name, shape and float32 bytes. Names as
+ * the model declares them (`originalName`): tfjs makes variable names unique per process, so the
+ * same base loaded twice would otherwise get two checksums.
+ */
 export function modelChecksum(model: tf.LayersModel): string {
   const hash = createHash('sha256');
   hash.update(JSON.stringify(model.toJSON(null, false)));
   for (const w of model.weights) {
     const t = w.read();
-    hash.update(`${w.name}:${t.shape.join('x')}:${t.dtype};`);
+    hash.update(`${w.originalName}:${t.shape.join('x')}:${t.dtype};`);
     const data = t.dataSync() as Float32Array;
     hash.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }

@@ -9,6 +9,7 @@
  */
 import { initBackend } from '../backend/backend.ts';
 import { TrainingCancelled } from '../errors.ts';
+import { frozenRuntimeSetting } from '../onnx/frozen-runtime.ts';
 import { loadTask } from '../tasks/index.ts';
 import { RunContext } from './context.ts';
 import type { FineTuneOptions, FineTuneOutcome } from './options.ts';
@@ -30,7 +31,13 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> 
   const task = await loadTask(opts.base.descriptor.task);
   const backend = await initBackend();
   const ctx = new RunContext(opts, task, backend);
-  await ctx.emit({ level: 'info', type: 'backend', message: `Training on the TensorFlow.js ${backend.name} backend.`, data: { ...backend } });
+  const frozen = frozenRuntimeSetting(backend.name);
+  await ctx.emit({
+    level: 'info',
+    type: 'backend',
+    message: `Training on the TensorFlow.js ${backend.name} backend; frozen layers bases: ${frozen.runtime === 'onnx' ? `ONNX Runtime (${frozen.threads} threads) once converted and checked` : `TensorFlow.js (${frozen.reason})`}.`,
+    data: { ...backend, frozenRuntime: frozen.runtime, frozenRuntimeRequested: frozen.requested },
+  });
   try {
     const data = await prepareData(ctx, opts);
     const { encoder, selection } = await openEncoder(ctx);

@@ -34,6 +34,8 @@ export class TrainingRecord {
   /** Every epoch of the head and fine-tune phases (the History callback appends). */
   readonly history: EpochResult[] = [];
   backend = '';
+  /** What computed the frozen features when ONNX Runtime was meant to (`onnx`, or `tfjs` after a fallback); unset otherwise. */
+  featureRuntime: 'onnx' | 'tfjs' | undefined = undefined;
   split: { train: string[]; validation: string[] } = { train: [], validation: [] };
 
   constructor(private readonly spec: FineTuneSpec, private readonly base: ResolvedBase) {}
@@ -82,6 +84,7 @@ export class TrainingRecord {
       phases: this.phases,
       history: this.history,
       backend: this.backend,
+      featureRuntime: this.featureRuntime,
       split: this.split,
       ...extra,
     };

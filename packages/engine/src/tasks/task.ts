@@ -148,6 +148,19 @@ export interface TaskInputs<B = unknown> {
   describePass(p: { count: number; features: 'all' | 'validation' | null; storing: boolean }): { start: string; progress(done: number, total: number): string };
 }
 
+/** How an encoder's frozen features are computed, for the job's `backend` event. */
+export interface FeatureRuntime {
+  runtime: 'onnx' | 'tfjs';
+  /** GRAFT_FROZEN_RUNTIME as set (`auto`, `onnx`, `tfjs`). */
+  requested: string;
+  /** Why tfjs: the setting, the backend, or (with `fallback`) why the ONNX path could not be used. */
+  reason: string | null;
+  /** ONNX Runtime was wanted but the conversion failed its check or met an unsupported layer. */
+  fallback: boolean;
+  /** The ONNX path's figures: the converted model's cache key, the check against tfjs, threads. */
+  onnx: { version: string; threads: number; key: string; cached: boolean; relError: number; checkedOn: string; convertMs: number; checkMs: number; flopsPerImage: number | null; batchSize: number } | null;
+}
+
 /** A base opened for a job as the task's frozen encoder. */
 export interface TaskEncoder {
   /**
@@ -171,6 +184,11 @@ export interface TaskEncoder {
   readonly run: ((x: ModelInput) => tf.Tensor) | null;
   /** Examples per inference call: bounds activation memory, and the event loop runs between calls. */
   readonly inferenceBatchSize: number;
+  /**
+   * What computes the frozen features of `inputs.pass` for a tfjs layers encoder: ONNX Runtime (the
+   * cut converted and checked against tfjs) or tfjs; undefined where the question does not arise.
+   */
+  readonly featureRuntime?: FeatureRuntime;
   /** What turns an example into model input, for cache keys: `{ preprocessing }`, `{ tokenizer, maxLength }`. */
   readonly inputIdentity: Record<string, unknown>;
   /** Set when the base is a previous graft fine-tune. */

@@ -37,11 +37,13 @@ export async function evaluate(t: Training, datasetPath: string, encoderChanged:
     : inputs.valX
       ? await scoreHeadOnFeatures(model.head, inputs.valX, inputs.labels.validation, numClasses, k)
       : new Scorer(numClasses, k);
+  // Features from another runtime (ONNX) of an encoder that never changed: the test set through them too.
+  const testOnFeatures = !model.predict || (!encoderChanged && encoder.featureRuntime?.runtime === 'onnx');
   const testScores = !testSet
     ? null
-    : model.predict
-      ? await scoreOnDataset(read(testSet.path), testSet.examples, [transfer(), ...(baseline ? [baseline.predict] : [])], numClasses, k)
-      : [await scoreTestOnFeatures(t, testSet)];
+    : testOnFeatures
+      ? [await scoreTestOnFeatures(t, testSet), ...(baseline ? await scoreOnDataset(read(testSet.path), testSet.examples, [baseline.predict], numClasses, k) : [])]
+      : await scoreOnDataset(read(testSet.path), testSet.examples, [transfer(), ...(baseline ? [baseline.predict] : [])], numClasses, k);
   return {
     validation,
     test: testScores ? testScores[0]! : null,
@@ -51,7 +53,9 @@ export async function evaluate(t: Training, datasetPath: string, encoderChanged:
 
 /**
  * An encoder outside tfjs (ONNX) never changes and has no per-batch `run`: the test set is scored
- * as the exported bundle computes it, the encoder's features (one pass) through the head.
+ * as the exported bundle computes it, the encoder's features (one pass) through the head. A frozen
+ * layers encoder whose features come from ONNX Runtime is scored the same way (its features match
+ * tfjs within the converter's check).
  */
 async function scoreTestOnFeatures(t: Training, testSet: { path: string; examples: readonly Example[] }): Promise<Scorer> {
   const { ctx, data, model, encoder } = t;

@@ -24,8 +24,29 @@ export async function openEncoder(ctx: RunContext): Promise<OpenedEncoder> {
     ...(spec.maxBundledEncoderBytes !== undefined ? { maxBundledEncoderBytes: spec.maxBundledEncoderBytes } : {}),
   });
   ctx.onDispose(() => encoder.dispose());
+  await reportFeatureRuntime(ctx, encoder);
   const selection = encoder.cut ? selectTrainableLayers(encoder.cut, spec.trainableLayers) : { layers: [], names: [], clampedFrom: null };
   return { encoder, selection };
+}
+
+/**
+ * The second `backend` event, when a frozen layers encoder was meant for ONNX Runtime: on it (with
+ * the check's error against tfjs), or back on tfjs and why. A setting or backend that keeps tfjs
+ * was said in the first `backend` event already.
+ */
+async function reportFeatureRuntime(ctx: RunContext, encoder: TaskEncoder): Promise<void> {
+  const r = encoder.featureRuntime;
+  if (!r || (r.runtime === 'tfjs' && !r.fallback)) return;
+  ctx.record.featureRuntime = r.runtime;
+  const o = r.onnx;
+  await ctx.emit({
+    level: 'info',
+    type: 'backend',
+    message: o
+      ? `Frozen base features on ONNX Runtime ${o.version} (${o.threads} threads, ${o.batchSize} per call): the converted base ${o.cached ? 'was reused from the cache' : `was converted in ${o.convertMs} ms`} and matched TensorFlow.js (${o.checkedOn}) within a relative error of ${o.relError.toExponential(1)}.`
+      : `Frozen base features stay on TensorFlow.js: ${r.reason}.`,
+    data: { featureRuntime: r.runtime, fallback: r.fallback, reason: r.reason, onnx: o },
+  });
 }
 
 /** `unsupported_on_backend` before any expensive work when the backend cannot compute the gradients the plan needs. */

@@ -40,7 +40,16 @@ export async function prepareInputs(ctx: RunContext, encoder: TaskEncoder, data:
   const labels = { train: split.train.map((e) => e.label), validation: split.validation.map((e) => e.label) };
   const datasetSha256 = data.sha256;
   const keyParts: FeatureCacheKeyParts | null = cacheDir
-    ? { baseId: ctx.base.descriptor.id, sourceIdentity: await sourceIdentity(ctx.base), cutLayer: ctx.spec.cutLayer, datasetSha256, ...encoder.inputIdentity, pooling: encoder.pooling }
+    ? {
+        baseId: ctx.base.descriptor.id,
+        sourceIdentity: await sourceIdentity(ctx.base),
+        cutLayer: ctx.spec.cutLayer,
+        datasetSha256,
+        ...encoder.inputIdentity,
+        pooling: encoder.pooling,
+        // Features from ONNX Runtime differ from tfjs' in the last bits: their own entry (tfjs keys are unchanged).
+        ...(encoder.featureRuntime?.onnx ? { runtime: 'onnx', onnxModel: encoder.featureRuntime.onnx.key } : {}),
+      }
     : null;
   const featureKey = keyParts ? featureCacheKey(keyParts) : null;
 

@@ -16,6 +16,7 @@ import type { OpenEncoderOptions, PreviousFineTune, TaskEncoder } from '../task.
 import { graphBundleFiles, preprocessingFile } from './bundle.ts';
 import { imageCacheStore } from './image-cache.ts';
 import { decodePass, readImagesExactly, type FeatureStep } from './input-pass.ts';
+import { openOnnxFeatures, type OnnxFeatures } from './onnx-features.ts';
 import { featureBatchSize } from './preprocess.ts';
 
 export async function openImageEncoder(base: ResolvedBase, opts: OpenEncoderOptions): Promise<TaskEncoder> {
@@ -30,9 +31,11 @@ export async function openImageEncoder(base: ResolvedBase, opts: OpenEncoderOpti
   });
   const layers = opened.layers;
   const graph = opened.graph;
+  let onnx: OnnxFeatures | null = null;
   const dispose = () => {
     releaseWeights([layers]);
     graph?.dispose();
+    void onnx?.release().catch(() => {});
   };
   try {
     let cut: tf.LayersModel | null = null;
@@ -57,13 +60,16 @@ export async function openImageEncoder(base: ResolvedBase, opts: OpenEncoderOpti
       shape = tf.tidy(() => run(tf.zeros([1, pre.height, pre.width, pre.channels]) as tf.Tensor4D).shape.slice(1));
     }
     const layout = featureLayout(shape);
-    const step: FeatureStep = { run, pooling: layout.pooling, dim: layout.dim };
+    // A frozen layers cut computes its features on ONNX Runtime when it converts and checks out.
+    if (cut) onnx = await openOnnxFeatures(cut, layout.pooling, pre, { cacheDir: opts.cacheDir, signal: opts.signal });
+    const step: FeatureStep = { run, pooling: layout.pooling, dim: layout.dim, rows: onnx?.rows ?? null };
     return {
       cut,
       frozenOnly: cut ? null : { code: 'graph_model_frozen', message: GRAPH_FROZEN_MESSAGE },
       ...layout,
       run: (x) => run(x as tf.Tensor4D),
       inferenceBatchSize: featureBatchSize(pre),
+      ...(onnx ? { featureRuntime: onnx.report } : {}),
       inputIdentity: { preprocessing: pre },
       previous,
       inputs: {

@@ -18,6 +18,8 @@ export interface FeatureStep {
   run(x: tf.Tensor4D): tf.Tensor;
   pooling: Pooling;
   dim: number;
+  /** The same features from another runtime (ONNX): pooled rows of n NHWC float32 images, `batchSize` per call. */
+  rows?: { batchSize: number; run(x: Float32Array, n: number): Promise<Float32Array> } | null;
 }
 
 /**
@@ -36,21 +38,40 @@ export async function decodePass(zipPath: string, pre: Preprocessing, step: Feat
   const row = new Map(paths.map((p, i) => [p, i]));
   const out = fx ? new Float32Array(paths.length * fx.dim) : null;
   const seen = new Set<string>();
-  const batchSize = featureBatchSize(pre);
+  const batchSize = fx?.rows?.batchSize ?? featureBatchSize(pre);
   let pending: { rows: number[]; inputs: tf.Tensor3D[] } = { rows: [], inputs: [] };
+
+  const features = async (inputs: tf.Tensor3D[], n: number): Promise<Float32Array> => {
+    if (fx!.rows) {
+      const x = tf.stack(inputs);
+      try {
+        return await fx!.rows.run(await x.data<'float32'>(), n);
+      } finally {
+        x.dispose();
+      }
+    }
+    const values = tf.tidy(() => {
+      const y = fx!.run(tf.stack(inputs) as tf.Tensor4D);
+      if (fx!.pooling === 'avg') return y.mean([1, 2]);
+      return fx!.pooling === 'flatten' ? y.reshape([n, fx!.dim]) : y;
+    });
+    try {
+      return await values.data<'float32'>();
+    } finally {
+      values.dispose();
+    }
+  };
 
   const flush = async () => {
     if (pending.inputs.length === 0 || !fx || !out) return;
     const { rows, inputs } = pending;
     pending = { rows: [], inputs: [] };
-    const values = tf.tidy(() => {
-      const y = fx.run(tf.stack(inputs) as tf.Tensor4D);
-      if (fx.pooling === 'avg') return y.mean([1, 2]);
-      return fx.pooling === 'flatten' ? y.reshape([rows.length, fx.dim]) : y;
-    });
-    tf.dispose(inputs);
-    const data = await values.data<'float32'>();
-    values.dispose();
+    let data: Float32Array;
+    try {
+      data = await features(inputs, rows.length);
+    } finally {
+      tf.dispose(inputs);
+    }
     rows.forEach((r, k) => out.set(data.subarray(k * fx.dim, (k + 1) * fx.dim), r * fx.dim));
     await opts.onProgress?.(seen.size, paths.length);
     await new Promise((r) => setImmediate(r)); // let IPC and cancel messages through
