@@ -18,6 +18,7 @@ import baseModelRoutes from './routes/v1/base-models/index.ts';
 import datasetRoutes from './routes/v1/datasets/index.ts';
 import fineTuneRoutes from './routes/v1/fine-tunes/index.ts';
 import predictRoutes from './routes/v1/fine-tunes/predict.ts';
+import webhookEndpointRoutes from './routes/v1/webhook-endpoints/index.ts';
 
 const addFormats = addFormatsImport as unknown as (ajv: Ajv) => Ajv;
 
@@ -58,5 +59,6 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(baseModelRoutes, { prefix: '/v1/base-models' });
   await app.register(fineTuneRoutes, { prefix: '/v1/fine-tunes' });
   await app.register(predictRoutes, { prefix: '/v1/fine-tunes' });
+  await app.register(webhookEndpointRoutes, { prefix: '/v1/webhook-endpoints' });
   return app;
 }

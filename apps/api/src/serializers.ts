@@ -1,6 +1,7 @@
 /** Database rows → the public shapes of contracts (times as ISO strings, sizes as numbers). */
+import { WEBHOOK_EVENT_TYPES, type WebhookDelivery, type WebhookEventType } from '@graft/contracts';
 import type { BaseModel, Checkpoint, Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneProgress, FineTuneSpec, TextDataset } from '@graft/contracts';
-import { userBaseToModel, type CheckpointRow, type DatasetRow, type EventRow, type FineTuneRow, type MetricRow, type ProgressRow, type UserBaseRow } from '@graft/db';
+import { userBaseToModel, type CheckpointRow, type DatasetRow, type EventRow, type FineTuneRow, type MetricRow, type ProgressRow, type UserBaseRow, type WebhookAttemptRow, type WebhookDeliveryRow } from '@graft/db';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const SKIPPED_LISTED = 100;
@@ -96,6 +97,7 @@ export function fineTuneOut(row: FineTuneRow): FineTune {
     startedAt: iso(row.startedAt),
     finishedAt: iso(row.finishedAt),
     cancelRequestedAt: iso(row.cancelRequestedAt),
+    webhook: row.webhookUrl ? { url: row.webhookUrl, events: (row.webhookEvents as WebhookEventType[] | null) ?? [...WEBHOOK_EVENT_TYPES] } : null,
   };
 }
 
@@ -128,3 +130,19 @@ export function checkpointOut(row: CheckpointRow): Checkpoint {
 }
 
 export const userBaseOut = (row: UserBaseRow): BaseModel => userBaseToModel(row);
+
+export function deliveryOut(row: WebhookDeliveryRow & { attempts: WebhookAttemptRow[] }): WebhookDelivery {
+  return {
+    id: row.id,
+    object: 'webhook_delivery',
+    fineTune: row.fineTuneId,
+    endpoint: row.endpointId,
+    url: row.url,
+    type: row.type as WebhookEventType,
+    event: row.eventId,
+    status: row.status as WebhookDelivery['status'],
+    attempts: row.attempts.map((a) => ({ attempt: a.attempt, at: a.createdAt.toISOString(), responseStatus: a.responseStatus, error: a.error, durationMs: a.durationMs })),
+    nextAttemptAt: iso(row.nextAttemptAt),
+    createdAt: row.createdAt.toISOString(),
+  };
+}

@@ -12,6 +12,11 @@ export const WorkerEnv = Type.Object({
   WORKER_LOCK_MS: Type.Integer({ minimum: 1_000, default: 30_000, description: "BullMQ's job lock (renewed at half of it) and stalled-job check interval: a killed worker's job is free to move after this long." }),
   CHECKPOINT_RECORD_DEADLINE_MS: Type.Integer({ minimum: 1_000, default: 60_000, description: 'How long storing and recording one checkpoint is retried (storage or Postgres away) before the job fails with `checkpoint_unrecorded`.' }),
   TRAINER_MAX_OLD_SPACE_MB: Type.Integer({ minimum: 256, default: 4096, description: 'Heap limit of each training process.' }),
+  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'Webhook deliveries sent at once.' }),
+  WEBHOOK_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 30, default: 12, description: 'Attempts per delivery (the first and its retries).' }),
+  WEBHOOK_RETRY_BASE_MS: Type.Integer({ minimum: 10, default: 5_000, description: 'Delay before the first retry; doubled for each next one.' }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000, description: 'Bound of one delivery attempt (connect, send, answer).' }),
+  WEBHOOK_DISPATCH_POLL_MS: Type.Integer({ minimum: 50, default: 2_000, description: 'Deliveries not yet queued are looked for this often (and on every job-feed nudge).' }),
 });
 export type WorkerConfig = Static<typeof WorkerEnv>;
 

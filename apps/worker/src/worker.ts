@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
 import { failJob, HANDED_BACK, processFineTune, type JobContext } from './process-job.ts';
 import type { TrainingRun } from './trainer/run-training.ts';
+import { startWebhooks } from './webhooks.ts';
 
 /** How long before the end of the grace period running jobs are asked to stop (a stop takes up to one batch). */
 const HANDBACK_MARGIN_MS = 10_000;
@@ -84,6 +85,8 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
     }
   });
 
+  const hooks = await startWebhooks(config, db, connection, subscriber, log);
+
   const info = { id: config.WORKER_ID, backend, ...(frozenRuntime ? { frozenRuntime } : {}), concurrency: config.WORKER_CONCURRENCY, since: new Date().toISOString() };
   const beat = async () => announceWorker(connection, config.QUEUE_PREFIX, info).catch((err) => log.warn({ err: err.message }, 'heartbeat failed'));
   await beat();
@@ -121,6 +124,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
       await Promise.race([closing, new Promise((r) => setTimeout(r, graceMs + 2_000))]);
       clearTimeout(soft);
       clearTimeout(hard);
+      await hooks.close().catch((err: Error) => log.warn({ err: err.message }, 'closing webhook deliveries failed'));
       await withdrawWorker(connection, config.QUEUE_PREFIX, config.WORKER_ID).catch(() => {});
       await reconciler.close().catch(() => {});
       await producer.close().catch(() => {});

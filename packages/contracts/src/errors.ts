@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   base_model_unusable: { status: 422, description: 'The base cannot be used this way (a fine-tune that has not succeeded; a graph model with unfrozen layers or a scratch baseline).' },
   invalid_base_model: { status: 422, description: 'A base being registered does not load, or its shapes do not fit the stated preprocessing and feature layer.' },
   class_mismatch: { status: 422, description: 'The test dataset (or class weights) names classes the training dataset does not have.' },
+  webhook_endpoint_not_found: { status: 404, description: 'No webhook endpoint with that id.' },
+  invalid_webhook_url: { status: 422, description: 'The webhook URL is not http(s), or its address is not one graft may send to (loopback, link-local, private, unresolvable) unless the operator allows it.' },
   checkpoint_not_found: { status: 404, description: 'No checkpoint with that id in this job.' },
   task_mismatch: { status: 422, description: 'The dataset and the base model are for different tasks.' },
   idempotency_key_reused: { status: 409, description: 'The Idempotency-Key was used before with a different request body.' },

@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox';
 import { Augmentation, CheckpointEvery, ClassWeights, EarlyStopping, TrainableLayers } from './training-options.ts';
 import { Deleted, Literals, NullableTimestamp, PageFields, Page, Timestamp } from './common.ts';
 import { JobError } from './errors.ts';
+import { WEBHOOK_EVENT_TYPES, WEBHOOK_URL_RULE, WebhookEventTypes, WebhookUrl } from './webhooks.ts';
 
 export const FINE_TUNE_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type FineTuneStatus = (typeof FINE_TUNE_STATUSES)[number];
@@ -80,6 +81,8 @@ export const CreateFineTuneBody = Type.Object(
       minimum: 0,
       description: `Text bases in ONNX: the downloaded model holds the encoder file when it has at most this many bytes; a larger one is only named in text.json (sha256 and source), to be given to the loader. Default ${BUNDLED_ENCODER_MAX_BYTES_DEFAULT} (512 MiB).`,
     })),
+    webhookUrl: Type.Optional({ ...WebhookUrl, description: `Where to POST this job's events, signed (Standard Webhooks) with the secret in the answer's \`webhook.secret\`. ${WEBHOOK_URL_RULE}` }),
+    webhookEvents: Type.Optional(WebhookEventTypes),
   },
   { additionalProperties: false, title: 'CreateFineTuneRequest' },
 );
@@ -216,6 +219,14 @@ export const FineTune = Type.Object(
     createdAt: Timestamp,
     startedAt: NullableTimestamp,
     finishedAt: NullableTimestamp,
+    webhook: Type.Union([
+      Type.Object({
+        url: Type.String(),
+        events: Type.Array(Literals(WEBHOOK_EVENT_TYPES)),
+        secret: Type.Optional(Type.String({ description: 'The signing secret (`whsec_…`): only in the answer to `POST /v1/fine-tunes` (and its idempotent replays).' })),
+      }),
+      Type.Null(),
+    ], { description: 'The job\'s own webhook (`webhookUrl`), if any.' }),
     warnings: Type.Optional(Type.Array(RequestWarning, {
       description: 'Only in the answer to `POST /v1/fine-tunes` (and its idempotent replays): what validation noticed, e.g. a test set sharing texts with the training set (`leakage`). The same warnings are the first events of the job.',
     })),

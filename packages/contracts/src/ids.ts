@@ -7,6 +7,9 @@ export const ID_PREFIX = {
   fineTune: 'ft',
   checkpoint: 'ck',
   event: 'ev',
+  webhookEndpoint: 'we',
+  /** Standard Webhooks' own prefix for message ids (`webhook-id`). */
+  webhookDelivery: 'msg',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 

@@ -12,3 +12,4 @@ export * from './normalize.ts';
 export * from './checkpoints.ts';
 export * from './stream.ts';
 export * from './predictions.ts';
+export * from './webhooks.ts';

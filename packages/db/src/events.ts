@@ -1,6 +1,7 @@
 import { newId } from '@graft/contracts';
 import type { Db } from './client.ts';
 import type { Prisma } from './generated/prisma/client.ts';
+import { recordDeliveries } from './webhooks.ts';
 
 export interface NewEvent {
   fineTuneId: string;
@@ -10,8 +11,12 @@ export interface NewEvent {
   data?: Record<string, unknown> | null;
 }
 
-export function appendEvent(db: Db, e: NewEvent) {
-  return db.event.create({
+/**
+ * Inserts an event with its webhook deliveries (inside the caller's transaction): every event
+ * insert goes through here, so no event that webhooks want is ever committed without them.
+ */
+export async function insertEvent(tx: Db | Prisma.TransactionClient, e: NewEvent) {
+  const row = await tx.event.create({
     data: {
       id: newId('event'),
       fineTuneId: e.fineTuneId,
@@ -21,6 +26,12 @@ export function appendEvent(db: Db, e: NewEvent) {
       data: (e.data ?? null) as Prisma.InputJsonValue,
     },
   });
+  await recordDeliveries(tx, row);
+  return row;
+}
+
+export function appendEvent(db: Db, e: NewEvent) {
+  return db.$transaction((tx) => insertEvent(tx, e));
 }
 
 /** Oldest first (the order they happened in); `after` is the id of the last event already seen. */

@@ -2,7 +2,7 @@ import { GraftError, ID_PREFIX, newId, type FineTuneSpec, type FineTuneStatus } 
 import type { Db } from './client.ts';
 import type { Prisma } from './generated/prisma/client.ts';
 import { ACTIVE_STATUSES, page, type DeleteOutcome } from './datasets.ts';
-import type { NewEvent } from './events.ts';
+import { insertEvent, type NewEvent } from './events.ts';
 
 export interface NewFineTune {
   spec: FineTuneSpec;
@@ -10,6 +10,8 @@ export interface NewFineTune {
   requestHash: string;
   /** Events to record right after "Job queued" (e.g. warnings found while validating the request). */
   events?: Omit<NewEvent, 'fineTuneId'>[];
+  /** The job's own webhook (`events` undefined: every type). */
+  webhook?: { url: string; events?: readonly string[] | undefined; secret: string } | undefined;
 }
 
 const json = (v: unknown) => v as Prisma.InputJsonValue;
@@ -34,14 +36,13 @@ export async function createFineTune(db: Db, f: NewFineTune) {
         idempotencyKey: f.idempotencyKey ?? null,
         requestHash: f.requestHash,
         epochs: f.spec.hyperparameters.epochs + f.spec.hyperparameters.fineTuneEpochs,
+        webhookUrl: f.webhook?.url ?? null,
+        webhookEvents: f.webhook?.events ? json(f.webhook.events) : undefined,
+        webhookSecret: f.webhook?.secret ?? null,
       },
     });
-    await tx.event.create({
-      data: { id: newId('event'), fineTuneId: id, level: 'info', type: 'status', message: 'Job queued', data: json({ status: 'queued' }) },
-    });
-    for (const e of f.events ?? []) {
-      await tx.event.create({ data: { id: newId('event'), fineTuneId: id, level: e.level, type: e.type, message: e.message, data: json(e.data ?? null) } });
-    }
+    await insertEvent(tx, { fineTuneId: id, level: 'info', type: 'status', message: 'Job queued', data: { status: 'queued' } });
+    for (const e of f.events ?? []) await insertEvent(tx, { ...e, fineTuneId: id });
     return row;
   });
 }
@@ -142,9 +143,7 @@ export async function transition(
   return db.$transaction(async (tx) => {
     const { count } = await tx.fineTune.updateMany({ where: { id, status: { in: [...from] } }, data: { ...toUpdate(patch), status: to } });
     if (count !== 1) return false;
-    await tx.event.create({
-      data: { id: newId('event'), fineTuneId: id, level: event.level, type: event.type, message: event.message, data: json(event.data ?? null) },
-    });
+    await insertEvent(tx, { ...event, fineTuneId: id });
     return true;
   });
 }

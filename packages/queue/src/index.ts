@@ -3,11 +3,11 @@
  * Every key lives under a prefix (`QUEUE_PREFIX`) so that test runs and deployments sharing a
  * Redis cannot see each other's jobs.
  */
-import { CANCEL_CHANNEL, FINE_TUNE_QUEUE, STREAM_CHANNEL, type FineTuneJobData } from '@graft/contracts';
+import { CANCEL_CHANNEL, FINE_TUNE_QUEUE, STREAM_CHANNEL, WEBHOOK_QUEUE, type FineTuneJobData, type WebhookJobData } from '@graft/contracts';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
-export { FINE_TUNE_QUEUE, CANCEL_CHANNEL };
+export { FINE_TUNE_QUEUE, CANCEL_CHANNEL, WEBHOOK_QUEUE };
 export { reconcileOnce, startReconciler, type Reconciler, type ReconcileReport } from './reconciler.ts';
 
 export interface QueueConfig {
@@ -57,6 +57,28 @@ export function createFineTuneQueue(cfg: QueueConfig, connection: Redis): Queue<
       removeOnFail: { age: 7 * 24 * 3600 },
     },
   });
+}
+
+/**
+ * Webhook deliveries: retried by BullMQ with exponential backoff (`retryBaseMs` × 2^(n-1) before
+ * attempt n+1), `attempts` in all, so a delivery is given up after a bounded time.
+ */
+export function createWebhookQueue(cfg: QueueConfig, connection: Redis, retry: { attempts: number; retryBaseMs: number }): Queue<WebhookJobData> {
+  return new Queue<WebhookJobData>(WEBHOOK_QUEUE, {
+    connection,
+    prefix: cfg.prefix,
+    defaultJobOptions: {
+      attempts: retry.attempts,
+      backoff: { type: 'exponential', delay: retry.retryBaseMs },
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  });
+}
+
+/** Every job's feed channel, as a pattern (the webhook dispatcher listens to all of them). */
+export function feedChannelPattern(prefix: string): string {
+  return `${prefix}:${STREAM_CHANNEL}:*`;
 }
 
 export function cancelChannel(prefix: string): string {

@@ -92,6 +92,7 @@ export default fp(
           { name: 'datasets', description: 'Labelled data to fine-tune on' },
           { name: 'base-models', description: 'Pretrained models graft can start from' },
           { name: 'fine-tunes', description: 'Training jobs, their events, metrics, checkpoints and models' },
+          { name: 'webhooks', description: 'Signed deliveries of job events to your URLs (Standard Webhooks)' },
           { name: 'health', description: 'Liveness and readiness' },
         ],
         components: {

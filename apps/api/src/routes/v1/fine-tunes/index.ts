@@ -13,17 +13,20 @@ import {
   PAGE_LIMIT_DEFAULT,
   PageQuery,
   STREAM_DESCRIPTION,
+  WebhookDeliveryList,
+  newWebhookSecret,
   normalizeFineTune,
   type RequestWarning,
 } from '@graft/contracts';
-import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, transitions, type FineTuneRow } from '@graft/db';
+import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, transitions, webhooks, type FineTuneRow } from '@graft/db';
 import { resolveBase } from '@graft/engine/resolve-base';
 import { publishCancel, publishFeedUpdate } from '@graft/queue';
 import { createHash, randomInt } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { binaryResponse, described, errorResponses } from '../../../route-schemas.ts';
-import { checkpointOut, eventOut, fineTuneOut, metricOut } from '../../../serializers.ts';
+import { checkpointOut, deliveryOut, eventOut, fineTuneOut, metricOut } from '../../../serializers.ts';
+import { checkWebhookUrl } from '../../../webhook-url.ts';
 import { testSetLeakage } from '../datasets/leakage.ts';
 import { streamEvents, wantsEventStream } from './event-stream.ts';
 
@@ -61,6 +64,11 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
   };
   /** Wakes the job's watchers (every API process) after a write to its feed; a lost nudge only delays them. */
   const nudge = (id: string) => publishFeedUpdate(app.redis, app.config.QUEUE_PREFIX, id).catch((err: Error) => app.log.warn({ err: err.message, jobId: id }, 'feed nudge failed'));
+  /** The creation answer (and its replays) is the one place the job's webhook secret is shown. */
+  const withSecret = (row: FineTuneRow) => {
+    const out = fineTuneOut(row);
+    return out.webhook && row.webhookSecret ? { ...out, webhook: { ...out.webhook, secret: row.webhookSecret } } : out;
+  };
   const load = async (id: string): Promise<FineTuneRow> => {
     const row = await fineTunes.getFineTune(app.db, id);
     if (!row) throw new GraftError('fine_tune_not_found', `No fine-tune job ${id}.`);
@@ -87,7 +95,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
           201: described(FineTune, 'The queued job, every option explicit.'),
           ...errorResponses(
             'invalid_request', 'unsupported_media_type', 'payload_too_large', 'base_model_not_found', 'dataset_not_found', 'idempotency_key_reused',
-            'class_mismatch', 'base_model_unusable', 'task_mismatch',
+            'class_mismatch', 'base_model_unusable', 'task_mismatch', 'invalid_webhook_url',
           ),
         },
       },
@@ -138,6 +146,9 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
       }
       const spec = normalizeFineTune(body, base, body.seed ?? randomInt(0, 2 ** 31 - 1));
+      const webhook = body.webhookUrl
+        ? { url: await checkWebhookUrl(body.webhookUrl, app.config.OUTBOUND_ALLOWLIST, 'webhookUrl'), events: body.webhookEvents, secret: newWebhookSecret() }
+        : undefined;
       if (base.task === 'text-classification' && spec.augmentation) {
         throw new GraftError('invalid_request', 'Augmentation applies to images only: leave it out for a text fine-tune.', 'augmentation');
       }
@@ -147,6 +158,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
           spec,
           idempotencyKey: key,
           requestHash,
+          webhook,
           events: warnings.map((w) => ({ level: 'warning' as const, type: w.type, message: w.message, data: w.data })),
         });
       } catch (err) {
@@ -167,15 +179,16 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await fineTunes.discardUnqueued(app.db, row.id).catch((e: Error) => request.log.warn({ err: e.message, jobId: row.id }, 'could not discard the unqueued job'));
         throw err;
       }
+      await nudge(row.id); // its first events may have webhook deliveries
       request.log.info({ jobId: row.id }, 'fine-tune queued');
-      return reply.status(201).send({ ...fineTuneOut(row), ...(warnings.length ? { warnings } : {}) });
+      return reply.status(201).send({ ...withSecret(row), ...(warnings.length ? { warnings } : {}) });
 
       async function replay(previous: FineTuneRow) {
         if (previous.requestHash !== requestHash) {
           throw new GraftError('idempotency_key_reused', 'This Idempotency-Key was used with a different request body.', 'Idempotency-Key');
         }
         const warnings = await requestWarnings(previous.id);
-        return reply.status(200).header('idempotent-replayed', 'true').send({ ...fineTuneOut(previous), ...(warnings.length ? { warnings } : {}) });
+        return reply.status(200).header('idempotent-replayed', 'true').send({ ...withSecret(previous), ...(warnings.length ? { warnings } : {}) });
       }
     },
   );
@@ -247,6 +260,31 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const page = await events.listEvents(app.db, id, { limit, after });
       if (!page) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
       return { ...page, data: page.data.map(eventOut) };
+    },
+  );
+
+  app.get(
+    '/:id/webhook-deliveries',
+    {
+      schema: {
+        operationId: 'listFineTuneWebhookDeliveries',
+        tags: ['fine-tunes', 'webhooks'],
+        summary: "Webhook deliveries of a job's events, oldest first, with every attempt",
+        description:
+          'One delivery per event and target (the job\'s `webhookUrl`, each registered endpoint that wants its type). A delivery keeps its id ' +
+          '(`webhook-id`) across attempts; a failed attempt (no 2xx answer) is retried with exponential backoff for a bounded time.',
+        params: IdParams,
+        querystring: PageQuery,
+        response: { 200: described(WebhookDeliveryList, 'A page of deliveries.'), ...errorResponses('invalid_request', 'fine_tune_not_found') },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
+      await load(id);
+      const page = await webhooks.listDeliveries(app.db, id, { limit, after });
+      if (!page) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
+      return { ...page, data: page.data.map(deliveryOut) };
     },
   );
 
