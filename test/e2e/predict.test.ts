@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Graft, GraftApiError, type FineTune } from '@graft/client';
 import { readArchiveImages } from '@graft/engine';
 import yauzl from 'yauzl';
+import { sotuExamples, toCsv } from '../../scripts/text/sotu.ts';
 import { createTestEnv, type TestEnv } from '../helpers/env.ts';
 import { startApi, startWorker, type WorkerProcess } from '../helpers/processes.ts';
 
@@ -161,16 +162,37 @@ describe('POST /v1/fine-tunes/:id/predict', () => {
   });
 
   test('a request that outlives PREDICT_TIMEOUT_MS is 504 prediction_timeout', async () => {
-    // A second API whose limit (100 ms) is shorter than starting a thread and loading the model.
+    // A second API whose limit (100 ms, counted once its thread has started) is shorter than loading the model and 32 inferences.
     const strict = await startApi(env, { PREDICT_TIMEOUT_MS: '100' });
     try {
       const client = new Graft({ baseUrl: strict.url });
-      const err = await client.fineTunes.predict(job.id, [validation[0]!.data]).then(() => null, (e: unknown) => e);
+      const err = await client.fineTunes.predict(job.id, validation.slice(0, 32).map((v) => v.data)).then(() => null, (e: unknown) => e);
       assert.ok(err instanceof GraftApiError, String(err));
       assert.deepEqual([err.status, err.code], [504, 'prediction_timeout']);
       assert.equal((await fetch(`${strict.url}/healthz`)).status, 200);
     } finally {
       await strict.close();
     }
+  });
+});
+
+describe('POST /v1/fine-tunes/:id/predict on a text model', () => {
+  test('texts as a JSON array score the validation accuracy the job reported', async () => {
+    const rows = sotuExamples({ label: 'century', perClass: 30, sentences: 1, maxChars: 200, seed: 21 });
+    const dataset = await graft.datasets.upload({ task: 'text-classification', file: new TextEncoder().encode(toCsv(rows)), filename: 'centuries.csv' });
+    const created = await graft.fineTunes.create({ baseModel: 'bm_graft_text_encoder', dataset: dataset.id, seed: 5, earlyStopping: false, hyperparameters: { epochs: 3, batchSize: 16, learningRate: 0.01 } });
+    const text = await graft.fineTunes.waitUntilDone(created.id, { timeoutMs: 300_000 });
+    assert.equal(text.status, 'succeeded', JSON.stringify(text.error));
+    const training = JSON.parse((await zipEntry(await (await graft.fineTunes.download(text.id)).bytes(), 'training.json')).toString('utf8'));
+    // Example ids are line numbers of the CSV (the header is line 1).
+    const val = (training.split.validation as string[]).map((line) => rows[Number(line) - 2]!);
+    const out = await graft.fineTunes.predict(text.id, val.map((r) => r.text));
+    assert.equal(out.task, 'text-classification');
+    assert.deepEqual(out.labels, text.result!.classes);
+    const correct = out.data.filter((p, i) => p.label === val[i]!.label).length;
+    assert.ok(Math.abs(correct / val.length - text.result!.valAccuracy!) < 1e-9, `${correct}/${val.length} against reported ${text.result!.valAccuracy}`);
+
+    const image = await graft.fineTunes.predict(text.id, [validation[0]!.data]).then(() => null, (e: unknown) => e);
+    assert.ok(image instanceof GraftApiError && image.code === 'invalid_input' && image.param === 'inputs.0', String(image));
   });
 });

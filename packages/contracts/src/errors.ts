@@ -42,7 +42,7 @@ export const ERROR_CODES = {
   inspector_busy: { status: 503, description: 'Every base-model inspection slot is busy and its wait queue is full; retry after the `Retry-After` seconds.' },
   too_many_inputs: { status: 413, description: 'A prediction request has more inputs than PREDICT_LIMITS.maxInputs (32); split it.' },
   invalid_input: { status: 422, description: 'A prediction input cannot be used by this model (an image that does not decode, a text for an image model or an image for a text model); `param` names it, e.g. `inputs.3`.' },
-  prediction_timeout: { status: 504, description: 'The prediction did not finish within the time limit (PREDICT_TIMEOUT_MS), waiting for a thread included.' },
+  prediction_timeout: { status: 504, description: 'The prediction did not finish within the time limit (PREDICT_TIMEOUT_MS), waiting for its thread and loading the model included.' },
   not_ready: { status: 503, description: 'A dependency (Postgres, Redis) does not answer.' },
   service_unavailable: { status: 503, description: 'A dependency (Postgres, Redis) did not answer in time. Retry after the `Retry-After` header\'s seconds; an `Idempotency-Key` sent with a create that failed so is not used up.' },
   internal_error: { status: 500, description: 'Something failed on our side; the log has the details under the request id.' },

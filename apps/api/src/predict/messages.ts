@@ -17,6 +17,11 @@ export interface ThreadPrediction {
   topK: { label: string; probability: number }[];
 }
 
+/** The thread's first message: its code is loaded and its TensorFlow.js backend ready. */
+export interface ThreadReady {
+  ready: true;
+}
+
 export type ThreadReply =
   | { id: number; ok: true; task: string; labels: string[]; predictions: ThreadPrediction[]; loadMs: number; inferenceMs: number }
   | { id: number; ok: false; error: { code: 'invalid_input' | 'internal_error'; message: string; param?: string } };

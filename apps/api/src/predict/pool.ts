@@ -12,7 +12,10 @@
 import { GraftError } from '@graft/contracts';
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import type { ThreadData, ThreadReply, ThreadRequest } from './messages.ts';
+import type { ThreadData, ThreadReady, ThreadReply, ThreadRequest } from './messages.ts';
+
+/** A thread that has not loaded its code and backend by then is ended; the requests waiting for it fail. */
+export const THREAD_START_MS = 120_000;
 
 const ENTRY = new URL(`./thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
@@ -29,13 +32,17 @@ interface Job {
   req: ThreadRequest;
   enqueued: number;
   started: number | null;
-  timer: NodeJS.Timeout;
+  /** Runs from the moment the job's thread is ready (or from enqueueing, when it already is). */
+  timer: NodeJS.Timeout | null;
   resolve: (r: PredictOutcome) => void;
   reject: (e: unknown) => void;
 }
 
 interface Slot {
   worker: Worker | null;
+  /** The thread has loaded its code and backend. */
+  ready: boolean;
+  startTimer: NodeJS.Timeout | null;
   queue: Job[];
   running: Job | null;
 }
@@ -53,7 +60,7 @@ export class PredictPool {
   private closed = false;
 
   constructor(private readonly opts: PredictPoolOptions) {
-    this.slots = Array.from({ length: opts.threads }, () => ({ worker: null, queue: [], running: null }));
+    this.slots = Array.from({ length: opts.threads }, () => ({ worker: null, ready: false, startTimer: null, queue: [], running: null }));
   }
 
   /** Threads running now (they start on first use). */
@@ -65,14 +72,8 @@ export class PredictPool {
     if (this.closed) return Promise.reject(new Error('the prediction pool is closed'));
     const slot = this.slots[createHash('sha1').update(req.key).digest().readUInt32BE(0) % this.slots.length]!;
     return new Promise((resolve, reject) => {
-      const job: Job = {
-        req: { ...req, id: this.nextId++ },
-        enqueued: performance.now(),
-        started: null,
-        resolve,
-        reject,
-        timer: setTimeout(() => this.timedOut(slot, job), this.opts.timeoutMs),
-      };
+      const job: Job = { req: { ...req, id: this.nextId++ }, enqueued: performance.now(), started: null, resolve, reject, timer: null };
+      if (slot.ready) this.startClock(slot, job);
       slot.queue.push(job);
       this.dispatch(slot);
     });
@@ -84,6 +85,7 @@ export class PredictPool {
       this.slots.map(async (slot) => {
         for (const job of [...slot.queue.splice(0), ...(slot.running ? [slot.running] : [])]) this.settle(job, new Error('the prediction pool is closed'));
         slot.running = null;
+        if (slot.startTimer) clearTimeout(slot.startTimer);
         const w = slot.worker;
         slot.worker = null;
         await w?.terminate();
@@ -91,15 +93,20 @@ export class PredictPool {
     );
   }
 
+  private startClock(slot: Slot, job: Job): void {
+    job.timer ??= setTimeout(() => this.timedOut(slot, job), this.opts.timeoutMs);
+  }
+
   private dispatch(slot: Slot): void {
     if (slot.running || this.closed) return;
-    const job = slot.queue.shift();
-    if (!job) {
+    if (!slot.queue.length) {
       slot.worker?.unref(); // an idle thread never keeps the process alive
       return;
     }
     slot.worker ??= this.spawn(slot);
     slot.worker.ref();
+    if (!slot.ready) return; // dispatched again once the thread says it is ready
+    const job = slot.queue.shift()!;
     slot.running = job;
     job.started = performance.now();
     slot.worker.postMessage(job.req);
@@ -107,7 +114,24 @@ export class PredictPool {
 
   private spawn(slot: Slot): Worker {
     const worker = startThread({ maxCacheBytes: Math.floor(this.opts.maxCacheBytes / this.slots.length) });
-    worker.on('message', (reply: ThreadReply) => {
+    slot.ready = false;
+    slot.startTimer = setTimeout(() => {
+      slot.startTimer = null;
+      if (slot.worker !== worker) return;
+      slot.worker = null;
+      void worker.terminate();
+      for (const job of slot.queue.splice(0)) this.settle(job, new Error(`the prediction thread did not start within ${THREAD_START_MS} ms`));
+    }, THREAD_START_MS);
+    worker.on('message', (reply: ThreadReply | ThreadReady) => {
+      if ('ready' in reply) {
+        if (slot.worker !== worker) return;
+        if (slot.startTimer) clearTimeout(slot.startTimer);
+        slot.startTimer = null;
+        slot.ready = true;
+        for (const job of slot.queue) this.startClock(slot, job);
+        this.dispatch(slot);
+        return;
+      }
       const job = slot.running;
       if (!job || job.req.id !== reply.id) return;
       slot.running = null;
@@ -117,10 +141,16 @@ export class PredictPool {
     });
     const lost = (why: string) => {
       if (slot.worker !== worker) return;
+      const wasReady = slot.ready;
       slot.worker = null;
+      slot.ready = false;
+      if (slot.startTimer) clearTimeout(slot.startTimer);
+      slot.startTimer = null;
       const job = slot.running;
       slot.running = null;
       if (job) this.settle(job, new Error(`the prediction thread ${why}`));
+      // A thread that dies while starting would die again: fail those waiting rather than start it over and over.
+      if (!wasReady) for (const waiting of slot.queue.splice(0)) this.settle(waiting, new Error(`the prediction thread ${why} while starting`));
       this.dispatch(slot);
     };
     worker.on('error', (err) => lost(`failed: ${err.message}`));
@@ -129,11 +159,12 @@ export class PredictPool {
   }
 
   private timedOut(slot: Slot, job: Job): void {
-    const error = new GraftError('prediction_timeout', `The prediction did not finish within ${this.opts.timeoutMs} ms${job.started === null ? ' (it was still waiting for a prediction thread)' : ''}; send fewer inputs or try again.`);
+    const error = new GraftError('prediction_timeout', `The prediction did not finish within ${this.opts.timeoutMs} ms${job.started === null ? ' (it was still waiting for its prediction thread)' : ''}; send fewer inputs or try again.`);
     if (slot.running === job) {
       // Busy past the limit: end the thread so that the requests behind it are not held up too.
       const w = slot.worker;
       slot.worker = null;
+      slot.ready = false;
       slot.running = null;
       void w?.terminate();
       this.settle(job, error);
@@ -146,7 +177,7 @@ export class PredictPool {
   }
 
   private settle(job: Job, err: unknown, value?: PredictOutcome): void {
-    clearTimeout(job.timer);
+    if (job.timer) clearTimeout(job.timer);
     if (err) job.reject(err);
     else job.resolve(value!);
   }

@@ -6,13 +6,13 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend, loadPredictor, TrainingError, type Predictor } from '@graft/engine';
-import type { ThreadData, ThreadReply, ThreadRequest } from './messages.ts';
+import type { ThreadData, ThreadReady, ThreadReply, ThreadRequest } from './messages.ts';
 
 const { maxCacheBytes } = workerData as ThreadData;
 /** Insertion order is recency: a hit is moved to the end. */
 const loaded = new Map<string, { predictor: Predictor; bytes: number }>();
 let loadedBytes = 0;
-let backend: Promise<unknown> | null = null;
+const backend = initBackend();
 
 async function model(req: ThreadRequest): Promise<{ predictor: Predictor; hit: boolean }> {
   const hit = loaded.get(req.key);
@@ -43,10 +43,7 @@ function wrongKind(task: string, input: string | Uint8Array): string | null {
 
 async function handle(req: ThreadRequest): Promise<ThreadReply> {
   const started = performance.now();
-  backend ??= initBackend();
-  await backend;
   const { predictor, hit } = await model(req);
-  // Loading: the model, and the backend the first time.
   const loadMs = hit ? 0 : performance.now() - started;
   for (const [i, input] of req.inputs.entries()) {
     const why = wrongKind(predictor.task, input);
@@ -66,6 +63,9 @@ async function handle(req: ThreadRequest): Promise<ThreadReply> {
     return { id: req.id, ok: false, error: { code: 'invalid_input', message: (err as Error).message } };
   }
 }
+
+await backend;
+parentPort!.postMessage({ ready: true } satisfies ThreadReady);
 
 parentPort!.on('message', (req: ThreadRequest) => {
   handle(req).then(
