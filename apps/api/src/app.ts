@@ -8,7 +8,8 @@ import { Ajv } from 'ajv';
 import addFormatsImport from 'ajv-formats';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { ApiConfig } from './config.ts';
-import errors from './plugins/errors.ts';
+import errors, { clientErrorHandler, frameworkErrors } from './plugins/errors.ts';
+import inputGuard from './plugins/input-guard.ts';
 import feedHub from './plugins/feed-hub.ts';
 import openapi from './plugins/openapi.ts';
 import predictions from './plugins/predictions.ts';
@@ -44,10 +45,14 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 1024 * 1024, // JSON bodies; uploads are limited by MAX_UPLOAD_BYTES
     genReqId: () => `req_${Math.random().toString(36).slice(2, 12)}`,
+    // Refusals before routing (bad URLs, oversized headers, bytes that are not HTTP) in the error shape too.
+    frameworkErrors,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validators());
 
   await app.register(errors);
+  await app.register(inputGuard);
   await app.register(openapi);
   await app.register(services, { config });
   await app.register(feedHub);

@@ -9,8 +9,10 @@
 export const RETRY_AFTER_SECONDS = 5;
 import { ERROR_CODES, GraftError, type ErrorCode } from '@graft/contracts';
 import { isDependencyError } from '@graft/db';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 
 interface AjvError {
   instancePath?: string;
@@ -41,6 +43,8 @@ function reply(code: ErrorCode, message: string, param?: string) {
   return { status: ERROR_CODES[code].status, body: { error: { code, message, ...(param ? { param } : {}) } } };
 }
 
+const MALFORMED_MULTIPART = /^(Unexpected end of (multipart data|form)|Multipart: Boundary not found|Malformed part header|Part terminated early|Malformed urlencoded form)/;
+
 /** Maps Fastify's, its plugins' and graft's errors to the public shape. */
 export function toErrorReply(err: FastifyError & { validation?: AjvError[]; validationContext?: string }) {
   if (err instanceof GraftError) return reply(err.code, err.message, err.param);
@@ -58,10 +62,14 @@ export function toErrorReply(err: FastifyError & { validation?: AjvError[]; vali
     case 'FST_FILES_LIMIT':
     case 'FST_FIELDS_LIMIT':
       return reply('payload_too_large', err.message, err.code === 'FST_REQ_FILE_TOO_LARGE' ? 'file' : undefined);
+    case 'FST_ERR_BAD_URL':
+      return reply('invalid_request', `The URL is not valid: ${err.message}`);
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return reply('invalid_request', `The body is not valid JSON: ${err.message}`);
   }
+  // busboy's refusals of a malformed or truncated multipart body carry no code or status.
+  if (!err.statusCode && MALFORMED_MULTIPART.test(err.message ?? '')) return reply('invalid_request', `The multipart body is malformed or truncated: ${err.message}.`);
   if (err.statusCode === 404) return reply('not_found', err.message);
   if (err.statusCode === 413) return reply('payload_too_large', err.message);
   if (err.statusCode === 415) return reply('unsupported_media_type', err.message);
@@ -93,3 +101,29 @@ export default fp(
   },
   { name: 'errors' },
 );
+
+/** Fastify's own refusals before routing (a malformed URL): the same shape as every other error. */
+export function frameworkErrors(err: FastifyError, _request: FastifyRequest, res: FastifyReply) {
+  const mapped = toErrorReply(err) ?? reply('invalid_request', err.message);
+  return res.status(mapped.status).send(mapped.body);
+}
+
+/**
+ * What Node's HTTP parser refuses before Fastify sees a request (headers over 16 KiB, bytes that
+ * are not HTTP, a request that times out) is answered in the error shape too, then the connection
+ * is closed.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  const [code, message]: [ErrorCode, string] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? ['headers_too_large', 'The request headers are larger than the server accepts (16 KiB in all).']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['request_timeout', 'The request was not received in time.']
+        : ['invalid_request', 'The request is not valid HTTP.'];
+  const { status, body } = reply(code, message);
+  const text = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+  );
+}

@@ -22,6 +22,7 @@ import { getBaseModel, listBaseModels } from '@graft/engine/catalog';
 import { resolveBase } from '@graft/engine/resolve-base';
 import { inspectBaseInChild, inspectTextBaseInChild, type Answer } from '../../../inspector/inspect-base.ts';
 import { Pool, PoolFullError } from '../../../inspector/pool.ts';
+import { assertStorableText } from '../../../plugins/input-guard.ts';
 import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
 import { userBaseOut } from '../../../serializers.ts';
 
@@ -128,6 +129,7 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
           } catch {
             throw new GraftError('invalid_request', 'The `spec` field is not valid JSON.', 'spec');
           }
+          assertStorableText(parsed, 'spec');
           spec = parseCreateBaseModelSpec(parsed, 'spec');
           if (spec.url) throw new GraftError('invalid_request', 'Send either a `file` or a `url`, not both.', 'spec.url');
         } else {

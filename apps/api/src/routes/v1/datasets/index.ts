@@ -18,6 +18,7 @@ import {
 import { datasets } from '@graft/db';
 import { inspectArchiveInThread } from '@graft/engine/dataset-archive';
 import { archiveLimitsOf } from '../../../config.ts';
+import { assertStorableText } from '../../../plugins/input-guard.ts';
 import { Pool } from '../../../inspector/pool.ts';
 import { detectTextFormat, TextCheckPool } from '@graft/engine/text-dataset';
 import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
@@ -26,6 +27,7 @@ import { storeTextDataset } from './text.ts';
 
 /** Multipart fields arrive as text: the numeric one is converted before the schema checks it. */
 function readFields(fields: Record<string, string>): UploadDatasetFields {
+  assertStorableText(fields, 'form');
   const task = fields.task;
   if (task === undefined) throw new GraftError('invalid_request', `The \`task\` field is required (${TASKS.join(' or ')}).`, 'task');
   if (!(TASKS as readonly string[]).includes(task)) throw new GraftError('invalid_request', `task must be one of: ${TASKS.join(', ')}.`, 'task');
@@ -115,6 +117,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
         if (!upload) throw new GraftError('invalid_request', 'The `file` part (a .zip archive, or a CSV/JSONL file for text) is required.', 'file');
         const form = readFields(fields);
+        assertStorableText({ file: upload.filename }, 'form'); // the file's name becomes the dataset's name
         const name = (form.name ?? (upload.filename || 'dataset')).slice(0, DATASET_LIMITS.maxNameLength);
 
         if (form.task === 'text-classification') {
