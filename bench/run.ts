@@ -13,6 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseCheckpointArgs, runCheckpoints } from './checkpoints.ts';
 import { parseFeatureArgs, runFeatures } from './features.ts';
 import { runTextFeaturesOnnx } from './text-features-onnx.ts';
 import { fmtLoad, machine } from './lib/machine.ts';
@@ -29,6 +30,10 @@ export const SUITES: Record<string, Suite> = {
     about: 'feature extraction images/s: ONNX Runtime vs tfjs wasm vs PyTorch, GEMM peak, FLOPs',
     run: (argv) => runFeatures(parseFeatureArgs(argv)),
   },
+  checkpoints: {
+    about: 'a head phase with a checkpoint every epoch (head checkpoints, complete zips) against none (MobileNetV2, the sample)',
+    run: (argv) => runCheckpoints(parseCheckpointArgs(argv)),
+  },
   'text-features-onnx': {
     about: 'ONNX text encoder feature pass sentences/s and peak RSS (tiny BERT fixture; --dir for another encoder)',
     run: (argv) => runTextFeaturesOnnx(argv),
@@ -36,7 +41,7 @@ export const SUITES: Record<string, Suite> = {
 };
 
 /** Modules under bench/ that are suites or helpers, not stand-alone scripts. */
-const NOT_SCRIPTS = new Set(['run.ts', 'features.ts', 'text-features-onnx.ts']);
+const NOT_SCRIPTS = new Set(['run.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts']);
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {

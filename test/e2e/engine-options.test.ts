@@ -3,14 +3,27 @@
  * the scratch baseline, and a finished fine-tune used as the base of the next one.
  */
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { makeDigitsZip } from '../../packages/engine/test/fixtures.ts';
+import { openZip, zipEntries } from '../../packages/engine/src/util/zip.ts';
 import { createTestEnv, type TestEnv } from '../helpers/env.ts';
 import { startApi, startWorker, waitFor, type WorkerProcess } from '../helpers/processes.ts';
+
+async function zipNames(path: string): Promise<string[]> {
+  const zip = await openZip(path);
+  const names: string[] = [];
+  try {
+    for await (const e of zipEntries(zip)) names.push(e.fileName);
+  } finally {
+    zip.close();
+  }
+  return names;
+}
 
 const SAMPLE = fileURLToPath(new URL('../../samples/digits-5-9.zip', import.meta.url));
 
@@ -68,13 +81,31 @@ describe('engine options through the API', () => {
     assert.equal(cks.filter((c: { isBest: boolean }) => c.isBest).length, 1);
     const best = cks.find((c: { isBest: boolean }) => c.isBest);
     assert.equal(best.valLoss, Math.min(...cks.map((c: { valLoss: number }) => c.valLoss)));
-    const dl = await request(api.url).get(cks[0].url).buffer(true).parse((res, cb) => {
+    const download = (url: string) => request(api.url).get(url).buffer(true).parse((res, cb) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => cb(null, Buffer.concat(chunks)));
     });
-    assert.equal(dl.status, 200);
-    assert.equal((dl.body as Buffer).length, cks[0].bytes);
+    // A phase-2 checkpoint is stored complete; a head-phase one as the head plus a reference to the
+    // frozen base, downloaded as the complete model (assembled on the first request, then kept).
+    const full = cks.find((c: { phase: string }) => c.phase === 'fine-tune');
+    const fullDl = await download(full.url);
+    assert.equal(fullDl.status, 200);
+    assert.equal((fullDl.body as Buffer).length, full.bytes);
+    const head = cks.find((c: { phase: string }) => c.phase === 'head');
+    for (let i = 0; i < 2; i++) {
+      const dl = await download(head.url);
+      assert.equal(dl.status, 200);
+      const zipPath = join(tmpdir(), `graft-e2e-ck-${process.pid}-${i}.zip`);
+      await writeFile(zipPath, dl.body as Buffer);
+      try {
+        const names = await zipNames(zipPath);
+        assert.deepEqual(names.slice(0, 3), ['model.json', 'weights.bin', 'labels.json'], 'a complete model zip');
+        assert.ok(!names.includes('checkpoint.json'));
+      } finally {
+        await rm(zipPath, { force: true });
+      }
+    }
 
     const r = job.result;
     assert.equal(r.test.images, 100);

@@ -8,6 +8,7 @@
  * wait in order in memory (nothing lost, nothing reordered). Only a checkpoint has a deadline: the
  * trainer waits for it, and a job must fail honestly rather than hang at one epoch.
  */
+import { basename } from 'node:path';
 import { FineTuneJobData, newId, parseWith, type FineTuneSpec } from '@graft/contracts';
 import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, retry, transitions, type Db, type JobError } from '@graft/db';
 import { beatJob, endJobBeat } from '@graft/queue';
@@ -238,6 +239,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
    * the row instead of adding a second), within the checkpoint deadline; the trainer waits for
    * the answer either way.
    */
+  const templatesStored = new Set<string>();
   const recordCheckpointOf = async (m: Extract<ChildMessage, { kind: 'checkpoint' }>, arrivedAt: number) => {
     const ckId = newId('checkpoint');
     const key = `models/${id}/checkpoints/${ckId}.zip`;
@@ -247,6 +249,11 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
     try {
       let committed = false;
       await persist(log, 'storing a checkpoint', async () => {
+        // A head checkpoint's complete template is stored once per job, beside the checkpoints it serves.
+        if (m.templatePath && !templatesStored.has(m.templatePath)) {
+          await ctx.storage.commit(ctx.storage.keyOf(m.templatePath), `models/${id}/checkpoints/${basename(m.templatePath)}`);
+          templatesStored.add(m.templatePath);
+        }
         if (!committed) await ctx.storage.commit(ctx.storage.keyOf(m.zipPath), key);
         committed = true;
       }, { deadlineMs: left() });

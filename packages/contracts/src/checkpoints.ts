@@ -11,7 +11,7 @@ export const Checkpoint = Type.Object({
   valLoss: Type.Union([Type.Number(), Type.Null()]),
   valAccuracy: Type.Union([Type.Number(), Type.Null()]),
   isBest: Type.Boolean({ description: 'Lowest validation loss of the job so far.' }),
-  bytes: Type.Integer(),
+  bytes: Type.Integer({ description: 'Stored size. While the base is frozen (the head phase) a checkpoint is stored as the head plus a reference to the base; its download (`url`) is still the complete model, assembled on the first request, so larger than this.' }),
   url: Type.String({ description: 'Download as a model zip (same format as the final model).' }),
   createdAt: Timestamp,
 }, { title: 'Checkpoint' });

@@ -86,6 +86,15 @@ test('checkpoints every epoch: loadable zips, isBest on each new lowest val loss
     lowest = Math.min(lowest, c.valLoss!);
     assert.equal((await stat(c.zipPath)).size, c.bytes);
   }
+  // The head phase's checkpoints are heads on the frozen base; phase 2 changes the base: complete ones.
+  const templates = new Set(out.checkpoints.filter((c) => c.phase === 'head').map((c) => c.templatePath));
+  assert.equal(templates.size, 1);
+  assert.ok([...templates][0]);
+  assert.ok(out.checkpoints.filter((c) => c.phase === 'fine-tune').every((c) => c.templatePath === null));
+  const head = out.checkpoints.find((c) => c.phase === 'head')!;
+  const fullSize = (await stat([...templates][0]!)).size;
+  // (The MNIST CNN's base is small beside a 128-unit head on 800 features; on MobileNetV2 a head checkpoint is ~1/15: bench/RESULTS.md.)
+  assert.ok(head.bytes < fullSize, `a head checkpoint (${head.bytes} bytes) is smaller than the complete model (${fullSize} bytes)`);
   const best = reported.filter((c) => c.isBest).at(-1)!;
   assert.equal(reported.filter((c) => c.valLoss === lowest).length, 1, 'exactly one best at the end');
   assert.equal(best.valLoss, lowest);
@@ -122,7 +131,10 @@ test('checkpoints every epoch: loadable zips, isBest on each new lowest val loss
   });
   // 8 batches per epoch, 16 steps: after steps 5, 10, 15.
   assert.deepEqual(every.map((c) => `${c.phase}-e${c.epoch}-b${c.batch}`), ['head-e1-b5', 'head-e2-b2', 'head-e2-b7']);
-  assert.deepEqual((await readdir(join(dir, 'ckpt-n', 'checkpoints'))).sort(), ['head-e1-b5.zip', 'head-e2-b2.zip', 'head-e2-b7.zip']);
+  // Head checkpoints (base frozen) beside the one complete template they are assembled from.
+  const files = (await readdir(join(dir, 'ckpt-n', 'checkpoints'))).sort();
+  assert.deepEqual(files.filter((f) => !f.startsWith('frozen-base-')), ['head-e1-b5.zip', 'head-e2-b2.zip', 'head-e2-b7.zip']);
+  assert.equal(files.filter((f) => f.startsWith('frozen-base-')).length, 1);
 });
 
 test('the scratch baseline and a test set with top-k', async () => {

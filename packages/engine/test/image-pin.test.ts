@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import type { FineTuneSpec } from '@graft/contracts';
 import { fineTune, initBackend, readArchiveImages, type FineTuneOutcome } from '../src/index.ts';
 import type { ResolvedBase } from '../src/bases/base-source.ts';
+import { assembleHeadCheckpoint } from '../src/export/head-checkpoint.ts';
 import { makeDigitsZip } from './fixtures.ts';
 import { mnistBase, specFor } from './train-helpers.ts';
 
@@ -88,6 +89,10 @@ async function observe(name: string, opts: { spec: FineTuneSpec; base?: Resolved
   });
   const checkpoints = [];
   for (const c of out.checkpoints) {
+    // A head checkpoint (base frozen) is hashed as the complete model it assembles into: the pinned
+    // hashes were recorded from complete checkpoints, so equality proves the assembly exact.
+    const zipPath = c.templatePath ? join(outDir, `${basename(c.zipPath)}.assembled.zip`) : c.zipPath;
+    if (c.templatePath) await assembleHeadCheckpoint(c.zipPath, zipPath);
     checkpoints.push({
       file: basename(c.zipPath),
       phase: c.phase,
@@ -96,8 +101,8 @@ async function observe(name: string, opts: { spec: FineTuneSpec; base?: Resolved
       valLoss: c.valLoss,
       valAccuracy: c.valAccuracy,
       isBest: c.isBest,
-      weightsSha256: sha256(await zipEntry(c.zipPath, 'weights.bin')),
-      modelJsonSha256: sha256(await zipEntry(c.zipPath, 'model.json')),
+      weightsSha256: sha256(await zipEntry(zipPath, 'weights.bin')),
+      modelJsonSha256: sha256(await zipEntry(zipPath, 'model.json')),
     });
   }
   const file = (f: string) => readFile(join(outDir, 'model', f));

@@ -24,7 +24,7 @@ export type ParentMessage =
 export type ChildMessage =
   | { kind: 'event'; level: 'info' | 'warning' | 'error'; type: string; message: string; data?: Record<string, unknown> }
   | { kind: 'batch'; phase: string; epoch: number; epochs: number; batch: number; batches: number }
-  | { kind: 'checkpoint'; epoch: number; phase: string; batch: number | null; valLoss: number | null; valAccuracy: number | null; isBest: boolean; zipPath: string; bytes: number }
+  | { kind: 'checkpoint'; epoch: number; phase: string; batch: number | null; valLoss: number | null; valAccuracy: number | null; isBest: boolean; zipPath: string; bytes: number; templatePath: string | null }
   | { kind: 'epoch'; epoch: number; phase: string; loss: number; accuracy: number; valLoss: number | null; valAccuracy: number | null; durationMs: number }
   | { kind: 'succeeded'; result: FineTuneResult; modelZipPath: string; modelZipBytes: number }
   | { kind: 'cancelled' }

@@ -8,11 +8,15 @@
  * p.label; p.probabilities; p.topK   // 'cat', [0.91, 0.06, …] in model.labels order, [{ label, probability }, …]
  * ```
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TOP_K_DEFAULT } from '@graft/contracts';
 import { MODEL_ZIP_LIMITS } from '../bases/model-zip.ts';
 import { allTasks } from '../tasks/index.ts';
 import type { RawInput, TaskName } from '../tasks/task.ts';
 import { openZip, readZipEntry, zipEntries } from '../util/zip.ts';
+import { assembleHeadCheckpoint, HEAD_CHECKPOINT_FILE } from './head-checkpoint.ts';
 
 export interface Prediction {
   /** The most probable class (the first of equals). */
@@ -37,6 +41,20 @@ export interface Predictor {
   dispose(): void;
 }
 
+/** A head checkpoint (base frozen) is assembled with the template beside it into the complete model first. */
+async function readBundleOrAssemble(zipPath: string): Promise<Map<string, Uint8Array>> {
+  const files = await readBundle(zipPath);
+  if (!files.has(HEAD_CHECKPOINT_FILE)) return files;
+  const dir = await mkdtemp(join(tmpdir(), 'graft-checkpoint-'));
+  try {
+    const assembled = join(dir, 'model.zip');
+    await assembleHeadCheckpoint(zipPath, assembled);
+    return await readBundle(assembled);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Loads a model zip written by `fineTune` (or a checkpoint). Needs an initialised backend (`initBackend`). */
 export interface LoadPredictorOptions {
   /** A text bundle whose ONNX encoder was too large to ship names it (text.json: sha256, source): its file on disk. */
@@ -44,7 +62,7 @@ export interface LoadPredictorOptions {
 }
 
 export async function loadPredictor(zipPath: string, opts: LoadPredictorOptions = {}): Promise<Predictor> {
-  const files = await readBundle(zipPath);
+  const files = await readBundleOrAssemble(zipPath);
   const names = new Set(files.keys());
   const task = (await allTasks()).find((t) => t.bundle.recognises(names));
   if (!task) throw new Error(`${zipPath} is not a graft model bundle (entries: ${[...names].slice(0, 10).join(', ')})`);

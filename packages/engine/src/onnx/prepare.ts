@@ -18,6 +18,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Preprocessing } from '@graft/contracts';
 import { TrainingCancelled } from '../errors.ts';
 import { canonicalJson } from '../util/hash.ts';
+import { modelChecksum } from '../util/model-checksum.ts';
 import { convertLayersModel, CONVERTER_VERSION, UnsupportedLayerError, type ConvertedModel, type OutputPooling } from './convert.ts';
 import { openOnnxRunner, type OnnxRunner } from './runtime.ts';
 import { compareWithTfjs, MAX_RELATIVE_ERROR, type Equivalence } from './verify.ts';
@@ -63,22 +64,7 @@ export type OnnxBase =
   | { ok: true; runner: OnnxRunner; record: OnnxBaseRecord; cached: boolean; path: string | null }
   | { ok: false; reason: string; record: OnnxBaseRecord | null; cached: boolean };
 
-/**
- * sha256 over the model's topology (JSON) and each weight's name, shape and float32 bytes. Names as
- * the model declares them (`originalName`): tfjs makes variable names unique per process, so the
- * same base loaded twice would otherwise get two checksums.
- */
-export function modelChecksum(model: tf.LayersModel): string {
-  const hash = createHash('sha256');
-  hash.update(JSON.stringify(model.toJSON(null, false)));
-  for (const w of model.weights) {
-    const t = w.read();
-    hash.update(`${w.originalName}:${t.shape.join('x')}:${t.dtype};`);
-    const data = t.dataSync() as Float32Array;
-    hash.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  }
-  return hash.digest('hex');
-}
+export { modelChecksum } from '../util/model-checksum.ts';
 
 export function onnxCacheKey(parts: { checksum: string; cutLayer: string; pooling: OutputPooling }): string {
   return createHash('sha256').update(canonicalJson({ v: CONVERTER_VERSION, ...parts })).digest('hex');

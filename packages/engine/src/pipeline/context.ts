@@ -27,6 +27,8 @@ export class RunContext {
   readonly cacheDir: string | null;
   /** The job's own scratch space under outDir, removed at the end. */
   readonly workDir: string;
+  /** Head checkpoints while the base is frozen (FineTuneOptions.headCheckpoints). */
+  readonly headCheckpoints: boolean;
   readonly record: TrainingRecord;
   /** Every warning the job raised, in order (the model card lists them). */
   readonly warnings: TrainingEvent[] = [];
@@ -46,6 +48,7 @@ export class RunContext {
     this.outDir = opts.outDir;
     this.cacheDir = opts.cacheDir ?? null;
     this.workDir = join(opts.outDir, '.work');
+    this.headCheckpoints = opts.headCheckpoints ?? true;
     this.record = new TrainingRecord(opts.spec, opts.base);
     this.record.backend = backend.name;
   }

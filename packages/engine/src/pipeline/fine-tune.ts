@@ -57,6 +57,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> 
     const training = setUpTraining(ctx, plan, encoder, data, inputs, model);
     const head = await trainHeadPhase(training);
     const fineTune = await trainFineTunePhase(training, selection, head);
+    await training.checkpoints.flush();
     ctx.checkCancelled();
     const baseline = await trainBaseline(training);
     ctx.checkCancelled();

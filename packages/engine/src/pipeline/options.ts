@@ -15,7 +15,11 @@ export interface TrainingHooks {
   onEvent?(e: TrainingEvent): void | Promise<void>;
   onBatch?(p: BatchProgress): void | Promise<void>;
   onEpoch?(m: EpochResult): void | Promise<void>;
-  /** A checkpoint was written (a model zip in the same format as the final one, under outDir/checkpoints/). The worker moves/records it. */
+  /**
+   * A checkpoint was written under outDir/checkpoints/: a model zip in the final one's format, or,
+   * while the base is frozen, a head checkpoint whose `templatePath` is the complete bundle it is
+   * assembled from (the same file for the whole job). The worker moves/records them.
+   */
   onCheckpoint?(c: CheckpointInfo): void | Promise<void>;
 }
 
@@ -34,6 +38,12 @@ export interface FineTuneOptions {
   cacheDir?: string | null;
   signal?: AbortSignal;
   hooks?: TrainingHooks;
+  /**
+   * While the base is frozen, checkpoints are the head plus a reference to the base, written off the
+   * training path (export/head-checkpoint.ts; assembled into a complete model when asked). Default
+   * true; false writes every checkpoint as a complete model (the bench compares both).
+   */
+  headCheckpoints?: boolean;
 }
 
 export interface FineTuneOutcome {

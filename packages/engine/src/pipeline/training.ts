@@ -4,12 +4,14 @@
  * stream, validation functions, and the `early_stopping` notice of a phase that ended.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { CheckpointWriter } from '../export/checkpoints.ts';
+import { HEAD_LAYER_PREFIX } from '../bases/open-base.ts';
+import { CheckpointWriter, type FrozenHead } from '../export/checkpoints.ts';
 import { scoreHeadOnFeatures, scoreOnInputCache, type Predict } from '../evaluate/score.ts';
 import type { TaskEncoder } from '../tasks/task.ts';
 import { Checkpoints, EarlyStopping, History, OverfittingWarning, ProgressHooks, type TrainingCallback, type Validation } from '../train/callbacks.ts';
 import type { BestSoFar } from '../train/early-stopping.ts';
 import type { PhaseName, PhaseOutcome } from '../train/phase-runner.ts';
+import { modelChecksum } from '../util/model-checksum.ts';
 import { mulberry32 } from '../util/random.ts';
 import type { RunContext } from './context.ts';
 import type { TransferModel } from './stages/build-model.ts';
@@ -52,7 +54,14 @@ export interface Training {
 export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEncoder, data: PreparedData, inputs: PreparedInputs, model: TransferModel): Training {
   const numClasses = data.classes.length;
   const k = data.topK;
-  const checkpoints = CheckpointWriter.forOutDir(ctx.outDir, (c) => model.files(ctx.record.toJSON({ checkpoint: c }), 'checkpoint'), ctx.hooks.onCheckpoint?.bind(ctx.hooks));
+  const checkpoints = CheckpointWriter.forOutDir(
+    ctx.outDir,
+    (c) => model.files(ctx.record.toJSON({ checkpoint: c }), 'checkpoint'),
+    ctx.hooks.onCheckpoint?.bind(ctx.hooks),
+    ctx.headCheckpoints ? frozenHead(ctx, encoder, model) : null,
+  );
+  // A failed or cancelled job still waits for the head checkpoints being written (their files are in outDir).
+  ctx.onDispose(() => checkpoints.flush().catch(() => {}));
   const progress = new ProgressHooks({ onBatch: ctx.hooks.onBatch?.bind(ctx.hooks), onEpoch: ctx.hooks.onEpoch?.bind(ctx.hooks) });
   const overfitting = new OverfittingWarning((m) =>
     ctx.emit({
@@ -88,6 +97,31 @@ export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEnc
       const s = await scoreOnInputCache(predict, inputs.cache!, inputs.rows.validation, inputs.labels.validation, numClasses, k, { batchSize: encoder.inferenceBatchSize, signal: ctx.signal });
       return { loss: s.loss!, accuracy: s.accuracy! };
     },
+  };
+}
+
+/**
+ * Head checkpoints while the base is frozen: a tfjs layers encoder + head as one model (`full`),
+ * in the head phase (phase 2 changes the base: full checkpoints from then on). Other encoders'
+ * bundles hold the head alone already.
+ */
+function frozenHead(ctx: RunContext, encoder: TaskEncoder, model: TransferModel): FrozenHead | null {
+  const full = model.full;
+  const cut = encoder.cut;
+  if (!full || !cut) return null;
+  let base: { id: string; checksum: string } | null = null;
+  return {
+    frozen: (phase) => phase === 'head',
+    isHead: (name) => name.startsWith(HEAD_LAYER_PREFIX),
+    read: (names) => {
+      const byName = new Map(full.weights.map((w) => [w.originalName, w]));
+      return names.map((n) => {
+        const w = byName.get(n);
+        if (!w) throw new Error(`head checkpoint: the model has no weight ${n}`);
+        return w.read().dataSync() as Float32Array;
+      });
+    },
+    base: () => (base ??= { id: ctx.base.descriptor.id, checksum: modelChecksum(cut) }),
   };
 }
 

@@ -28,6 +28,7 @@ import { binaryResponse, described, errorResponses } from '../../../route-schema
 import { checkpointOut, deliveryOut, eventOut, fineTuneOut, metricOut } from '../../../serializers.ts';
 import { checkWebhookUrl } from '../../../webhook-url.ts';
 import { testSetLeakage } from '../datasets/leakage.ts';
+import { checkpointModelKey } from './checkpoint-model.ts';
 import { streamEvents, wantsEventStream } from './event-stream.ts';
 
 const StreamHeaders = Type.Object({
@@ -408,7 +409,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await load(id);
       const row = await checkpoints.getCheckpoint(app.db, id, checkpoint);
       if (!row) throw new GraftError('checkpoint_not_found', `No checkpoint ${checkpoint} in job ${id}.`);
-      return sendZip(reply, row.storageKey, `${id}-${row.id}.zip`);
+      return sendZip(reply, await checkpointModelKey(app.storage, row.storageKey), `${id}-${row.id}.zip`);
     },
   );
 

@@ -10,6 +10,7 @@ import { checkpoints, fineTunes } from '@graft/db';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
+import { checkpointModelKey } from './checkpoint-model.ts';
 
 const CheckpointParams = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 80, description: 'The fine-tune id.' }),
@@ -102,7 +103,7 @@ const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (checkpoint) {
       const row = await checkpoints.getCheckpoint(app.db, id, checkpoint);
       if (!row) throw new GraftError('checkpoint_not_found', `No checkpoint ${checkpoint} in job ${id}.`);
-      key = row.storageKey;
+      key = await checkpointModelKey(app.storage, row.storageKey);
     } else {
       if (job.status !== 'succeeded' || !job.modelKey) throw new GraftError('model_not_ready', `Job ${id} is ${job.status}; a model exists once it has succeeded (its checkpoints predict before that).`);
       key = job.modelKey;
