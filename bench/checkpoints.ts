@@ -86,6 +86,8 @@ export async function runCheckpoints(opts: { rounds: number; epochs: number }): 
       `| head + base reference (default while the base is frozen) | ${m.head.toFixed(2)} | ${added('head')} | ${sizes.head.files} (incl. 1 template) | ${sizes.head.bytes} |`,
       `| complete model zips (\`headCheckpoints: false\`) | ${m.full.toFixed(2)} | ${added('full')} | ${sizes.full.files} | ${sizes.full.bytes} |`,
       '',
+      `Target (< 5 % added by checkpoints every epoch): head checkpoints ${(m.head - m.off) / m.off < 0.05 ? '**met**' : '**missed**'} (${added('head')}); complete zips ${added('full')}. A head checkpoint zips the head's weights; the first also writes the job's template (one complete bundle).`,
+      '',
       `Every round: ${(['off', 'head', 'full'] as const).map((k) => `${k} ${times[k].map((t) => t.toFixed(2)).join(' / ')} s`).join('; ')}.`,
     ].join('\n');
     return { markdown, raw: { opts, backend: backend.name, times, medians: m, sizes, load: { before: loadBefore, after: loadAfter } } };
