@@ -2,6 +2,9 @@
  * Scale-out on S3 storage: the API and two worker processes each with their own, empty local
  * directory (as on separate hosts). Every job runs exactly once, both workers take work, and
  * every model downloads through the API (streamed, or as a redirect to a presigned URL).
+ * Routing: worker-a advertises a GPU (WORKER_ACCELERATOR=gpu; this machine has none, so it trains
+ * on wasm, but it claims the capability the routing reads), worker-b is a CPU worker; jobs that
+ * require or refuse a GPU run only where they should, and one no worker can run waits, then cancels.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync } from 'node:fs';
@@ -9,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
+import type { Worker } from '@graft/contracts';
 import { createTestEnv, s3Settings, type TestEnv } from '../helpers/env.ts';
 import { startApi, startWorker, waitFor, type WorkerProcess } from '../helpers/processes.ts';
 
@@ -28,8 +32,8 @@ before(async () => {
     mkdirSync(dirs[k]);
   }
   api = await startApi({ ...env, STORAGE_DIR: dirs.api });
-  for (const [name, dir] of [['worker-a', dirs.a], ['worker-b', dirs.b]] as const) {
-    workers.push(await startWorker({ ...env, STORAGE_DIR: dir }, { WORKER_ID: name, WORKER_METRICS_PORT: '0' }));
+  for (const [name, dir, accelerator] of [['worker-a', dirs.a, 'gpu'], ['worker-b', dirs.b, 'cpu']] as const) {
+    workers.push(await startWorker({ ...env, STORAGE_DIR: dir }, { WORKER_ID: name, WORKER_METRICS_PORT: '0', WORKER_ACCELERATOR: accelerator }));
   }
   const res = await request(api.url).post('/v1/datasets').field('task', 'image-classification').attach('file', SAMPLE);
   assert.equal(res.status, 201, JSON.stringify(res.body));
@@ -72,6 +76,62 @@ describe('two workers on S3 storage, each with its own empty directory', () => {
     // Nothing was written to the API's or the workers' directories but staging and caches.
     assert.deepEqual(readdirSync(dirs.api).filter((n) => !['tmp'].includes(n)), []);
     for (const d of [dirs.a, dirs.b]) assert.deepEqual(readdirSync(d).filter((n) => !['tmp', 'pulled', 'cache', 'jobs'].includes(n)), []);
+  });
+
+  test('GET /v1/workers lists both with what they advertise and, while a job runs, what they run', async () => {
+    const { data } = await get('/v1/workers');
+    assert.deepEqual(data.map((w: Worker) => [w.id, w.capabilities.accelerator, w.capabilities.backend]), [['worker-a', 'gpu', 'wasm'], ['worker-b', 'cpu', 'wasm']]);
+    for (const w of data as Worker[]) {
+      assert.ok(w.capabilities.memoryBytes > 0 && w.capabilities.memoryPerJobBytes === w.capabilities.memoryBytes);
+      assert.ok(['idle', 'busy'].includes(w.status));
+    }
+    const res = await request(api.url).post('/v1/fine-tunes').send(quickJob({ hyperparameters: { epochs: 4, batchSize: 16 } }));
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const seen = await waitFor('the job in a worker\'s running list', async () => {
+      const { data: now } = await get('/v1/workers');
+      return (now as Worker[]).find((w) => w.running.some((r) => r.fineTune === res.body.id) && w.status === 'busy') ?? null;
+    }, 60_000, 50);
+    const job = await finished(res.body.id);
+    assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+    const { data: events } = await get(`/v1/fine-tunes/${res.body.id}/events?limit=100`);
+    assert.equal(events.find((e: { type: string; data: { status?: string } }) => e.type === 'status' && e.data?.status === 'running').data.worker, seen.id);
+    await waitFor('the worker to be idle again', async () => ((await get('/v1/workers')).data as Worker[]).every((w) => w.running.length === 0), 10_000, 100);
+  });
+
+  test('a job that requires a GPU runs only on the GPU worker, one that refuses it only on the CPU worker, each once', async () => {
+    const submitted: [string, string][] = [];
+    for (const [gpu, expected] of [['required', 'worker-a'], ['never', 'worker-b'], ['required', 'worker-a'], ['never', 'worker-b']] as const) {
+      const res = await request(api.url).post('/v1/fine-tunes').send(quickJob({ resources: { gpu } }));
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      submitted.push([res.body.id, expected]);
+    }
+    for (const [id, expected] of submitted) {
+      const job = await finished(id);
+      assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+      const { data: events } = await get(`/v1/fine-tunes/${id}/events?limit=100`);
+      const starts = events.filter((e: { type: string; data: { status?: string } }) => e.type === 'status' && e.data?.status === 'running');
+      assert.deepEqual(starts.map((e: { data: { worker: string } }) => e.data.worker), [expected], `${id} (${job.resources.gpu})`);
+    }
+  });
+
+  test('a job no live worker can run waits in the queue (said once, in an event), and cancels from there', async () => {
+    const res = await request(api.url).post('/v1/fine-tunes').send(quickJob({ resources: { gpu: 'required', memoryMB: 1_048_576 } }));
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const id = res.body.id;
+    await waitFor('the waiting_for_worker event', async () => {
+      const { data: events } = await get(`/v1/fine-tunes/${id}/events?limit=100`);
+      return events.some((e: { type: string }) => e.type === 'waiting_for_worker');
+    }, 30_000, 200);
+    await new Promise((r) => setTimeout(r, 3_000)); // several more hand-backs
+    const job = await get(`/v1/fine-tunes/${id}`);
+    assert.equal(job.status, 'queued');
+    const { data: events } = await get(`/v1/fine-tunes/${id}/events?limit=100`);
+    assert.deepEqual(events.map((e: { type: string }) => e.type), ['status', 'waiting_for_worker']);
+    assert.match(events[1].message, /a GPU worker with 1048576 MiB per job/);
+    const cancel = await request(api.url).post(`/v1/fine-tunes/${id}/cancel`);
+    assert.ok([200, 202].includes(cancel.status), JSON.stringify(cancel.body));
+    const ended = await finished(id);
+    assert.equal(ended.status, 'cancelled');
   });
 
   test('models and checkpoints download through the API from the bucket', async () => {

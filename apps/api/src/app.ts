@@ -20,6 +20,7 @@ import datasetRoutes from './routes/v1/datasets/index.ts';
 import fineTuneRoutes from './routes/v1/fine-tunes/index.ts';
 import predictRoutes from './routes/v1/fine-tunes/predict.ts';
 import webhookEndpointRoutes from './routes/v1/webhook-endpoints/index.ts';
+import workerRoutes from './routes/v1/workers/index.ts';
 
 const addFormats = addFormatsImport as unknown as (ajv: Ajv) => Ajv;
 
@@ -65,5 +66,6 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(fineTuneRoutes, { prefix: '/v1/fine-tunes' });
   await app.register(predictRoutes, { prefix: '/v1/fine-tunes' });
   await app.register(webhookEndpointRoutes, { prefix: '/v1/webhook-endpoints' });
+  await app.register(workerRoutes, { prefix: '/v1/workers' });
   return app;
 }

@@ -1,6 +1,6 @@
 /** Database rows → the public shapes of contracts (times as ISO strings, sizes as numbers). */
 import { WEBHOOK_EVENT_TYPES, type WebhookDelivery, type WebhookEventType } from '@graft/contracts';
-import type { BaseModel, Checkpoint, Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneProgress, FineTuneSpec, TextDataset } from '@graft/contracts';
+import type { BaseModel, Checkpoint, Dataset, EpochMetrics, FineTune, FineTuneEvent, FineTuneProgress, FineTuneSpec, Resources, TextDataset } from '@graft/contracts';
 import { userBaseToModel, type CheckpointRow, type DatasetRow, type EventRow, type FineTuneRow, type MetricRow, type ProgressRow, type UserBaseRow, type WebhookAttemptRow, type WebhookDeliveryRow } from '@graft/db';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -88,6 +88,8 @@ export function fineTuneOut(row: FineTuneRow): FineTune {
     topK: spec.topK,
     seed: spec.seed,
     metadata: spec.metadata,
+    // Jobs created before graft recorded resources ran anywhere, unchecked.
+    resources: (row.resources as Resources | null) ?? { gpu: 'any', memoryMB: null, estimated: false },
     progress: { phase: row.phase, epoch: row.epoch, epochs: row.epochs, batch: row.batch, batches: row.batches },
     metrics: latest,
     result: (row.result as FineTune['result']) ?? null,

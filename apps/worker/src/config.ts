@@ -1,4 +1,4 @@
-import { CommonEnv, loadEnv } from '@graft/contracts';
+import { CommonEnv, Literals, loadEnv } from '@graft/contracts';
 import { hostname } from 'node:os';
 import { Type, type Static } from 'typebox';
 
@@ -11,6 +11,8 @@ export const WorkerEnv = Type.Object({
   WORKER_METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address that port listens on (0.0.0.0 in containers).' }),
   WORKER_LOCK_MS: Type.Integer({ minimum: 1_000, default: 30_000, description: "BullMQ's job lock (renewed at half of it) and stalled-job check interval: a killed worker's job is free to move after this long." }),
   CHECKPOINT_RECORD_DEADLINE_MS: Type.Integer({ minimum: 1_000, default: 60_000, description: 'How long storing and recording one checkpoint is retried (storage or Postgres away) before the job fails with `checkpoint_unrecorded`.' }),
+  WORKER_ACCELERATOR: Literals(['auto', 'gpu', 'cpu'], { default: 'auto', description: 'What the worker advertises: auto = gpu with tfjs-node-gpu and a GPU nvidia-smi lists, else cpu.' }),
+  WORKER_MEMORY_MB: Type.Integer({ minimum: 0, default: 0, description: 'RAM training may use, shared by WORKER_CONCURRENCY jobs (0: the host\'s or the container\'s limit).' }),
   TRAINER_MAX_OLD_SPACE_MB: Type.Integer({ minimum: 256, default: 4096, description: 'Heap limit of each training process.' }),
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'Webhook deliveries sent at once.' }),
   WEBHOOK_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 30, default: 12, description: 'Attempts per delivery (the first and its retries).' }),

@@ -2,11 +2,13 @@
  * The worker: a BullMQ consumer of the fine-tune queue. Its own event loop stays free (training
  * runs in child processes), so lock renewal and cancel messages are never starved.
  */
-import { cancelChannel, createFineTuneQueue, createRedis, FINE_TUNE_QUEUE, announceWorker, publishFeedUpdate, startReconciler, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
-import { createDb } from '@graft/db';
+import { cancelChannel, createFineTuneQueue, createRedis, FINE_TUNE_QUEUE, announceWorker, listWorkers, publishFeedUpdate, startReconciler, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
+import { createDb, events, fineTunes } from '@graft/db';
 import { createStorage } from '@graft/storage';
-import type { FineTuneJobData } from '@graft/contracts';
-import { WaitingError, Worker, type Job } from 'bullmq';
+import { canRun, type FineTuneJobData, type Resources, type Worker as WorkerRecord, type WorkerJob } from '@graft/contracts';
+import { DelayedError, WaitingError, Worker, type Job } from 'bullmq';
+import { hostname } from 'node:os';
+import { detectCapabilities } from './capabilities.ts';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
 import { failJob, HANDED_BACK, processFineTune, type JobContext } from './process-job.ts';
@@ -15,6 +17,12 @@ import { startWebhooks } from './webhooks.ts';
 
 /** How long before the end of the grace period running jobs are asked to stop (a stop takes up to one batch). */
 const HANDBACK_MARGIN_MS = 10_000;
+
+/** How long a handed-back job waits before any worker may take it again. */
+const HAND_BACK_DELAY_MS = 1_000;
+
+const describeNeed = (need: Resources) =>
+  [need.gpu === 'required' ? 'a GPU worker' : need.gpu === 'never' ? 'a CPU worker' : 'a worker', need.memoryMB ? `with ${need.memoryMB} MiB per job` : ''].filter(Boolean).join(' ');
 
 export interface RunningWorker {
   close(graceMs?: number): Promise<void>;
@@ -37,8 +45,59 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
     notify: (id) => void publishFeedUpdate(connection, config.QUEUE_PREFIX, id).catch((err: Error) => log.warn({ err: err.message, jobId: id }, 'feed nudge failed')),
   };
 
+  const capabilities = detectCapabilities({ backend, concurrency: config.WORKER_CONCURRENCY, accelerator: config.WORKER_ACCELERATOR, memoryMb: config.WORKER_MEMORY_MB });
+  const jobs = new Map<string, WorkerJob>();
+  let draining = false;
+  const startedAt = new Date().toISOString();
+  const record = (): WorkerRecord => ({
+    id: config.WORKER_ID,
+    object: 'worker',
+    hostname: hostname(),
+    status: draining ? 'draining' : jobs.size >= config.WORKER_CONCURRENCY ? 'busy' : 'idle',
+    capabilities: { ...capabilities, ...(frozenRuntime ? { frozenRuntime } : {}) },
+    running: [...jobs.values()],
+    startedAt,
+    lastSeenAt: new Date().toISOString(),
+  });
+  const beat = async () => announceWorker(connection, config.QUEUE_PREFIX, record()).catch((err) => log.warn({ err: err.message }, 'heartbeat failed'));
+  // The registry shows what runs now: announce at each start and end, not only on the heartbeat.
+  ctx.onJob = (id, state) => {
+    if (state === 'started') jobs.set(id, { fineTune: id, startedAt: new Date().toISOString() });
+    else jobs.delete(id);
+    void beat();
+  };
+
+  /**
+   * Check before start: a job this worker should not run goes back to the queue (delayed a moment,
+   * so another worker can take it) without using an attempt; the first time no live worker at all
+   * can run it, an event says so.
+   */
+  async function handBackIfUnsuited(job: Job<FineTuneJobData>, token: string | undefined): Promise<void> {
+    const need: Resources | undefined = job.data.resources;
+    if (!need) return;
+    const others = await listWorkers(connection, config.QUEUE_PREFIX).catch(() => []);
+    const live = others.filter((w) => w.status !== 'draining').map((w) => w.capabilities);
+    const verdict = canRun(need, capabilities, live, Date.now() - job.timestamp);
+    if (verdict.ok) return;
+    // A job cancelled (or gone) while it waited is not handed back: processFineTune ends it.
+    const row = await fineTunes.getFineTune(db, job.data.fineTuneId);
+    if (!row || row.cancelRequestedAt || (row.status !== 'queued' && row.status !== 'running')) return;
+    log.info({ jobId: job.data.fineTuneId, reason: verdict.reason }, 'job handed back');
+    if (verdict.noWorkerCan && !job.data.waitingNoted) {
+      await job.updateData({ ...job.data, waitingNoted: true });
+      await events.appendEvent(db, {
+        fineTuneId: job.data.fineTuneId, level: 'warning', type: 'waiting_for_worker',
+        message: `No live worker can run this job yet (it needs ${describeNeed(need)}); it waits in the queue until one joins.`,
+        data: { resources: need, reason: verdict.reason },
+      }).then(() => ctx.notify?.(job.data.fineTuneId), (err: Error) => log.warn({ err: err.message }, 'waiting event failed'));
+    }
+    await job.moveToDelayed(Date.now() + HAND_BACK_DELAY_MS + Math.floor(Math.random() * 500), token);
+    throw new DelayedError();
+  }
+
   /** A job handed back is moved to waiting (not failed, not completed): the next worker takes it. */
   const processor = async (job: Job<FineTuneJobData>, token: string | undefined, signal?: AbortSignal) => {
+    await handBackIfUnsuited(job, token);
     const outcome = await processFineTune(ctx, job, signal);
     if (outcome !== HANDED_BACK) return outcome;
     await job.moveToWait(token);
@@ -86,12 +145,9 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
   });
 
   const hooks = await startWebhooks(config, db, connection, subscriber, log);
-
-  const info = { id: config.WORKER_ID, backend, ...(frozenRuntime ? { frozenRuntime } : {}), concurrency: config.WORKER_CONCURRENCY, since: new Date().toISOString() };
-  const beat = async () => announceWorker(connection, config.QUEUE_PREFIX, info).catch((err) => log.warn({ err: err.message }, 'heartbeat failed'));
   await beat();
   const heartbeat = setInterval(beat, (WORKER_TTL_SECONDS * 1000) / 3);
-  log.info({ worker: config.WORKER_ID, concurrency: config.WORKER_CONCURRENCY, queue: `${config.QUEUE_PREFIX}:${FINE_TUNE_QUEUE}`, backend }, 'worker ready');
+  log.info({ worker: config.WORKER_ID, concurrency: config.WORKER_CONCURRENCY, queue: `${config.QUEUE_PREFIX}:${FINE_TUNE_QUEUE}`, backend, capabilities }, 'worker ready');
 
   return {
     unhealthy() {
@@ -100,7 +156,8 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
       return null;
     },
     async close(graceMs = config.WORKER_SHUTDOWN_GRACE_MS) {
-      clearInterval(heartbeat);
+      draining = true;
+      await beat();
       // Stop taking jobs. A running job may finish within the first part of the grace period;
       // then it is handed back: its trainer is stopped (within one batch), the row goes back to
       // `queued`, the BullMQ job to waiting, and the next worker runs it. A trainer that has not
@@ -125,6 +182,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
       clearTimeout(soft);
       clearTimeout(hard);
       await hooks.close().catch((err: Error) => log.warn({ err: err.message }, 'closing webhook deliveries failed'));
+      clearInterval(heartbeat);
       await withdrawWorker(connection, config.QUEUE_PREFIX, config.WORKER_ID).catch(() => {});
       await reconciler.close().catch(() => {});
       await producer.close().catch(() => {});

@@ -3,6 +3,7 @@ import { Augmentation, CheckpointEvery, ClassWeights, EarlyStopping, TrainableLa
 import { Deleted, Literals, NullableTimestamp, PageFields, Page, Timestamp } from './common.ts';
 import { JobError } from './errors.ts';
 import { WEBHOOK_EVENT_TYPES, WEBHOOK_URL_RULE, WebhookEventTypes, WebhookUrl } from './webhooks.ts';
+import { ResourceRequest, Resources } from './workers.ts';
 
 export const FINE_TUNE_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type FineTuneStatus = (typeof FINE_TUNE_STATUSES)[number];
@@ -83,6 +84,7 @@ export const CreateFineTuneBody = Type.Object(
     })),
     webhookUrl: Type.Optional({ ...WebhookUrl, description: `Where to POST this job's events, signed (Standard Webhooks) with the secret in the answer's \`webhook.secret\`. ${WEBHOOK_URL_RULE}` }),
     webhookEvents: Type.Optional(WebhookEventTypes),
+    resources: Type.Optional(ResourceRequest),
   },
   { additionalProperties: false, title: 'CreateFineTuneRequest' },
 );
@@ -201,6 +203,7 @@ export const FineTune = Type.Object(
     status: FineTuneStatus,
     ...SpecFields,
     hyperparameters: Hyperparameters,
+    resources: { ...Resources, description: 'What the job needs from a worker (`resources` of the request, defaults filled in). Where it runs, not how it trains: not part of training.json.' },
     progress: Type.Object({
       phase: Type.String({ description: '`features`, `head`, `fine-tune`, `baseline` or `evaluation`.' }),
       epoch: Type.Integer(),

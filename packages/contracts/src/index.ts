@@ -13,3 +13,4 @@ export * from './checkpoints.ts';
 export * from './stream.ts';
 export * from './predictions.ts';
 export * from './webhooks.ts';
+export * from './workers.ts';

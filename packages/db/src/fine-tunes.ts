@@ -1,4 +1,4 @@
-import { GraftError, ID_PREFIX, newId, type FineTuneSpec, type FineTuneStatus } from '@graft/contracts';
+import { GraftError, ID_PREFIX, newId, type FineTuneSpec, type FineTuneStatus, type Resources } from '@graft/contracts';
 import type { Db } from './client.ts';
 import type { Prisma } from './generated/prisma/client.ts';
 import { ACTIVE_STATUSES, page, type DeleteOutcome } from './datasets.ts';
@@ -6,6 +6,8 @@ import { insertEvent, type NewEvent } from './events.ts';
 
 export interface NewFineTune {
   spec: FineTuneSpec;
+  /** What the job needs from a worker (where it runs; not part of the spec it trains with). */
+  resources?: Resources;
   idempotencyKey?: string | undefined;
   requestHash: string;
   /** Events to record right after "Job queued" (e.g. warnings found while validating the request). */
@@ -33,6 +35,7 @@ export async function createFineTune(db: Db, f: NewFineTune) {
         datasetId: f.spec.dataset,
         testDatasetId: f.spec.testDataset,
         request: json(f.spec),
+        ...(f.resources ? { resources: json(f.resources) } : {}),
         idempotencyKey: f.idempotencyKey ?? null,
         requestHash: f.requestHash,
         epochs: f.spec.hyperparameters.epochs + f.spec.hyperparameters.fineTuneEpochs,

@@ -3,7 +3,7 @@
  * Every key lives under a prefix (`QUEUE_PREFIX`) so that test runs and deployments sharing a
  * Redis cannot see each other's jobs.
  */
-import { CANCEL_CHANNEL, FINE_TUNE_QUEUE, STREAM_CHANNEL, WEBHOOK_QUEUE, type FineTuneJobData, type WebhookJobData } from '@graft/contracts';
+import { CANCEL_CHANNEL, FINE_TUNE_QUEUE, STREAM_CHANNEL, WEBHOOK_QUEUE, type FineTuneJobData, type WebhookJobData, type Worker } from '@graft/contracts';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
@@ -103,19 +103,16 @@ export async function publishFeedUpdate(redis: Redis, prefix: string, fineTuneId
   await redis.publish(feedChannel(prefix, fineTuneId), '1');
 }
 
-/** What a worker says about itself while alive (a key with a short TTL, refreshed). */
-export interface WorkerInfo {
-  id: string;
-  backend: string;
-  /** What computes frozen layers bases' features: `onnx` (ONNX Runtime) or `tfjs` (GRAFT_FROZEN_RUNTIME, the backend). */
-  frozenRuntime?: string;
-  concurrency: number;
-  since: string;
-}
+/**
+ * The worker registry: each worker keeps `<prefix>:workers:<id>` (its `Worker` record: capabilities,
+ * what it runs) alive with a heartbeat every WORKER_TTL_SECONDS / 3; a worker that dies drops out of
+ * the list when its key expires.
+ */
+export type WorkerInfo = Worker;
 
 export const WORKER_TTL_SECONDS = 15;
 
-export async function announceWorker(redis: Redis, prefix: string, info: WorkerInfo): Promise<void> {
+export async function announceWorker(redis: Redis, prefix: string, info: Worker): Promise<void> {
   await redis.set(`${prefix}:workers:${info.id}`, JSON.stringify(info), 'EX', WORKER_TTL_SECONDS);
 }
 
@@ -123,7 +120,8 @@ export async function withdrawWorker(redis: Redis, prefix: string, id: string): 
   await redis.del(`${prefix}:workers:${id}`);
 }
 
-export async function listWorkers(redis: Redis, prefix: string): Promise<WorkerInfo[]> {
+/** Live workers, by id. */
+export async function listWorkers(redis: Redis, prefix: string): Promise<Worker[]> {
   const keys: string[] = [];
   let cursor = '0';
   do {
@@ -133,7 +131,10 @@ export async function listWorkers(redis: Redis, prefix: string): Promise<WorkerI
   } while (cursor !== '0');
   if (keys.length === 0) return [];
   const values = await redis.mget(...keys);
-  return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as WorkerInfo);
+  return values
+    .filter((v): v is string => v !== null)
+    .map((v) => JSON.parse(v) as Worker)
+    .sort((a, b) => a.id.localeCompare(b.id));
 }
 
 export { beatJob, endJobBeat, jobHeartbeatKey, jobOwner } from './heartbeat.ts';

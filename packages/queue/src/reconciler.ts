@@ -13,7 +13,7 @@
  * when a run is slower than the interval. The scheduler is upserted again whenever the connection
  * comes back, since a Redis restarted without persistence forgets it.
  */
-import type { FineTuneJobData } from '@graft/contracts';
+import type { FineTuneJobData, Resources } from '@graft/contracts';
 import { fineTunes, transitions, type Db } from '@graft/db';
 import { Queue, Worker, type Job } from 'bullmq';
 import { randomUUID } from 'node:crypto';
@@ -58,10 +58,12 @@ async function jobState(queue: Queue<FineTuneJobData>, id: string): Promise<{ jo
   return { job, state: job ? await job.getState() : 'missing' };
 }
 
-async function enqueue(queue: Queue<FineTuneJobData>, job: Job<FineTuneJobData> | undefined, id: string): Promise<void> {
+async function enqueue(queue: Queue<FineTuneJobData>, job: Job<FineTuneJobData> | undefined, row: { id: string; resources?: unknown }): Promise<void> {
   // A finished BullMQ job with this id would make `add` a no-op: remove it first.
   if (job) await job.remove().catch(() => {});
-  await queue.add('fine-tune', { fineTuneId: id }, { jobId: id });
+  // What the job needs from a worker travels with it again (workers route on it).
+  const resources = row.resources ? { resources: row.resources as Resources } : {};
+  await queue.add('fine-tune', { fineTuneId: row.id, ...resources }, { jobId: row.id });
 }
 
 /** One pass over the non-terminal rows. */
@@ -80,7 +82,7 @@ export async function reconcileOnce(d: ReconcileDeps): Promise<ReconcileReport> 
       continue;
     }
     if (WAITING_STATES.has(state)) continue;
-    await enqueue(d.queue, job, row.id);
+    await enqueue(d.queue, job, row);
     report.enqueued.push(row.id);
     d.log.warn({ jobId: row.id, state }, 'queued job was missing from the queue; enqueued again');
   }
@@ -113,7 +115,7 @@ export async function reconcileOnce(d: ReconcileDeps): Promise<ReconcileReport> 
     const ok = await transitions.requeue(d.db, row.id, { code: 'worker_lost', reason: 'its worker stopped answering (lost or killed); it waits for the next worker' });
     if (!ok) continue;
     // Already waiting in BullMQ (its stalled job was moved back): the next worker takes it.
-    if (!WAITING_STATES.has(state)) await enqueue(d.queue, job, row.id);
+    if (!WAITING_STATES.has(state)) await enqueue(d.queue, job, row);
     report.requeued.push(row.id);
     d.log.warn({ jobId: row.id, state }, 'running job had lost its worker; re-queued');
   }

@@ -93,6 +93,7 @@ export default fp(
           { name: 'base-models', description: 'Pretrained models graft can start from' },
           { name: 'fine-tunes', description: 'Training jobs, their events, metrics, checkpoints and models' },
           { name: 'webhooks', description: 'Signed deliveries of job events to your URLs (Standard Webhooks)' },
+          { name: 'workers', description: 'Live workers, their capabilities and what they run' },
           { name: 'health', description: 'Liveness and readiness' },
         ],
         components: {

@@ -65,7 +65,8 @@ export default async function health(app: FastifyInstance) {
         probe(() => app.db.$queryRaw`SELECT 1`, PROBE_MS),
         probe(() => app.redis.ping(), PROBE_MS),
       ]);
-      const workers = redis === 'ok' ? await withDeadline(listWorkers(app.redis, app.config.QUEUE_PREFIX), WORKERS_MS).catch(() => []) : [];
+      const live = redis === 'ok' ? await withDeadline(listWorkers(app.redis, app.config.QUEUE_PREFIX), WORKERS_MS).catch(() => []) : [];
+      const workers = live.map((w) => ({ id: w.id, backend: w.capabilities.backend, ...(w.capabilities.frozenRuntime ? { frozenRuntime: w.capabilities.frozenRuntime } : {}), concurrency: w.capabilities.concurrency, since: w.startedAt }));
       const ready = postgres === 'ok' && redis === 'ok';
       if (!ready) res.header('retry-after', '5');
       return res.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: { postgres, redis }, workers });

@@ -16,6 +16,7 @@ import {
   WebhookDeliveryList,
   newWebhookSecret,
   normalizeFineTune,
+  resolveResources,
   type RequestWarning,
 } from '@graft/contracts';
 import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, transitions, webhooks, type FineTuneRow } from '@graft/db';
@@ -146,10 +147,12 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
           throw new GraftError('base_model_unusable', `${base.id} is ${kind}: its architecture cannot be re-initialised for a scratch baseline.`, 'baseline');
         }
       }
+      const examples = (dataset.classes as { images?: number; rows?: number }[]).reduce((n, c) => n + (c.images ?? c.rows ?? 0), 0);
       const spec = normalizeFineTune(body, base, body.seed ?? randomInt(0, 2 ** 31 - 1));
       const webhook = body.webhookUrl
         ? { url: await checkWebhookUrl(body.webhookUrl, app.config.OUTBOUND_ALLOWLIST, 'webhookUrl'), events: body.webhookEvents, secret: newWebhookSecret() }
         : undefined;
+      const resources = resolveResources(body.resources, base, spec.hyperparameters.batchSize, examples);
       if (base.task === 'text-classification' && spec.augmentation) {
         throw new GraftError('invalid_request', 'Augmentation applies to images only: leave it out for a text fine-tune.', 'augmentation');
       }
@@ -157,6 +160,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         row = await fineTunes.createFineTune(app.db, {
           spec,
+          resources,
           idempotencyKey: key,
           requestHash,
           webhook,
@@ -171,7 +175,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw err;
       }
       try {
-        await app.queue.add('fine-tune', { fineTuneId: row.id }, { jobId: row.id });
+        await app.queue.add('fine-tune', { fineTuneId: row.id, resources }, { jobId: row.id });
       } catch (err) {
         // The job was never accepted: remove its row so the answer (503) is the whole truth and the
         // Idempotency-Key stays free. If Postgres fails too, the row stays queued and the reconciler

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "fine_tunes" ADD COLUMN     "resources" JSONB;
