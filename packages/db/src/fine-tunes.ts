@@ -198,6 +198,6 @@ export function listByStatus(db: Db, status: FineTuneStatus, opts: { createdBefo
     where: { status, ...(opts.createdBefore ? { createdAt: { lt: opts.createdBefore } } : {}) },
     orderBy: { createdAt: 'asc' },
     take: opts.limit ?? 500,
-    select: { id: true, status: true, cancelRequestedAt: true, attempts: true, startedAt: true, updatedAt: true },
+    select: { id: true, status: true, cancelRequestedAt: true, attempts: true, startedAt: true, updatedAt: true, resources: true },
   });
 }
