@@ -13,17 +13,26 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from '../apps/api/src/app.ts';
 import { loadApiConfig } from '../apps/api/src/config.ts';
+import { ensureLocalServices, type LocalServices } from './lib/local-services.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SAMPLE = `${ROOT}samples/digits-5-9.zip`;
 const say = (s = '') => process.stdout.write(`${s}\n`);
 
-const config = loadApiConfig({ ...process.env, PORT: process.env.PORT ?? '0' });
+let services: LocalServices;
+try {
+  // Without DATABASE_URL / REDIS_URL and nothing at the defaults: an embedded PostgreSQL and a redis-server under .data/.
+  services = await ensureLocalServices({ dataDir: `${ROOT}.data`, say: (line) => say(line.replace('[services] ', '')) });
+} catch (err) {
+  say((err as Error).message);
+  process.exit(1);
+}
+const config = loadApiConfig({ ...process.env, DATABASE_URL: services.DATABASE_URL, REDIS_URL: services.REDIS_URL, PORT: process.env.PORT ?? '0' });
 try {
   await prepareDatabase(config.DATABASE_URL, { migrate: true });
 } catch (err) {
-  say(`Cannot reach PostgreSQL at ${config.DATABASE_URL}: ${(err as Error).message}`);
-  say('Start it (see README, "Requirements") or set DATABASE_URL.');
+  say(`Cannot use PostgreSQL at ${config.DATABASE_URL}: ${(err as Error).message}`);
+  await services.stop();
   process.exit(1);
 }
 
@@ -33,13 +42,14 @@ const address = app.server.address();
 const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : config.PORT}`;
 const worker = spawn(process.execPath, ['--import', 'tsx', 'apps/worker/src/main.ts'], {
   cwd: ROOT,
-  env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', MIGRATE_ON_START: 'false', WORKER_METRICS_PORT: process.env.WORKER_METRICS_PORT ?? '0' },
+  env: { ...process.env, DATABASE_URL: config.DATABASE_URL, REDIS_URL: config.REDIS_URL, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', MIGRATE_ON_START: 'false', WORKER_METRICS_PORT: process.env.WORKER_METRICS_PORT ?? '0' },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 const shutdown = async (code: number) => {
   worker.kill('SIGTERM');
   await new Promise((r) => (worker.exitCode !== null ? r(null) : worker.once('exit', r)));
   await app.close();
+  await services.stop();
   process.exit(code);
 };
 process.once('SIGINT', () => void shutdown(130));
