@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Brings a fresh clone to a runnable state, doing only what is missing:
 //   1. installs dependencies (npm ci) when node_modules is absent or older than package-lock.json;
-//   2. generates the Prisma client when it is absent or older than prisma/schema.prisma.
+//   2. generates the Prisma client when it is absent or older than prisma/schema.prisma;
+//   3. builds the web dashboard (apps/dashboard/dist) when it is absent or its sources changed;
+//   4. (`npm run setup` only, not --quiet) installs Debian's chromium for the browser tests when missing.
 // Plain JavaScript with no dependencies, because it runs before any are installed.
 // Databases are created and migrated by the programs that use them (start, demo, test).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,3 +49,21 @@ if (!existsSync(generatedStamp) || readFileSync(generatedStamp, 'utf8') !== sche
   run('npx', ['prisma', 'generate'], { PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath, PRISMA_HIDE_UPDATE_MESSAGE: '1' });
   writeFileSync(generatedStamp, schemaHash);
 } else log('prisma client up to date');
+
+// 3. the dashboard, built once per change of its sources (or of the client it imports); about 2 s.
+const dashboardInputs = ['apps/dashboard/src', 'apps/dashboard/index.html', 'apps/dashboard/vite.config.ts', 'apps/dashboard/package.json', 'packages/client/src', 'package-lock.json'];
+const files = (p) => (statSync(join(root, p)).isDirectory() ? readdirSync(join(root, p)).sort().flatMap((n) => files(`${p}/${n}`)) : [p]);
+const dashboardHash = createHash('sha256');
+for (const f of dashboardInputs.flatMap(files)) dashboardHash.update(f).update(readFileSync(join(root, f)));
+const dashboardDigest = dashboardHash.digest('hex');
+const dashboardStamp = join(root, 'apps/dashboard/dist/.sources-hash');
+if (!existsSync(dashboardStamp) || readFileSync(dashboardStamp, 'utf8') !== dashboardDigest) {
+  run(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--config', 'apps/dashboard/vite.config.ts', '--logLevel', 'warn']);
+  writeFileSync(dashboardStamp, dashboardDigest);
+} else log('dashboard up to date');
+
+// 4. the browser the dashboard's tests drive (the test command checks again before those tests)
+if (!quiet) {
+  const { ensureChromium } = await import('./ensure-chromium.mjs');
+  ensureChromium();
+}

@@ -60,6 +60,7 @@ function ensureDockerCompose() {
   }
 }
 if (files.some((f) => f.endsWith('compose.test.ts'))) ensureDockerCompose();
+if (files.some((f) => f.startsWith('apps/dashboard/'))) (await import('./ensure-chromium.mjs')).ensureChromium();
 
 const env = {
   ...process.env,
@@ -83,8 +84,10 @@ try {
   // The whole suite also type-checks (strict) every workspace; a single file is run as is.
   if (process.argv.length <= 2) {
     console.error('[test] tsc --noEmit');
-    const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--noEmit'], { cwd: root, stdio: 'inherit' });
-    if (tsc.status !== 0) throw new Error('type errors');
+    for (const project of ['tsconfig.json', 'apps/dashboard/tsconfig.json']) {
+      const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', project, '--noEmit'], { cwd: root, stdio: 'inherit' });
+      if (tsc.status !== 0) throw new Error('type errors');
+    }
   }
   if (db('create').status !== 0) throw new Error('could not create the test database (is PostgreSQL running?)');
   // One file at a time: the training tests use a whole core each, and the machine has two.

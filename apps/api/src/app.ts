@@ -8,6 +8,7 @@ import { Ajv } from 'ajv';
 import addFormatsImport from 'ajv-formats';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { ApiConfig } from './config.ts';
+import dashboard from './plugins/dashboard.ts';
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/errors.ts';
 import inputGuard from './plugins/input-guard.ts';
 import feedHub from './plugins/feed-hub.ts';
@@ -17,6 +18,7 @@ import services from './plugins/services.ts';
 import health from './routes/health.ts';
 import baseModelRoutes from './routes/v1/base-models/index.ts';
 import datasetRoutes from './routes/v1/datasets/index.ts';
+import datasetSampleRoutes from './routes/v1/datasets/samples.ts';
 import fineTuneRoutes from './routes/v1/fine-tunes/index.ts';
 import predictRoutes from './routes/v1/fine-tunes/predict.ts';
 import webhookEndpointRoutes from './routes/v1/webhook-endpoints/index.ts';
@@ -62,10 +64,12 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
 
   await app.register(health);
   await app.register(datasetRoutes, { prefix: '/v1/datasets' });
+  await app.register(datasetSampleRoutes, { prefix: '/v1/datasets' });
   await app.register(baseModelRoutes, { prefix: '/v1/base-models' });
   await app.register(fineTuneRoutes, { prefix: '/v1/fine-tunes' });
   await app.register(predictRoutes, { prefix: '/v1/fine-tunes' });
   await app.register(webhookEndpointRoutes, { prefix: '/v1/webhook-endpoints' });
   await app.register(workerRoutes, { prefix: '/v1/workers' });
+  await app.register(dashboard, { dir: config.DASHBOARD_DIR });
   return app;
 }

@@ -7,6 +7,7 @@ import type {
   BaseModel,
   BaseModelDeleted,
   Dataset,
+  DatasetSample,
   DatasetDeleted,
   FileData,
   Page,
@@ -19,7 +20,7 @@ const path = (...parts: string[]) => parts.map((p, i) => (i === 0 ? p : encodeUR
 
 /** A Blob of the data, and the name to send it under. */
 export function toBlob(file: FileData, filename: string | undefined, fallback: string, type = 'application/octet-stream'): { blob: Blob; name: string } {
-  const blob = file instanceof Blob ? file : new Blob([file instanceof ArrayBuffer ? new Uint8Array(file) : file], { type });
+  const blob = file instanceof Blob ? file : new Blob([(file instanceof ArrayBuffer ? new Uint8Array(file) : file) as Uint8Array<ArrayBuffer>], { type }); // DOM's BlobPart refuses a view of a SharedArrayBuffer
   const named = file as { name?: unknown };
   const own = typeof named.name === 'string' ? named.name : undefined;
   return { blob, name: filename ?? own ?? fallback };
@@ -90,6 +91,11 @@ export class Datasets {
 
   retrieve(id: string, opts: { signal?: AbortSignal } = {}): Promise<Dataset> {
     return this.http.json('GET', path('/v1/datasets', id), { retry: true, signal: opts.signal });
+  }
+
+  /** `GET /v1/datasets/:id/samples`: the first examples of each class (images as data URIs, or texts). */
+  samples(id: string, params: { perClass?: number } = {}, opts: { signal?: AbortSignal } = {}): Promise<{ data: DatasetSample[] }> {
+    return this.http.json('GET', `${path('/v1/datasets', id)}/samples`, { query: { ...params }, retry: true, signal: opts.signal });
   }
 
   /** Refused (409 `resource_in_use`) while a queued or running job uses it. */

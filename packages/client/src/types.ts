@@ -17,6 +17,7 @@ export type {
   CreateBaseModelSpec,
   CreateFineTuneBody,
   Dataset,
+  DatasetSample,
   EpochMetrics,
   ErrorCode,
   Evaluation,

@@ -255,3 +255,20 @@ export const CreateDatasetForm = Type.Object(
   { title: 'CreateDatasetForm' },
 );
 export const DatasetDeleted = Deleted('dataset', 'DatasetDeleted');
+
+/** A few examples of each class, for people to look at (`GET /v1/datasets/{id}/samples`). */
+export const DatasetSample = Type.Object(
+  {
+    class: Type.String(),
+    source: Type.String({ description: 'Where it is in the upload: the path inside the zip, or `line N` of the text file.' }),
+    image: Type.Union([Type.String(), Type.Null()], { description: 'Images: the file as a `data:` URI.' }),
+    text: Type.Union([Type.String(), Type.Null()], { description: 'Texts: the text (at most 500 characters, then …).' }),
+  },
+  { title: 'DatasetSample' },
+);
+export type DatasetSample = Static<typeof DatasetSample>;
+export const DatasetSampleList = Type.Object({ data: Type.Array(DatasetSample, { description: 'Classes in output order; within a class, images by path and texts by line.' }) }, { title: 'DatasetSampleList' });
+export const DatasetSamplesQuery = Type.Object(
+  { perClass: Type.Optional(Type.Integer({ minimum: 1, maximum: 32, default: 8, description: 'Examples per class.' })) },
+  { additionalProperties: false },
+);

@@ -135,3 +135,35 @@ export function readArchiveImages(path: string, wanted: ReadonlySet<string>): As
 }
 
 export { inspectArchiveInThread } from './archive-check.ts';
+
+/**
+ * A few images of each class, for a person to look at (the dashboard's thumbnails): the first
+ * `perClass` by path in each class folder, found from the zip's directory alone (the archive was
+ * checked in full at upload), each at most `maxBytes`.
+ */
+export async function sampleArchiveImages(path: string, perClass: number, maxBytes = 512 * 1024): Promise<{ path: string; className: string; data: Buffer }[]> {
+  const zip = await openZip(path);
+  try {
+    const files: { path: string; entry: ZipEntry }[] = [];
+    for await (const entry of zipEntries(zip)) {
+      if (!entry.fileName.endsWith('/') && !ignoredReason(entry.fileName)) files.push({ path: entry.fileName, entry });
+    }
+    const tops = new Set(files.map((f) => f.path.split('/')[0]));
+    const strip = tops.size === 1 && files.every((f) => f.path.split('/').length >= 3) ? `${[...tops][0]}/` : '';
+    const byClass = new Map<string, { path: string; entry: ZipEntry }[]>();
+    for (const f of files) {
+      const parts = f.path.slice(strip.length).split('/');
+      if (parts.length < 2 || !IMAGE_EXT.test(f.path) || f.entry.uncompressedSize > maxBytes) continue;
+      byClass.set(parts[0]!, [...(byClass.get(parts[0]!) ?? []), f]);
+    }
+    const out: { path: string; className: string; data: Buffer }[] = [];
+    for (const className of [...byClass.keys()].sort()) {
+      for (const f of byClass.get(className)!.sort((a, b) => (a.path < b.path ? -1 : 1)).slice(0, perClass)) {
+        out.push({ path: f.path, className, data: await readZipEntry(zip, f.entry, maxBytes) });
+      }
+    }
+    return out;
+  } finally {
+    zip.close();
+  }
+}
