@@ -71,7 +71,8 @@ export class LineChart {
       this.plot = new uPlot(this.options(spec), data, this.canvasBox);
     }
     const drawn = spec.lines.map((l) => `${l.label}: ${l.values.filter((v) => v !== null).length}`).join(' · ');
-    this.caption.textContent = points ? `${points} epoch${points === 1 ? '' : 's'} plotted (${drawn})` : 'No epoch finished yet.';
+    const phases = spec.markers?.length ? `; phases: ${spec.markers.map((m) => `${m.label} from epoch ${m.x}`).join(', ')}` : '';
+    this.caption.textContent = points ? `${points} epoch${points === 1 ? '' : 's'} plotted (${drawn})${phases}` : 'No epoch finished yet.';
     fill(this.table,
       h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'epoch'), spec.lines.map((l) => h('th', { scope: 'col' }, l.label)))),
       h('tbody', null, xs.map((x, i) => h('tr', null, h('th', { scope: 'row' }, x), spec.lines.map((l) => h('td', null, l.values[i] == null ? '—' : l.values[i]!.toFixed(4)))))));

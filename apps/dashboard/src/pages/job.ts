@@ -173,6 +173,11 @@ export async function jobPage({ root, params, signal }: PageContext): Promise<vo
         addEvent(m.data);
         if (m.data.type === 'status') job = await graft.fineTunes.retrieve(id, { signal }), drawHead();
         if (m.data.type === 'checkpoint') void loadCheckpoints();
+        // The scratch baseline's epochs are events of their own (not the job's metrics): drawn on the same axes.
+        if (m.data.type === 'baseline_epoch' && m.data.data) {
+          metrics.push({ ...(m.data.data as unknown as EpochMetrics), phase: 'baseline' });
+          soon(drawCharts);
+        }
       } else if (m.type === 'progress') {
         job = { ...job, progress: m.data };
         soon(drawProgress);
