@@ -134,6 +134,25 @@ describe('two workers on S3 storage, each with its own empty directory', () => {
     assert.equal(ended.status, 'cancelled');
   });
 
+  test('each worker serves /healthz and Prometheus /metrics on its own port: jobs by outcome, duration, epochs/s and images/s by backend, trainer memory', async () => {
+    for (const w of workers) {
+      const port = Number(/"port":(\d+)[^\n]*"worker http listening"/.exec(w.output())?.[1]);
+      assert.ok(port > 0, 'the worker logs its metrics port');
+      const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(health.status, 200);
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+      assert.ok(value(/^graft_worker_jobs_total\{status="succeeded",backend="wasm"\} (\d+)$/m) >= 1, text.slice(0, 2000));
+      assert.ok(value(/^graft_job_duration_seconds_count\{status="succeeded",backend="wasm"\} (\d+)$/m) >= 1);
+      assert.ok(value(/^graft_training_epochs_total\{backend="wasm",phase="head"\} (\d+)$/m) >= 2);
+      assert.ok(value(/^graft_training_epochs_per_second\{backend="wasm"\} ([\d.e+-]+)$/m) > 0);
+      assert.ok(value(/^graft_training_examples_per_second\{backend="wasm",unit="images"\} ([\d.e+-]+)$/m) > 0);
+      // A training process (Node, tfjs, wasm) peaks well above 50 MB.
+      assert.ok(value(/^graft_trainer_peak_resident_memory_bytes\{backend="wasm",unit="images"\} ([\d.e+-]+)$/m) > 50e6);
+      assert.match(text, /^graft_worker_running_jobs 0$/m);
+    }
+  });
+
   test('models and checkpoints download through the API from the bucket', async () => {
     for (const id of ids) {
       const job = await get(`/v1/fine-tunes/${id}`);

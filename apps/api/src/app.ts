@@ -15,6 +15,7 @@ import feedHub from './plugins/feed-hub.ts';
 import openapi from './plugins/openapi.ts';
 import predictions from './plugins/predictions.ts';
 import services from './plugins/services.ts';
+import metrics from './plugins/metrics.ts';
 import health from './routes/health.ts';
 import baseModelRoutes from './routes/v1/base-models/index.ts';
 import datasetRoutes from './routes/v1/datasets/index.ts';
@@ -62,6 +63,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(predictions);
   await app.register(multipart, { limits: { fileSize: config.MAX_UPLOAD_BYTES, files: 1 } });
 
+  await app.register(metrics);
   await app.register(health);
   await app.register(datasetRoutes, { prefix: '/v1/datasets' });
   await app.register(datasetSampleRoutes, { prefix: '/v1/datasets' });

@@ -94,3 +94,25 @@ describe('what a job needs', () => {
     assert.match(bad.body.error.param, /^resources/);
   });
 });
+
+describe('GET /metrics', () => {
+  test('Prometheus text: latency by route pattern and status, queue jobs by state, fine-tunes by status, live workers, process metrics', async () => {
+    await request(api.url).get('/v1/fine-tunes/ft_doesnotexist');
+    await request(api.url).get('/v1/fine-tunes?limit=1');
+    await announceWorker(api.app.redis, env.QUEUE_PREFIX, record('gpu-m', 'gpu'));
+    const res = await request(api.url).get('/metrics');
+    assert.equal(res.status, 200);
+    assert.match(res.headers['content-type']!, /^text\/plain; version=0\.0\.4/);
+    const text = res.text;
+    assert.match(text, /^graft_http_request_duration_seconds_bucket\{le="0\.005",method="GET",route="\/v1\/fine-tunes\/:id",status_code="404"\} \d+$/m);
+    assert.match(text, /^graft_http_request_duration_seconds_count\{method="GET",route="\/v1\/fine-tunes",status_code="200"\} [1-9]\d*$/m);
+    // The jobs this file queued (no worker runs here): waiting in BullMQ, queued in Postgres.
+    const queued = Number(/^graft_fine_tunes\{status="queued"\} (\d+)$/m.exec(text)?.[1]);
+    assert.ok(queued >= 3, text);
+    assert.equal(Number(/^graft_queue_jobs\{state="waiting"\} (\d+)$/m.exec(text)?.[1]), queued);
+    assert.match(text, /^graft_fine_tunes\{status="succeeded"\} 0$/m);
+    assert.match(text, /^graft_workers\{accelerator="gpu",backend="node-gpu"\} 1$/m);
+    assert.match(text, /^process_resident_memory_bytes \d+/m);
+    await withdrawWorker(api.app.redis, env.QUEUE_PREFIX, 'gpu-m');
+  });
+});

@@ -22,6 +22,7 @@ let worker: RunningWorker | undefined;
 const http = await startWorkerHttp(config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST, {
   unhealthy: () => (worker ? worker.unhealthy() : 'starting'),
   info: { backend: backend.name, frozenRuntime },
+  metrics: () => (worker ? worker.metrics() : Promise.resolve({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body: '' })),
 });
 log.info({ port: http.port, host: config.WORKER_METRICS_HOST }, 'worker http listening');
 worker = await startWorker(config, log, backend.name, frozenRuntime);

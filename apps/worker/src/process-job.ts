@@ -34,6 +34,8 @@ export interface JobContext {
   storage: Storage;
   /** Called when a job starts and ends (the worker's registry entry and metrics follow it). */
   onJob?: (id: string, state: 'started' | 'ended', info?: { status: string; backend?: string; seconds: number }) => void;
+  /** Every message of a training process, as it arrives (the worker's metrics read epochs from them). */
+  onTrainingMessage?: (id: string, m: ChildMessage) => void;
   log: Logger;
   maxOldSpaceMb: number;
   /** Running trainings by fine-tune id, so cancel requests can reach them. */
@@ -273,6 +275,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   const training = runTraining({ ...start, ackTimeoutMs: ctx.checkpointDeadlineMs + 30_000 }, (m) => {
     // Each message waits for the one before it: a write that is being retried holds the rest, in order.
     const arrivedAt = Date.now();
+    ctx.onTrainingMessage?.(id, m);
     chain = chain.then(async () => {
       await handle(m, arrivedAt);
       if (m.kind === 'event' || m.kind === 'epoch') ctx.notify?.(id);

@@ -9,6 +9,7 @@ import { canRun, type FineTuneJobData, type Resources, type Worker as WorkerReco
 import { DelayedError, WaitingError, Worker, type Job } from 'bullmq';
 import { hostname } from 'node:os';
 import { detectCapabilities } from './capabilities.ts';
+import { createWorkerMetrics } from './metrics.ts';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.ts';
 import { failJob, HANDED_BACK, processFineTune, type JobContext } from './process-job.ts';
@@ -26,6 +27,8 @@ const describeNeed = (need: Resources) =>
 
 export interface RunningWorker {
   close(graceMs?: number): Promise<void>;
+  /** Prometheus text exposition of this worker's metrics. */
+  metrics(): Promise<{ contentType: string; body: string }>;
   /** Why the worker cannot take work now (closing, Redis down), or null. */
   unhealthy(): string | null;
 }
@@ -61,11 +64,18 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
   });
   const beat = async () => announceWorker(connection, config.QUEUE_PREFIX, record()).catch((err) => log.warn({ err: err.message }, 'heartbeat failed'));
   // The registry shows what runs now: announce at each start and end, not only on the heartbeat.
-  ctx.onJob = (id, state) => {
-    if (state === 'started') jobs.set(id, { fineTune: id, startedAt: new Date().toISOString() });
-    else jobs.delete(id);
+  const metrics = createWorkerMetrics({ backend, running });
+  ctx.onJob = (id, state, info) => {
+    if (state === 'started') {
+      jobs.set(id, { fineTune: id, startedAt: new Date().toISOString() });
+      metrics.jobStarted(id);
+    } else {
+      jobs.delete(id);
+      metrics.jobEnded(id, info?.status ?? 'unknown', info?.seconds ?? 0);
+    }
     void beat();
   };
+  ctx.onTrainingMessage = (id, m) => metrics.trainingMessage(id, m);
 
   /**
    * Check before start: a job this worker should not run goes back to the queue (delayed a moment,
@@ -150,6 +160,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
   log.info({ worker: config.WORKER_ID, concurrency: config.WORKER_CONCURRENCY, queue: `${config.QUEUE_PREFIX}:${FINE_TUNE_QUEUE}`, backend, capabilities }, 'worker ready');
 
   return {
+    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
     unhealthy() {
       if (!worker.isRunning()) return 'not consuming the queue';
       if (connection.status !== 'ready') return `redis connection ${connection.status}`;
@@ -189,6 +200,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
       plain.disconnect();
       subscriber.disconnect();
       connection.disconnect();
+      metrics.close();
       await db.$disconnect();
     },
   };
