@@ -150,7 +150,13 @@ export const CreateTextBaseModelSpec = Type.Object(
   {
     ...RegistrationFields,
     task: Type.Literal('text-classification'),
-    format: Type.Optional(Type.Literal('onnx', { description: 'Only ONNX encoders can be registered (default).' })),
+    format: Type.Optional(
+      Literals(['onnx', 'tfjs-graph'] as const, {
+        description:
+          '`onnx` (default): an ONNX encoder folder. `tfjs-graph`: a Universal-Sentence-Encoder-style TensorFlow.js graph by URL (`url` its model.json, `vocabUrl` its SentencePiece vocab.json), frozen.',
+      }),
+    ),
+    vocabUrl: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2000, description: 'With `format: "tfjs-graph"`: the graph\'s vocab.json ([piece, score] pairs); fetched once and stored.' })),
     pooling: Type.Optional(Literals(REGISTRABLE_POOLINGS, { description: '`mean` (default) over the attention mask, or `cls` (the first token).' })),
     maxLength: Type.Optional(
       Type.Integer({
@@ -159,7 +165,7 @@ export const CreateTextBaseModelSpec = Type.Object(
         description: `Tokens per text (longer texts are truncated). Default ${TEXT_MAX_LENGTH.default}, or the model's own limit when lower.`,
       }),
     ),
-    outputName: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The ONNX output with the token states. Default `last_hidden_state`, else the only rank-3 output.' })),
+    outputName: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The ONNX output with the token states (default `last_hidden_state`, else the only rank-3 output); for a graph, the node with the sentence vectors (default its only output).' })),
     modelFile: Type.Optional(Type.String({ minLength: 1, maxLength: 300, pattern: '\\.onnx$', description: 'The ONNX file in the folder (e.g. `onnx/model_quantized.onnx`). Default `onnx/model.onnx`, else `model.onnx`.' })),
     url: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2000, description: 'A .zip of the folder, or the folder itself (its files are fetched relative to it); fetched once and stored.' })),
   },

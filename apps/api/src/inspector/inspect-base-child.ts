@@ -130,8 +130,27 @@ async function inspectText(req: TextRequest): Promise<unknown> {
   return inspectOnnxTextBase(req.dir, { pooling, maxLength, outputName, modelFile }, { threads: 1 });
 }
 
-const req = JSON.parse(process.argv[2] ?? '{}') as ImageRequest | TextRequest;
-(req.task === 'text-classification' ? inspectText(req) : inspectImage(req)).then(
+interface GraphRequest extends Outbound {
+  task: 'text-graph';
+  dir: string;
+  url: string;
+  vocabUrl: string;
+  maxLength?: number;
+  outputNode?: string;
+}
+
+/** A USE-style tfjs graph by URL: model.json, its shards and vocab.json fetched through the guard, then opened and run on two texts. */
+async function inspectGraph(req: GraphRequest): Promise<unknown> {
+  const { initBackend } = await import('@graft/engine');
+  const { fetchUseGraph, inspectUseBase } = await import('@graft/engine/use-text');
+  const { url, vocabUrl } = req;
+  await fetchGuarded(url, req, (fetch) => fetchUseGraph(url, vocabUrl, req.dir, { fetch, maxBytes: req.maxBytes, timeoutMs: req.timeoutMs }), imageFetchReason);
+  await initBackend();
+  return inspectUseBase(req.dir, { ...(req.maxLength !== undefined ? { maxLength: req.maxLength } : {}), ...(req.outputNode !== undefined ? { outputNode: req.outputNode } : {}) }, url);
+}
+
+const req = JSON.parse(process.argv[2] ?? '{}') as ImageRequest | TextRequest | GraphRequest;
+(req.task === 'text-graph' ? inspectGraph(req) : req.task === 'text-classification' ? inspectText(req) : inspectImage(req)).then(
   (result) => answer({ result }, 0),
   // Every failure here means the base as given is not usable: the message says why (and `param` which field, when one is at fault).
   (err: Error & { param?: unknown }) =>

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Preprocessing } from '@graft/contracts';
 import type { BaseInspection } from '@graft/engine';
 import type { TextBaseClaim, TextBaseInspection } from '@graft/engine/onnx-text';
+import type { UseBaseInspection } from '@graft/engine/use-text';
 
 const CHILD = fileURLToPath(new URL('./inspect-base-child.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
@@ -50,4 +51,9 @@ export function inspectBaseInChild(req: InspectLimits & { dir: string; zip?: str
 /** An ONNX text encoder's folder (zip or URL) unpacked into `dir`, reduced to what the base needs and checked. */
 export function inspectTextBaseInChild(req: TextBaseClaim & InspectLimits & { dir: string; zip?: string; url?: string }): Promise<Answer<TextBaseInspection>> {
   return runChild<TextBaseInspection>({ task: 'text-classification', ...req });
+}
+
+/** A USE-style tfjs graph by URL (model.json and vocab.json) fetched into `dir` and checked. */
+export function inspectGraphTextBaseInChild(req: InspectLimits & { dir: string; url: string; vocabUrl: string; maxLength?: number; outputNode?: string }): Promise<Answer<UseBaseInspection>> {
+  return runChild<UseBaseInspection>({ task: 'text-graph', ...req });
 }

@@ -49,12 +49,24 @@ export async function openTextEncoder(base: ResolvedBase, opts: OpenEncoderOptio
  */
 async function openGraphEncoder(base: ResolvedBase, descriptor: TextBaseModel, opts: OpenEncoderOptions): Promise<TaskEncoder> {
   const { source } = base;
-  if (source.kind !== 'use') throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}" is a text graph from a ${source.kind} source; text graphs load by model and vocabulary URL.`);
-  const { openUseEncoder } = await import('./use/use-encoder.ts');
-  const enc = await openUseEncoder(
-    { modelUrl: source.modelUrl, vocabUrl: source.vocabUrl, outputNode: opts.cutLayer, maxLength: descriptor.preprocessing.maxLength, ...(source.modelSha256 ? { modelSha256: source.modelSha256 } : {}) },
-    { ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), ...(opts.signal ? { signal: opts.signal } : {}) },
-  );
+  const maxLength = descriptor.preprocessing.maxLength;
+  let enc: import('./use/use-encoder.ts').UseTextEncoder;
+  if (source.kind === 'use') {
+    const { openUseEncoder } = await import('./use/use-encoder.ts');
+    enc = await openUseEncoder(
+      { modelUrl: source.modelUrl, vocabUrl: source.vocabUrl, outputNode: opts.cutLayer, maxLength, ...(source.modelSha256 ? { modelSha256: source.modelSha256 } : {}) },
+      { ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), ...(opts.signal ? { signal: opts.signal } : {}) },
+    );
+  } else if (source.kind === 'directory') {
+    // A registered graph: fetched once at registration into its folder (model.json, shards, vocab.json).
+    const { openUseFolder } = await import('./use/inspect.ts');
+    enc = await openUseFolder(source.dir, { maxLength, outputNode: opts.cutLayer, name: descriptor.id }).catch((err: unknown) => {
+      if (err instanceof TrainingError) throw err;
+      throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}" cannot be loaded: ${(err as Error).message}`);
+    });
+  } else {
+    throw new TrainingError('base_model_unavailable', `Base model "${descriptor.id}" is a text graph from a ${source.kind} source; text graphs load by URL or from a registered folder.`);
+  }
   try {
     const vocab = { name: 'encoder/vocab.json', data: Buffer.from(JSON.stringify(enc.vocabulary)) };
     const graph = await graphFiles(enc.graph);

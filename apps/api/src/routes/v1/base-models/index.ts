@@ -20,7 +20,7 @@ import {
 import { baseLookups, baseModels } from '@graft/db';
 import { getBaseModel, listBaseModels } from '@graft/engine/catalog';
 import { resolveBase } from '@graft/engine/resolve-base';
-import { inspectBaseInChild, inspectTextBaseInChild, type Answer } from '../../../inspector/inspect-base.ts';
+import { inspectBaseInChild, inspectGraphTextBaseInChild, inspectTextBaseInChild, type Answer } from '../../../inspector/inspect-base.ts';
 import { Pool, PoolFullError } from '../../../inspector/pool.ts';
 import { assertStorableText } from '../../../plugins/input-guard.ts';
 import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
@@ -82,7 +82,7 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         operationId: 'createBaseModel',
         tags: ['base-models'],
-        summary: 'Register a base: a tfjs image model (.zip of model.json + shards, or its URL) or an ONNX text encoder (.zip of its folder, or its URL)',
+        summary: 'Register a base: a tfjs image model (.zip or URL), an ONNX text encoder (.zip of its folder, or its URL) or a tfjs graph sentence encoder (URL)',
         description:
           'Either multipart/form-data with `file` (a .zip holding model.json and its weight shards) and `spec` (JSON: name, featureLayer, preprocessing, ...), ' +
           'or a JSON body with `url` and the same fields. The model is loaded and checked (input shape matches the preprocessing, the feature layer exists ' +
@@ -90,7 +90,8 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'With `task: "text-classification"`: an ONNX encoder folder as Hugging Face publishes it (`onnx/model.onnx` or `model.onnx`, `tokenizer.json`, ' +
           '`config.json`), zipped or by URL (a .zip, or the folder whose files are fetched relative to it); it is opened with ONNX Runtime and two texts are ' +
           'embedded (the hidden size must match config.json, the values be finite) before it is listed. Only the chosen ONNX file, config.json and the ' +
-          'tokenizer files are kept.',
+          'tokenizer files are kept. With `task: "text-classification", format: "tfjs-graph"`: a Universal-Sentence-Encoder-style TensorFlow.js graph by URL ' +
+          '(`url` its model.json, `vocabUrl` its SentencePiece vocab.json; inputs `indices` and `values`), fetched once and run on two texts before it is listed; frozen in jobs.',
         body: bodyByContentType({ 'multipart/form-data': CreateBaseModelForm, 'application/json': CreateBaseModelFromUrl }),
         response: {
           201: described(BaseModel, 'The base, loaded and checked.'),
@@ -251,6 +252,8 @@ async function registerImageBase(id: string, spec: CreateImageBaseModelSpec, upl
  * child process; what that measures (hidden size, length limit, inputs, tokenizer) is the descriptor.
  */
 async function registerTextBase(id: string, spec: CreateTextBaseModelSpec, upload: Upload, inspect: Inspect): Promise<{ base: BaseModel; bytes: number }> {
+  if (spec.format === 'tfjs-graph') return registerGraphTextBase(id, spec, upload, inspect);
+  if (spec.vocabUrl !== undefined) throw new GraftError('invalid_request', '`vocabUrl` goes with `format: "tfjs-graph"`; an ONNX folder carries its tokenizer.', 'vocabUrl');
   const claim = {
     ...(spec.pooling !== undefined ? { pooling: spec.pooling } : {}),
     ...(spec.maxLength !== undefined ? { maxLength: spec.maxLength } : {}),
@@ -273,6 +276,50 @@ async function registerTextBase(id: string, spec: CreateTextBaseModelSpec, uploa
     featureShape: [r.dim],
     preprocessing: { tokenizer: r.tokenizer, maxLength: r.maxLength, pooling: r.pooling },
     source: sourceOf(spec.url),
+    license: spec.license ?? 'unspecified',
+    pretrainedOn: spec.pretrainedOn ?? 'unspecified',
+  };
+  return { base, bytes: r.bytes };
+}
+
+/**
+ * A Universal-Sentence-Encoder-style tfjs graph by URL (`url` its model.json, `vocabUrl` its
+ * vocab.json): fetched through the outbound guard into the base's folder, opened and run on two
+ * texts in the child; frozen in jobs (a graph has no trainable layers in tfjs).
+ */
+async function registerGraphTextBase(id: string, spec: CreateTextBaseModelSpec, upload: Upload, inspect: Inspect): Promise<{ base: BaseModel; bytes: number }> {
+  if (upload.zip || !spec.url) throw new GraftError('invalid_request', 'A `tfjs-graph` text base is registered by URL: a JSON body with `url` (its model.json) and `vocabUrl`.', 'format');
+  if (!spec.vocabUrl) throw new GraftError('invalid_request', 'A `tfjs-graph` text base needs `vocabUrl`: the URL of its vocab.json.', 'vocabUrl');
+  if (spec.pooling !== undefined || spec.modelFile !== undefined) {
+    throw new GraftError('invalid_request', 'A graph gives one vector per text: `pooling` and `modelFile` are for ONNX encoders.', spec.pooling !== undefined ? 'pooling' : 'modelFile');
+  }
+  const { url, vocabUrl } = spec;
+  const inspected = await inspect(() =>
+    inspectGraphTextBaseInChild({
+      dir: upload.dir,
+      maxBytes: upload.maxBytes,
+      allow: upload.allow,
+      timeoutMs: upload.timeoutMs,
+      url,
+      vocabUrl,
+      ...(spec.maxLength !== undefined ? { maxLength: spec.maxLength } : {}),
+      ...(spec.outputName !== undefined ? { outputNode: spec.outputName } : {}),
+    }),
+  );
+  if (!inspected.ok) throw new GraftError('invalid_base_model', inspected.message, inspected.param ?? 'url');
+  const r = inspected.result;
+  const base: BaseModel = {
+    id,
+    object: 'base_model',
+    name: spec.name,
+    task: 'text-classification',
+    description: spec.description ?? '',
+    format: 'tfjs-graph',
+    inputShape: [r.maxLength],
+    featureLayer: r.outputNode,
+    featureShape: [r.dim],
+    preprocessing: { tokenizer: { kind: 'unigram', files: ['vocab.json'], vocabSize: r.vocabSize, lowercase: false }, maxLength: r.maxLength, pooling: 'none' },
+    source: `${sourceOf(url)}; vocabulary ${vocabUrl}`,
     license: spec.license ?? 'unspecified',
     pretrainedOn: spec.pretrainedOn ?? 'unspecified',
   };
