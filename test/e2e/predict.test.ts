@@ -162,8 +162,9 @@ describe('POST /v1/fine-tunes/:id/predict', () => {
   });
 
   test('a request that outlives PREDICT_TIMEOUT_MS is 504 prediction_timeout', async () => {
-    // A second API whose limit (100 ms, counted once its thread has started) is shorter than loading the model and 32 inferences.
-    const strict = await startApi(env, { PREDICT_TIMEOUT_MS: '100' });
+    // A second API whose limit (1 ms, counted once its thread has started) is shorter than loading the model and 32 inferences
+    // (100 ms was not, on an idle machine).
+    const strict = await startApi(env, { PREDICT_TIMEOUT_MS: '1' });
     try {
       const client = new Graft({ baseUrl: strict.url });
       const err = await client.fineTunes.predict(job.id, validation.slice(0, 32).map((v) => v.data)).then(() => null, (e: unknown) => e);

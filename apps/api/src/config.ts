@@ -22,7 +22,7 @@ export const ApiEnv = Type.Object({
   PREDICT_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Worker threads that run predictions (each keeps its own warm models).' }),
   PREDICT_CACHE_MAX_BYTES: Type.Integer({ minimum: 0, default: 512 * 1024 * 1024, description: 'Bound of the loaded models, over all prediction threads (model zip sizes; least recently used unloaded first).' }),
   DASHBOARD_DIR: Type.String({ default: DASHBOARD_DIST, description: 'The built web dashboard served at / (empty: none).' }),
-  PREDICT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000, description: 'Time limit of one prediction request once its thread is ready: waiting for the thread, loading the model and inference (504 beyond).' }),
+  PREDICT_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 600_000, default: 30_000, description: 'Time limit of one prediction request once its thread is ready: waiting for the thread, loading the model and inference (504 beyond).' }),
 });
 export type ApiConfig = Static<typeof ApiEnv>;
 

@@ -163,7 +163,8 @@ test('user-actionable failures are TrainingErrors with a code', async () => {
   ]);
   await assert.rejects(
     fineTune({ base, datasetPath: damaged, spec: spec(), outDir: join(dir, 'h') }),
-    (err: unknown) => err instanceof TrainingError && err.code === 'unreadable_image' && err.message.includes('five/broken.png'),
+    // The whole dataset is decoded before training (the upload's own check), so a damaged image stops the job at once.
+    (err: unknown) => err instanceof TrainingError && err.code === 'unreadable_entry' && err.message.includes('five/broken.png'),
   );
   // Options the base or dataset cannot honour.
   const code = (c: string, includes?: string) => (err: unknown) => err instanceof TrainingError && err.code === c && (!includes || err.message.includes(includes));
