@@ -8,6 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { writeFile } from 'node:fs/promises';
+import { mulberry32, shuffleInPlace as shuffle } from '../../packages/engine/src/util/random.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -38,25 +39,6 @@ export interface SotuExample {
   text: string;
   label: string;
   year: number;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffle<T>(xs: T[], random: () => number): T[] {
-  for (let i = xs.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
-  }
-  return xs;
 }
 
 function labelOf(s: Speech, label: SotuLabel): string | null {
