@@ -99,9 +99,11 @@ test('upload a dataset, start a job, watch it train, read its results, download 
   await page.getByRole('button', { name: 'Start fine-tune' }).click();
   await page.locator('#f-hyperparameters-epochs-error').filter({ hasText: /epochs/ }).waitFor();
   await shot('new-fine-tune');
-  // Two phases (head, then the top layer unfrozen) and the scratch baseline: 3 + 5 epochs, slow enough to watch.
+  // Two phases (head, then the top layer unfrozen) and the scratch baseline: 3 + 5 epochs. Batches of 2
+  // keep each epoch long enough (hundreds of steps) that an idle machine cannot finish all 8 epochs
+  // before the page has opened its event stream: the page must see the curve grow, not arrive whole.
   await page.getByLabel('Epochs (head)').fill('3');
-  await page.getByLabel('Batch size').fill('8');
+  await page.getByLabel('Batch size').fill('2');
   await page.getByLabel('Unfrozen top layers').fill('1');
   await page.getByLabel('Baseline').selectOption('scratch');
   await page.getByLabel('Early stopping').uncheck();
