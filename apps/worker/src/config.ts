@@ -11,6 +11,10 @@ export const WorkerEnv = Type.Object({
   WORKER_METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address that port listens on (0.0.0.0 in containers).' }),
   WORKER_LOCK_MS: Type.Integer({ minimum: 1_000, default: 30_000, description: "BullMQ's job lock (renewed at half of it) and stalled-job check interval: a killed worker's job is free to move after this long." }),
   CHECKPOINT_RECORD_DEADLINE_MS: Type.Integer({ minimum: 1_000, default: 60_000, description: 'How long storing and recording one checkpoint is retried (storage or Postgres away) before the job fails with `checkpoint_unrecorded`.' }),
+  MAX_CHECKPOINTS_PER_JOB: Type.Integer({ minimum: 0, default: 50, description: 'Checkpoints one job keeps while it runs: beyond, the oldest are removed, never the best or the newest (0: no cap; else at least 2).' }),
+  CHECKPOINT_MIN_INTERVAL_MS: Type.Integer({ minimum: 0, default: 0, description: 'Checkpoints taken every N batches are skipped until this long after the previous one (0: every one is written); end-of-epoch checkpoints are never skipped.' }),
+  CHECKPOINT_RETENTION_MS: Type.Integer({ minimum: 0, default: 24 * 3600_000, description: 'After a job ended this long ago, its checkpoints are pruned to the best and the last (0: kept for ever).' }),
+  RETENTION_INTERVAL_MS: Type.Integer({ minimum: 100, default: 600_000, description: 'How often the retention pass runs (one run at a time across every worker).' }),
   WORKER_ACCELERATOR: Literals(['auto', 'gpu', 'cpu'], { default: 'auto', description: 'What the worker advertises: auto = gpu with tfjs-node-gpu and a GPU nvidia-smi lists, else cpu.' }),
   WORKER_MEMORY_MB: Type.Integer({ minimum: 0, default: 0, description: 'RAM training may use, shared by WORKER_CONCURRENCY jobs (0: the host\'s or the container\'s limit).' }),
   TRAINER_MAX_OLD_SPACE_MB: Type.Integer({ minimum: 256, default: 4096, description: 'Heap limit of each training process.' }),
@@ -22,4 +26,9 @@ export const WorkerEnv = Type.Object({
 });
 export type WorkerConfig = Static<typeof WorkerEnv>;
 
-export const loadWorkerConfig = (env: NodeJS.ProcessEnv = process.env): WorkerConfig => loadEnv(WorkerEnv, env);
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const config = loadEnv(WorkerEnv, env);
+  // The best and the newest are always kept: a cap of 1 could not hold both.
+  if (config.MAX_CHECKPOINTS_PER_JOB === 1) throw new Error('invalid configuration: MAX_CHECKPOINTS_PER_JOB: 0 (no cap) or at least 2');
+  return config;
+}

@@ -10,6 +10,7 @@
  */
 import { basename } from 'node:path';
 import { FineTuneJobData, newId, parseWith, type FineTuneSpec } from '@graft/contracts';
+import { capJobCheckpoints } from './retention.ts';
 import { baseLookups, checkpoints, datasets, events, fineTunes, metrics, retry, transitions, type Db, type JobError } from '@graft/db';
 import { beatJob, endJobBeat } from '@graft/queue';
 import type { Redis } from 'ioredis';
@@ -31,6 +32,10 @@ export interface JobContext {
   heartbeatTtlMs: number;
   /** How long storing and recording one checkpoint may be retried before the job fails. */
   checkpointDeadlineMs: number;
+  /** Checkpoints a job keeps while it runs (0: no cap); beyond, the oldest but the best go. */
+  maxCheckpointsPerJob?: number;
+  /** Batch checkpoints closer than this to the previous one are skipped by the trainer. */
+  checkpointMinIntervalMs?: number;
   storage: Storage;
   /** Called when a job starts and ends (the worker's registry entry and metrics follow it). */
   onJob?: (id: string, state: 'started' | 'ended', info?: { status: string; backend?: string; seconds: number }) => void;
@@ -188,6 +193,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
     outDir: ctx.storage.path(outKey),
     cacheDir: ctx.storage.path('cache'),
     spec,
+    checkpointMinIntervalMs: ctx.checkpointMinIntervalMs ?? 0,
   };
 
   // Messages are handled strictly in order (events must be stored in the order they happened).
@@ -269,7 +275,12 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
     } catch (err) {
       log.error({ err: (err as Error).message }, 'checkpoint not recorded; the job fails');
       training.checkpointFailed(m.zipPath, (err as Error).message.split('\n').at(-1) ?? 'unknown error');
+      return;
     }
+    // The cap: only a tidy-up (the next checkpoint tries again), never a reason to fail the job.
+    await capJobCheckpoints(ctx.db, ctx.storage, id, ctx.maxCheckpointsPerJob ?? 0)
+      .then((n) => n && log.debug({ removed: n }, 'checkpoints beyond the cap removed'))
+      .catch((err: Error) => log.warn({ err: err.message }, 'checkpoints beyond the cap not removed yet'));
   };
 
   const training = runTraining({ ...start, ackTimeoutMs: ctx.checkpointDeadlineMs + 30_000 }, (m) => {

@@ -2,7 +2,7 @@
  * The worker: a BullMQ consumer of the fine-tune queue. Its own event loop stays free (training
  * runs in child processes), so lock renewal and cancel messages are never starved.
  */
-import { cancelChannel, createFineTuneQueue, createRedis, FINE_TUNE_QUEUE, announceWorker, listWorkers, publishFeedUpdate, startReconciler, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
+import { cancelChannel, createFineTuneQueue, createRedis, FINE_TUNE_QUEUE, announceWorker, listWorkers, publishFeedUpdate, startReconciler, startScheduledTask, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
 import { createDb, events, fineTunes } from '@graft/db';
 import { createStorage } from '@graft/storage';
 import { canRun, type FineTuneJobData, type Resources, type Worker as WorkerRecord, type WorkerJob } from '@graft/contracts';
@@ -15,6 +15,7 @@ import type { WorkerConfig } from './config.ts';
 import { failJob, HANDED_BACK, processFineTune, type JobContext } from './process-job.ts';
 import type { TrainingRun } from './trainer/run-training.ts';
 import { startWebhooks } from './webhooks.ts';
+import { pruneEndedJobs } from './retention.ts';
 
 /** How long before the end of the grace period running jobs are asked to stop (a stop takes up to one batch). */
 const HANDBACK_MARGIN_MS = 10_000;
@@ -42,7 +43,8 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
   const running = new Map<string, TrainingRun>();
   const ctx: JobContext = {
     db, storage, log, redis: connection, queuePrefix: config.QUEUE_PREFIX, workerId: config.WORKER_ID, heartbeatTtlMs: config.JOB_HEARTBEAT_TTL_MS,
-    checkpointDeadlineMs: config.CHECKPOINT_RECORD_DEADLINE_MS, maxOldSpaceMb: config.TRAINER_MAX_OLD_SPACE_MB, running, shuttingDown: false,
+    checkpointDeadlineMs: config.CHECKPOINT_RECORD_DEADLINE_MS, maxCheckpointsPerJob: config.MAX_CHECKPOINTS_PER_JOB,
+    checkpointMinIntervalMs: config.CHECKPOINT_MIN_INTERVAL_MS, maxOldSpaceMb: config.TRAINER_MAX_OLD_SPACE_MB, running, shuttingDown: false,
     handingBack: new Set(),
     // Watchers (Server-Sent Events) read the rows from Postgres; this only wakes them.
     notify: (id) => void publishFeedUpdate(connection, config.QUEUE_PREFIX, id).catch((err: Error) => log.warn({ err: err.message, jobId: id }, 'feed nudge failed')),
@@ -145,6 +147,19 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
     heartbeatTtlMs: config.JOB_HEARTBEAT_TTL_MS, log: log.child({ component: 'reconciler' }),
   });
 
+  // Checkpoint retention of ended jobs, shared by every worker like the reconciler (0: kept for ever).
+  const retention = config.CHECKPOINT_RETENTION_MS > 0
+    ? await startScheduledTask({
+      name: 'retention', redis: plain, prefix: config.QUEUE_PREFIX, redisUrl: config.REDIS_URL, intervalMs: config.RETENTION_INTERVAL_MS,
+      log: log.child({ component: 'retention' }),
+      run: async () => {
+        const pruned = await pruneEndedJobs(db, storage, config.CHECKPOINT_RETENTION_MS);
+        if (pruned.checkpoints) log.info({ component: 'retention', ...pruned }, 'checkpoints of ended jobs pruned to the best and the last');
+        return pruned;
+      },
+    })
+    : null;
+
   await subscriber.subscribe(cancelChannel(config.QUEUE_PREFIX));
   subscriber.on('message', (_channel, id: string) => {
     const run = running.get(id);
@@ -196,6 +211,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
       clearInterval(heartbeat);
       await withdrawWorker(connection, config.QUEUE_PREFIX, config.WORKER_ID).catch(() => {});
       await reconciler.close().catch(() => {});
+      await retention?.close().catch(() => {});
       await producer.close().catch(() => {});
       plain.disconnect();
       subscriber.disconnect();

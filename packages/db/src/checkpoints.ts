@@ -33,3 +33,49 @@ export function listCheckpoints(db: Db, fineTuneId: string) {
 export function getCheckpoint(db: Db, fineTuneId: string, id: string) {
   return db.checkpoint.findFirst({ where: { id, fineTuneId } });
 }
+
+/** A checkpoint chosen for pruning: its row id and the stored file(s) to remove with it. */
+export interface PrunableCheckpoint {
+  id: string;
+  fineTuneId: string;
+  storageKey: string;
+}
+
+/**
+ * Checkpoints of jobs that ended (succeeded, failed, cancelled) before `endedBefore`, every one but
+ * the job's best (`is_best`) and its last (newest by creation, then id): what retention removes.
+ * At most `limit` per call, oldest jobs first, so a long backlog is worked through in bounded passes.
+ */
+export function prunableOfEndedJobs(db: Db, endedBefore: Date, limit = 500): Promise<PrunableCheckpoint[]> {
+  return db.$queryRaw<PrunableCheckpoint[]>`
+    SELECT c.id, c.fine_tune_id AS "fineTuneId", c.storage_key AS "storageKey"
+    FROM checkpoints c JOIN fine_tunes f ON f.id = c.fine_tune_id
+    WHERE f.status IN ('succeeded', 'failed', 'cancelled') AND f.finished_at < ${endedBefore}
+      AND NOT c.is_best
+      AND c.id <> (SELECT l.id FROM checkpoints l WHERE l.fine_tune_id = c.fine_tune_id ORDER BY l.created_at DESC, l.id DESC LIMIT 1)
+    ORDER BY f.finished_at, c.created_at
+    LIMIT ${limit}`;
+}
+
+/**
+ * A job's checkpoints beyond `keep` (rolling): every one but the best and the newest `keep - 1`
+ * (with no best, the newest `keep`). What the per-job cap removes while the job runs.
+ */
+export async function prunableBeyondCap(db: Db, fineTuneId: string, keep: number): Promise<PrunableCheckpoint[]> {
+  const rows = await db.checkpoint.findMany({
+    where: { fineTuneId },
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    select: { id: true, fineTuneId: true, storageKey: true, isBest: true },
+  });
+  if (rows.length <= keep) return [];
+  const best = rows.find((r) => r.isBest);
+  const recent = rows.filter((r) => r !== best).slice(0, best ? keep - 1 : keep);
+  const kept = new Set([best, ...recent].filter(Boolean).map((r) => r!.id));
+  return rows.filter((r) => !kept.has(r.id)).map(({ id, fineTuneId: f, storageKey }) => ({ id, fineTuneId: f, storageKey }));
+}
+
+/** Deletes checkpoint rows; returns how many were still there. */
+export async function deleteCheckpoints(db: Db, ids: readonly string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  return (await db.checkpoint.deleteMany({ where: { id: { in: [...ids] } } })).count;
+}

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 
 export { FINE_TUNE_QUEUE, CANCEL_CHANNEL, WEBHOOK_QUEUE };
 export { reconcileOnce, startReconciler, type Reconciler, type ReconcileReport } from './reconciler.ts';
+export { startScheduledTask, type ScheduledTask } from './scheduled.ts';
 
 export interface QueueConfig {
   redisUrl: string;

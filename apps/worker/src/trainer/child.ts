@@ -54,6 +54,7 @@ async function run(m: Extract<ParentMessage, { kind: 'start' }>) {
       cacheDir: m.cacheDir,
       spec: m.spec,
       outDir: m.outDir,
+      checkpointMinIntervalMs: m.checkpointMinIntervalMs ?? 0,
       signal: controller.signal,
       hooks: {
         onEvent: (e) => send({ kind: 'event', ...e }),

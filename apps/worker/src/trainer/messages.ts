@@ -11,6 +11,8 @@ export interface StartMessage {
   outDir: string;
   cacheDir: string;
   spec: FineTuneSpec;
+  /** Batch checkpoints closer than this to the previous checkpoint are not written (0: none skipped). */
+  checkpointMinIntervalMs?: number;
   /** The trainer waits at most this long for a checkpoint's acknowledgement, then fails the job. */
   ackTimeoutMs: number;
 }

@@ -29,6 +29,8 @@ export class RunContext {
   readonly workDir: string;
   /** Head checkpoints while the base is frozen (FineTuneOptions.headCheckpoints). */
   readonly headCheckpoints: boolean;
+  /** FineTuneOptions.checkpointMinIntervalMs. */
+  readonly checkpointMinIntervalMs: number;
   readonly record: TrainingRecord;
   /** Every warning the job raised, in order (the model card lists them). */
   readonly warnings: TrainingEvent[] = [];
@@ -49,6 +51,7 @@ export class RunContext {
     this.cacheDir = opts.cacheDir ?? null;
     this.workDir = join(opts.outDir, '.work');
     this.headCheckpoints = opts.headCheckpoints ?? true;
+    this.checkpointMinIntervalMs = opts.checkpointMinIntervalMs ?? 0;
     this.record = new TrainingRecord(opts.spec, opts.base);
     this.record.backend = backend.name;
   }

@@ -44,6 +44,12 @@ export interface FineTuneOptions {
    * true; false writes every checkpoint as a complete model (the bench compares both).
    */
   headCheckpoints?: boolean;
+  /**
+   * With `checkpointEvery: N` batches, a checkpoint due sooner than this after the previous one is
+   * skipped (its I/O costs more than the batches it would save). End-of-epoch checkpoints are never
+   * skipped. Default 0: every one is written.
+   */
+  checkpointMinIntervalMs?: number;
 }
 
 export interface FineTuneOutcome {

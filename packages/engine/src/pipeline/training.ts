@@ -78,7 +78,7 @@ export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEnc
     data,
     inputs,
     model,
-    callbacks: [new History(ctx.record.history), progress, overfitting, new Checkpoints(plan.checkpointEvery, (c) => checkpoints.write(c))],
+    callbacks: [new History(ctx.record.history), progress, overfitting, new Checkpoints(plan.checkpointEvery, (c) => checkpoints.write(c), ctx.checkpointMinIntervalMs)],
     progress,
     checkpoints,
     earlyStopping: (variables, carry) => {

@@ -144,10 +144,13 @@ export interface CheckpointRequest {
  */
 export class Checkpoints extends TrainingCallback {
   private steps = 0;
+  private lastWrite = 0;
 
   constructor(
     private readonly every: 'epoch' | number,
     private readonly write: (c: CheckpointRequest) => Promise<unknown>,
+    /** Batch checkpoints due sooner than this after the previous one are skipped. */
+    private readonly minIntervalMs = 0,
   ) {
     super();
   }
@@ -156,6 +159,8 @@ export class Checkpoints extends TrainingCallback {
     if (typeof this.every !== 'number') return;
     this.steps++;
     if (this.steps % this.every !== 0) return;
+    if (this.minIntervalMs > 0 && Date.now() - this.lastWrite < this.minIntervalMs) return;
+    this.lastWrite = Date.now();
     const v = await this.params.validate();
     await this.write({ epoch: p.epoch, phase: this.params.phase, batch: p.batch, valLoss: v?.loss ?? null, valAccuracy: v?.accuracy ?? null });
   }
