@@ -189,6 +189,13 @@ export interface TaskEncoder {
    * cut converted and checked against tfjs) or tfjs; undefined where the question does not arise.
    */
   readonly featureRuntime?: FeatureRuntime;
+  /**
+   * A frozen part of `cut` (its input up to a tensor below the cut, e.g. what phase 2 leaves frozen)
+   * on ONNX Runtime, converted and checked like the features (max relative error < 1e-4): `rows` runs
+   * it on n inputs (unpooled output rows), or is null with `report.reason` saying why not. Undefined
+   * where the encoder has no such path (text, graph models).
+   */
+  readonly frozenPartRuntime?: (part: tf.LayersModel) => Promise<{ report: FeatureRuntime; rows: { batchSize: number; run(x: Float32Array, n: number): Promise<Float32Array> } | null; release(): Promise<void> }>;
   /** What turns an example into model input, for cache keys: `{ preprocessing }`, `{ tokenizer, maxLength }`. */
   readonly inputIdentity: Record<string, unknown>;
   /** Set when the base is a previous graft fine-tune. */

@@ -14,6 +14,8 @@ import { optimizerStep, runPhase } from '../../train/phase-runner.ts';
 import { nextSeed } from '../../util/random.ts';
 import { phaseRandom, reportStop, type Training } from '../training.ts';
 import type { PhaseResult } from './head-phase.ts';
+import { prepareFrozenActivations } from './phase2-activations.ts';
+import type { StoredRows } from '../../train/activation-store.ts';
 
 export async function trainFineTunePhase(t: Training, selection: TrainableSelection, headPhase: PhaseResult): Promise<PhaseResult | null> {
   const { ctx, plan, model, inputs, encoder } = t;
@@ -22,19 +24,27 @@ export async function trainFineTunePhase(t: Training, selection: TrainableSelect
   const cut = encoder.cut!;
   const variables = [...head.variables, ...unfreeze(selection.layers)];
   const { epochs, learningRate, layers } = plan.fineTune;
+  const forward = splitForward(cut, selection.layers);
+  // The frozen part's activations, computed once (phase2-activations.ts); said in the phase event.
+  const frozen = await prepareFrozenActivations(t, forward);
   await ctx.emit({
     level: 'info',
     type: 'phase',
-    message: `Phase 2 (fine-tune): ${layers.length} base layers unfrozen (${layers.join(', ')}), Adam at ${learningRate}, for up to ${epochs} epochs; BatchNormalization layers stay in inference mode.`,
-    data: { trainableLayers: layers, learningRate, epochs },
+    message: `Phase 2 (fine-tune): ${layers.length} base layers unfrozen (${layers.join(', ')}), Adam at ${learningRate}, for up to ${epochs} epochs; BatchNormalization layers stay in inference mode. ${frozen.message}`,
+    data: { trainableLayers: layers, learningRate, epochs, frozenActivations: frozen.data },
   });
   const random = phaseRandom(ctx.spec.seed, 'fine-tune');
   const es = ctx.spec.earlyStopping;
   const carry = es && es.restoreBestWeights && headPhase.earlyStopping?.best ? headPhase.earlyStopping.best : null;
   const earlyStopping = t.earlyStopping(variables, carry);
   const optimizer = tf.train.adam(learningRate);
-  const validate = t.validateOnInputs((x) => full!.predict(x) as tf.Tensor2D);
-  const forward = splitForward(cut, selection.layers);
+  const onInputs = t.validateOnInputs((x) => full!.predict(x) as tf.Tensor2D);
+  const validate = frozen.validation
+    ? () => frozen.validate()
+    : async () => {
+        frozen.frozenRuns += inputs.rows.validation.length;
+        return onInputs();
+      };
   const cache = inputs.cache!;
   const trainLabels = inputs.labels.train;
   const loss = model.lossFor(head);
@@ -49,11 +59,18 @@ export async function trainFineTunePhase(t: Training, selection: TrainableSelect
       batchSize: ctx.spec.hyperparameters.batchSize,
       learningRate,
       random,
-      load: (idx) => cache.read(idx.map((i) => inputs.rows.train[i]!)),
+      // Stored activations of the frozen part, or raw inputs to run it on.
+      load: (idx): Promise<unknown> => (frozen.train ? frozen.readTrain(idx) : cache.read(idx.map((i) => inputs.rows.train[i]!))),
       step: async (batch, idx) => {
-        const x = cache.inputs(batch, random);
-        // Below the lowest unfrozen layer: inference, outside the gradient tape.
-        const boundary = forward.frozen(x, encoder.inferenceBatchSize);
+        let boundary: tf.Tensor[];
+        let x: tf.Tensor | tf.Tensor[] = [];
+        if (frozen.train) boundary = frozen.tensors(batch as StoredRows);
+        else {
+          x = cache.inputs(batch, random);
+          // Below the lowest unfrozen layer: inference, outside the gradient tape.
+          boundary = forward.frozen(x, encoder.inferenceBatchSize);
+          frozen.frozenRuns += idx.length;
+        }
         const y = tf.tensor1d(idx.map((i) => trainLabels[i]!), 'int32');
         const dropoutSeed = nextSeed(random);
         try {
@@ -70,6 +87,16 @@ export async function trainFineTunePhase(t: Training, selection: TrainableSelect
     });
   } finally {
     optimizer.dispose();
+    await frozen.close();
+  }
+  if (!plan.augmentation) {
+    // (Not with augmentation: the phase event says the training batches recompute; the pinned run has one.)
+    await ctx.emit({
+      level: 'info',
+      type: 'frozen_activations',
+      message: `Phase 2 ran the frozen layers below the unfrozen top on ${frozen.frozenRuns} ${ctx.task.units.many} in all (${inputs.rows.train.length} training and ${inputs.rows.validation.length} validation; ${frozen.store ? 'computed once' : 'recomputed every epoch'}).`,
+      data: { frozenRuns: frozen.frozenRuns, cached: frozen.store !== null, examples: { train: inputs.rows.train.length, validation: inputs.rows.validation.length }, epochsRun: outcome.history.length },
+    });
   }
   const out = { ...outcome, restoredEpoch: earlyStopping?.restoredEpoch ?? null };
   const modelEpoch = ctx.record.phaseEnded('fine-tune', epochs, learningRate, out, { trainableLayers: layers });

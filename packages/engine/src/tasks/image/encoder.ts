@@ -70,6 +70,7 @@ export async function openImageEncoder(base: ResolvedBase, opts: OpenEncoderOpti
       run: (x) => run(x as tf.Tensor4D),
       inferenceBatchSize: featureBatchSize(pre),
       ...(onnx ? { featureRuntime: onnx.report } : {}),
+      frozenPartRuntime: (part) => openOnnxFeatures(part, 'none', pre, { cacheDir: opts.cacheDir, signal: opts.signal }),
       inputIdentity: { preprocessing: pre },
       previous,
       inputs: {
