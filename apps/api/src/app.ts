@@ -8,6 +8,7 @@ import { Ajv } from 'ajv';
 import addFormatsImport from 'ajv-formats';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { ApiConfig } from './config.ts';
+import auth, { authModeOf } from './plugins/auth.ts';
 import dashboard from './plugins/dashboard.ts';
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/errors.ts';
 import inputGuard from './plugins/input-guard.ts';
@@ -44,6 +45,7 @@ function validators() {
 }
 
 export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServerOptions['logger'] } = {}) {
+  authModeOf(config); // a configuration that may not start (AUTH=none off loopback) fails before anything opens
   const app = Fastify({
     logger: opts.logger ?? { level: config.LOG_LEVEL },
     routerOptions: { ignoreTrailingSlash: true },
@@ -59,6 +61,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(inputGuard);
   await app.register(openapi);
   await app.register(services, { config });
+  await app.register(auth);
   await app.register(feedHub);
   await app.register(predictions);
   await app.register(multipart, { limits: { fileSize: config.MAX_UPLOAD_BYTES, files: 1 } });

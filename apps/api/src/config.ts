@@ -1,4 +1,4 @@
-import { ARCHIVE_LIMITS, CommonEnv, loadEnv, type ArchiveLimits } from '@graft/contracts';
+import { ARCHIVE_LIMITS, CommonEnv, Literals, loadEnv, type ArchiveLimits } from '@graft/contracts';
 import { parseAllowList } from '@graft/outbound';
 import { fileURLToPath } from 'node:url';
 import { Type, type Static } from 'typebox';
@@ -10,6 +10,11 @@ export const ApiEnv = Type.Object({
   ...CommonEnv,
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ default: '127.0.0.1' }),
+  AUTH: Literals(['auto', 'keys', 'none'], {
+    default: 'auto',
+    description: 'keys: every /v1 request needs `Authorization: Bearer <key>`; none: no keys, every request is tenant `default` (only when HOST is loopback); auto: none on a loopback HOST, keys otherwise.',
+  }),
+  AUTH_CACHE_MS: Type.Integer({ minimum: 0, default: 30_000, description: 'A verified API key is trusted this long without reading Postgres again: a revoked key still works for at most this long on each API process.' }),
   MAX_UPLOAD_BYTES: Type.Integer({ minimum: 1024, default: 256 * 1024 * 1024, description: 'Largest dataset archive accepted (413 beyond).' }),
   SSE_HEARTBEAT_MS: Type.Integer({ minimum: 100, default: 15_000, description: 'Server-Sent Events: a comment line after this long without a message (keeps proxies from closing the stream).' }),
   FEED_POLL_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'Server-Sent Events: a watched job is read this often even without a Redis nudge (a lost nudge only delays).' }),

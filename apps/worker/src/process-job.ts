@@ -71,7 +71,7 @@ function persist<T>(log: Logger, what: string, fn: () => Promise<T>, opts: { dea
 export async function processFineTune(ctx: JobContext, job: Job<FineTuneJobData>, signal?: AbortSignal): Promise<string> {
   const { fineTuneId: id } = parseWith(FineTuneJobData, job.data, 'job');
   const log = ctx.log.child({ jobId: id });
-  const row = await persist(log, 'reading the job', () => fineTunes.getFineTune(ctx.db, id));
+  const row = await persist(log, 'reading the job', () => fineTunes.getFineTune(ctx.db, id, null)); // by job id: the job's tenant scopes what it reads next
   if (!row) {
     log.warn('job has no row in the database; dropped');
     return 'missing';
@@ -123,8 +123,8 @@ async function runClaimed(ctx: JobContext, job: Job<FineTuneJobData>, row: FineT
 type FineTuneRow = NonNullable<Awaited<ReturnType<typeof fineTunes.getFineTune>>>;
 
 /** The file a job trains on: an image dataset's archive, a text dataset's normalised rows file (what its upload check wrote). */
-async function pullDataset(ctx: JobContext, held: Pulled[], datasetId: string): Promise<string | null> {
-  const dataset = await persist(ctx.log, 'reading a dataset', () => datasets.getDataset(ctx.db, datasetId));
+async function pullDataset(ctx: JobContext, held: Pulled[], datasetId: string, tenantId: string): Promise<string | null> {
+  const dataset = await persist(ctx.log, 'reading a dataset', () => datasets.getDataset(ctx.db, datasetId, tenantId));
   if (!dataset) return null;
   const key = dataset.task === 'text-classification' ? dataset.rowsKey : dataset.storageKey;
   if (!key) return null;
@@ -139,13 +139,14 @@ async function pullDataset(ctx: JobContext, held: Pulled[], datasetId: string): 
 }
 
 /** Resolves the base; weights that live in storage (registered bases, fine-tunes as bases) are pulled. */
-async function pullBase(ctx: JobContext, held: Pulled[], baseModelId: string): Promise<{ ok: true; base: ResolvedBase } | { ok: false; message: string }> {
+/** Only the job's own tenant's registered bases and fine-tunes (catalog bases are everyone's). */
+async function pullBase(ctx: JobContext, held: Pulled[], baseModelId: string, tenantId: string): Promise<{ ok: true; base: ResolvedBase } | { ok: false; message: string }> {
   const keys = new Map<string, string>();
   const resolved = await resolveBase(baseModelId, baseLookups(ctx.db, (k) => {
     const p = ctx.storage.path(k);
     keys.set(p, k);
     return p;
-  }));
+  }, tenantId));
   if (!resolved.ok) return resolved;
   const { source } = resolved.base;
   const key = source.kind === 'directory' ? keys.get(source.dir) : source.kind === 'model-zip' ? keys.get(source.path) : undefined;
@@ -164,20 +165,20 @@ async function pullBase(ctx: JobContext, held: Pulled[], baseModelId: string): P
 async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRow, held: Pulled[], log: Logger, signal?: AbortSignal): Promise<string> {
   const id = row.id;
   const spec = row.request as FineTuneSpec;
-  const datasetPath = await pullDataset(ctx, held, row.datasetId);
+  const datasetPath = await pullDataset(ctx, held, row.datasetId, row.tenantId);
   if (datasetPath === null) {
     await fail(ctx, id, { code: 'dataset_missing', message: `The archive of dataset ${row.datasetId} is no longer in storage; upload it again and start a new job.` });
     return 'failed';
   }
   let testDatasetPath: string | null = null;
   if (spec.testDataset) {
-    testDatasetPath = await pullDataset(ctx, held, spec.testDataset);
+    testDatasetPath = await pullDataset(ctx, held, spec.testDataset, row.tenantId);
     if (testDatasetPath === null) {
       await fail(ctx, id, { code: 'dataset_missing', message: `The archive of test dataset ${spec.testDataset} is no longer in storage; upload it again and start a new job.`, param: 'testDataset' });
       return 'failed';
     }
   }
-  const resolved = await pullBase(ctx, held, row.baseModelId);
+  const resolved = await pullBase(ctx, held, row.baseModelId, row.tenantId);
   if (!resolved.ok) {
     await fail(ctx, id, { code: 'base_model_unavailable', message: resolved.message });
     return 'failed';
@@ -216,7 +217,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
       // Belt and braces for a lost pub/sub message: look at the row every few seconds.
       if (now - lastCancelCheck > 3_000) {
         lastCancelCheck = now;
-        const current = await fineTunes.getFineTune(ctx.db, id).catch(() => null);
+        const current = await fineTunes.getFineTune(ctx.db, id, null).catch(() => null);
         if (current?.cancelRequestedAt) ctx.running.get(id)?.cancel();
       }
     } else if (m.kind === 'checkpoint') {

@@ -92,7 +92,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
     const verdict = canRun(need, capabilities, live, Date.now() - job.timestamp);
     if (verdict.ok) return;
     // A job cancelled (or gone) while it waited is not handed back: processFineTune ends it.
-    const row = await fineTunes.getFineTune(db, job.data.fineTuneId);
+    const row = await fineTunes.getFineTune(db, job.data.fineTuneId, null);
     if (!row || row.cancelRequestedAt || (row.status !== 'queued' && row.status !== 'running')) return;
     log.info({ jobId: job.data.fineTuneId, reason: verdict.reason }, 'job handed back');
     if (verdict.noWorkerCan && !job.data.waitingNoted) {

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   payload_too_large: { status: 413, description: 'The upload is larger than the configured limit.' },
   headers_too_large: { status: 431, description: 'The request headers are larger than the server accepts (answered before routing; the connection is closed).' },
   request_timeout: { status: 408, description: 'The request was not received in time (answered before routing; the connection is closed).' },
+  unauthorized: { status: 401, description: 'No API key, or one that is malformed, unknown or revoked: send `Authorization: Bearer <key>` (the answer carries `WWW-Authenticate: Bearer`).' },
   not_found: { status: 404, description: 'No such route or object.' },
   dataset_not_found: { status: 404, description: 'The dataset named by the request (or by `param`) does not exist.' },
   base_model_not_found: { status: 404, description: 'The base model named by the request (or by `param`) does not exist.' },

@@ -8,6 +8,8 @@ export const ID_PREFIX = {
   checkpoint: 'ck',
   event: 'ev',
   webhookEndpoint: 'we',
+  tenant: 'tn',
+  apiKey: 'key',
   /** Standard Webhooks' own prefix for message ids (`webhook-id`). */
   webhookDelivery: 'msg',
 } as const;

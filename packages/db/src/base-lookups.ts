@@ -2,18 +2,20 @@
 import type { BaseModel, FineTuneResult, FineTuneSpec, ImageBaseModel, TextBaseModel } from '@graft/contracts';
 import type { BaseLookups } from '@graft/engine/resolve-base';
 import type { Db } from './client.ts';
+import { scoped, type TenantScope } from './datasets.ts';
 import type { UserBaseModel } from './generated/prisma/client.ts';
 
-export function baseLookups(db: Db, pathOf: (storageKey: string) => string): BaseLookups {
+/** Registered bases and fine-tunes of `tenantId` only (catalog bases are everyone's). */
+export function baseLookups(db: Db, pathOf: (storageKey: string) => string, tenantId: TenantScope): BaseLookups {
   return {
     async userBase(id) {
-      const row = await db.userBaseModel.findFirst({ where: { id, deletedAt: null } });
+      const row = await db.userBaseModel.findFirst({ where: { id, deletedAt: null, ...scoped(tenantId) } });
       if (!row) return null;
       const model = userBaseToModel(row);
       return { model, dir: pathOf(row.storageKey) };
     },
     async fineTune(id) {
-      const row = await db.fineTune.findUnique({ where: { id } });
+      const row = await db.fineTune.findFirst({ where: { id, ...scoped(tenantId) } });
       if (!row) return null;
       const spec = row.request as FineTuneSpec;
       const result = row.result as FineTuneResult | null;

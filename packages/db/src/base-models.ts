@@ -1,9 +1,11 @@
 import type { BaseModel } from '@graft/contracts';
 import type { Db } from './client.ts';
 import type { Prisma } from './generated/prisma/client.ts';
-import { ACTIVE_STATUSES, page, type DeleteOutcome } from './datasets.ts';
+import { ACTIVE_STATUSES, page, scoped, type DeleteOutcome, type TenantScope } from './datasets.ts';
 
 export interface NewUserBase {
+  /** The owner (default: the `default` tenant); a registered base is its tenant's only. */
+  tenantId?: string;
   model: BaseModel;
   storageKey: string;
   sha256: string;
@@ -17,6 +19,7 @@ export function createUserBase(db: Db, b: NewUserBase) {
   return db.userBaseModel.create({
     data: {
       id: m.id,
+      ...(b.tenantId ? { tenantId: b.tenantId } : {}),
       name: m.name,
       task: m.task,
       description: m.description,
@@ -36,23 +39,23 @@ export function createUserBase(db: Db, b: NewUserBase) {
 }
 
 /** A registered base that exists (a deleted one keeps a tombstone row, as datasets do). */
-export function getUserBase(db: Db, id: string) {
-  return db.userBaseModel.findFirst({ where: { id, deletedAt: null } });
+export function getUserBase(db: Db, id: string, tenantId: TenantScope) {
+  return db.userBaseModel.findFirst({ where: { id, deletedAt: null, ...scoped(tenantId) } });
 }
 
-/** Whether `id` ever named a registered base (deleted or not): a valid list cursor. */
-export async function isUserBaseCursor(db: Db, id: string): Promise<boolean> {
-  return (await db.userBaseModel.count({ where: { id } })) > 0;
+/** Whether `id` ever named one of the tenant's registered bases (deleted or not): a valid list cursor. */
+export async function isUserBaseCursor(db: Db, id: string, tenantId: string): Promise<boolean> {
+  return (await db.userBaseModel.count({ where: { id, tenantId } })) > 0;
 }
 
-export async function listUserBases(db: Db, opts: { limit: number; after?: string | undefined }) {
+export async function listUserBases(db: Db, opts: { tenantId: string; limit: number; after?: string | undefined }) {
   let before: Prisma.UserBaseModelWhereInput = {};
   if (opts.after) {
-    const cursor = await db.userBaseModel.findUnique({ where: { id: opts.after }, select: { id: true, createdAt: true } });
+    const cursor = await db.userBaseModel.findFirst({ where: { id: opts.after, tenantId: opts.tenantId }, select: { id: true, createdAt: true } });
     if (cursor) before = { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] };
   }
   const rows = await db.userBaseModel.findMany({
-    where: { deletedAt: null, ...before },
+    where: { tenantId: opts.tenantId, deletedAt: null, ...before },
     take: opts.limit + 1,
     orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
   });
@@ -63,9 +66,9 @@ export async function listUserBases(db: Db, opts: { limit: number; after?: strin
  * Marks a registered base deleted unless a queued or running job uses it (see `deleteDataset` for
  * the locking). Returns its storage directory: the caller removes the files after the commit.
  */
-export async function deleteUserBase(db: Db, id: string): Promise<DeleteOutcome<{ storageKey: string }>> {
+export async function deleteUserBase(db: Db, id: string, tenantId: string): Promise<DeleteOutcome<{ storageKey: string }>> {
   return db.$transaction(async (tx) => {
-    const locked = await tx.$queryRaw<{ storage_key: string }[]>`SELECT storage_key FROM base_models WHERE id = ${id} AND deleted_at IS NULL FOR UPDATE`;
+    const locked = await tx.$queryRaw<{ storage_key: string }[]>`SELECT storage_key FROM base_models WHERE id = ${id} AND tenant_id = ${tenantId} AND deleted_at IS NULL FOR UPDATE`;
     const row = locked[0];
     if (!row) return { ok: false, reason: 'not_found' } as const;
     const user = await tx.fineTune.findFirst({ where: { status: { in: [...ACTIVE_STATUSES] }, baseModelId: id }, select: { id: true } });

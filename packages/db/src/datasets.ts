@@ -2,8 +2,14 @@ import { newId } from '@graft/contracts';
 import type { Db } from './client.ts';
 import type { Prisma } from './generated/prisma/client.ts';
 
+/** Scopes a read to one tenant; null: any tenant (the worker, which works by job id). */
+export type TenantScope = string | null;
+export const scoped = (tenantId: TenantScope) => (tenantId === null ? {} : { tenantId });
+
 export interface NewDataset {
   id?: string;
+  /** The owner (default: the `default` tenant). */
+  tenantId?: string;
   name: string;
   task: string;
   storageKey: string;
@@ -24,6 +30,7 @@ export function createDataset(db: Db, d: NewDataset) {
   return db.dataset.create({
     data: {
       id: d.id ?? newId('dataset'),
+      ...(d.tenantId ? { tenantId: d.tenantId } : {}),
       name: d.name,
       task: d.task,
       storageKey: d.storageKey,
@@ -45,23 +52,23 @@ export function datasetFiles(row: { storageKey: string; rowsKey: string | null; 
 }
 
 /** A dataset that exists (a deleted one is a tombstone: its row stays for the jobs that used it). */
-export function getDataset(db: Db, id: string) {
-  return db.dataset.findFirst({ where: { id, deletedAt: null } });
+export function getDataset(db: Db, id: string, tenantId: TenantScope) {
+  return db.dataset.findFirst({ where: { id, deletedAt: null, ...scoped(tenantId) } });
 }
 
 /**
  * Newest first; `after` is the id of the last item of the previous page (it may have been deleted
  * since: its tombstone still places the cursor). Null when `after` names no dataset at all.
  */
-export async function listDatasets(db: Db, opts: { limit: number; after?: string | undefined }) {
+export async function listDatasets(db: Db, opts: { tenantId: string; limit: number; after?: string | undefined }) {
   let before: Prisma.DatasetWhereInput = {};
   if (opts.after) {
-    const cursor = await db.dataset.findUnique({ where: { id: opts.after }, select: { id: true, createdAt: true } });
+    const cursor = await db.dataset.findFirst({ where: { id: opts.after, tenantId: opts.tenantId }, select: { id: true, createdAt: true } });
     if (!cursor) return null;
     before = { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] };
   }
   const rows = await db.dataset.findMany({
-    where: { deletedAt: null, ...before },
+    where: { tenantId: opts.tenantId, deletedAt: null, ...before },
     take: opts.limit + 1,
     orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
   });
@@ -80,9 +87,9 @@ export type DeleteOutcome<T> = { ok: true; value: T } | { ok: false; reason: 'no
  * files (the upload; for text, also its rows and fingerprints): the caller removes them once this
  * has committed.
  */
-export async function deleteDataset(db: Db, id: string): Promise<DeleteOutcome<{ storageKey: string; files: string[] }>> {
+export async function deleteDataset(db: Db, id: string, tenantId: string): Promise<DeleteOutcome<{ storageKey: string; files: string[] }>> {
   return db.$transaction(async (tx) => {
-    const locked = await tx.$queryRaw<{ storage_key: string; rows_key: string | null; fingerprints_key: string | null }[]>`SELECT storage_key, rows_key, fingerprints_key FROM datasets WHERE id = ${id} AND deleted_at IS NULL FOR UPDATE`;
+    const locked = await tx.$queryRaw<{ storage_key: string; rows_key: string | null; fingerprints_key: string | null }[]>`SELECT storage_key, rows_key, fingerprints_key FROM datasets WHERE id = ${id} AND tenant_id = ${tenantId} AND deleted_at IS NULL FOR UPDATE`;
     const row = locked[0];
     if (!row) return { ok: false, reason: 'not_found' } as const;
     const user = await tx.fineTune.findFirst({

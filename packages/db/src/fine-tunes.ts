@@ -1,10 +1,13 @@
 import { GraftError, ID_PREFIX, newId, type FineTuneSpec, type FineTuneStatus, type Resources } from '@graft/contracts';
 import type { Db } from './client.ts';
 import type { Prisma } from './generated/prisma/client.ts';
-import { ACTIVE_STATUSES, page, type DeleteOutcome } from './datasets.ts';
+import { ACTIVE_STATUSES, page, scoped, type DeleteOutcome, type TenantScope } from './datasets.ts';
+import { DEFAULT_TENANT } from './tenants.ts';
 import { insertEvent, type NewEvent } from './events.ts';
 
 export interface NewFineTune {
+  /** The owner (default: the `default` tenant): its datasets and registered bases only. */
+  tenantId?: string;
   spec: FineTuneSpec;
   /** What the job needs from a worker (where it runs; not part of the spec it trains with). */
   resources?: Resources;
@@ -25,11 +28,13 @@ const json = (v: unknown) => v as Prisma.InputJsonValue;
  */
 export async function createFineTune(db: Db, f: NewFineTune) {
   const id = newId('fineTune');
+  const tenantId = f.tenantId ?? DEFAULT_TENANT;
   return db.$transaction(async (tx) => {
-    await lockReferences(tx, f.spec);
+    await lockReferences(tx, f.spec, tenantId);
     const row = await tx.fineTune.create({
       data: {
         id,
+        tenantId,
         status: 'queued',
         baseModelId: f.spec.baseModel,
         datasetId: f.spec.dataset,
@@ -52,18 +57,20 @@ export async function createFineTune(db: Db, f: NewFineTune) {
 
 type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
 
-async function lockReferences(tx: Tx, spec: FineTuneSpec): Promise<void> {
+/** The job's datasets and base must be its tenant's (catalog bases are everyone's): another tenant's are "not found". */
+async function lockReferences(tx: Tx, spec: FineTuneSpec, tenantId: string): Promise<void> {
   for (const [param, dataset] of [['dataset', spec.dataset], ['testDataset', spec.testDataset]] as const) {
     if (!dataset) continue;
-    const rows = await tx.$queryRaw<unknown[]>`SELECT 1 FROM datasets WHERE id = ${dataset} AND deleted_at IS NULL FOR SHARE`;
+    const rows = await tx.$queryRaw<unknown[]>`SELECT 1 FROM datasets WHERE id = ${dataset} AND tenant_id = ${tenantId} AND deleted_at IS NULL FOR SHARE`;
     if (rows.length === 0) throw new GraftError('dataset_not_found', `No dataset ${dataset}.`, param);
   }
   const base = spec.baseModel;
   const rows = base.startsWith(`${ID_PREFIX.fineTune}_`)
-    ? await tx.$queryRaw<{ deleted: boolean }[]>`SELECT false AS deleted FROM fine_tunes WHERE id = ${base} FOR SHARE`
-    : await tx.$queryRaw<{ deleted: boolean }[]>`SELECT deleted_at IS NOT NULL AS deleted FROM base_models WHERE id = ${base} FOR SHARE`;
-  // No row for a bm_ id: a catalog base, which nothing can delete.
-  const gone = base.startsWith(`${ID_PREFIX.fineTune}_`) ? rows.length === 0 : rows[0]?.deleted === true;
+    ? await tx.$queryRaw<{ deleted: boolean; tenant_id: string }[]>`SELECT false AS deleted, tenant_id FROM fine_tunes WHERE id = ${base} FOR SHARE`
+    : await tx.$queryRaw<{ deleted: boolean; tenant_id: string }[]>`SELECT deleted_at IS NOT NULL AS deleted, tenant_id FROM base_models WHERE id = ${base} FOR SHARE`;
+  // No row for a bm_ id: a catalog base, which nothing can delete and every tenant may use.
+  const row = rows[0];
+  const gone = base.startsWith(`${ID_PREFIX.fineTune}_`) ? !row || row.tenant_id !== tenantId : !!row && (row.deleted || row.tenant_id !== tenantId);
   if (gone) throw new GraftError('base_model_not_found', `No base model ${base}.`, 'baseModel');
 }
 
@@ -72,9 +79,9 @@ async function lockReferences(tx: Tx, spec: FineTuneSpec): Promise<void> {
  * uses it as its base. Returns the storage keys of its files (model, checkpoints): the caller
  * removes them once this has committed.
  */
-export async function deleteFineTune(db: Db, id: string): Promise<DeleteOutcome<{ keys: string[] }>> {
+export async function deleteFineTune(db: Db, id: string, tenantId: string): Promise<DeleteOutcome<{ keys: string[] }>> {
   return db.$transaction(async (tx) => {
-    const locked = await tx.$queryRaw<{ status: FineTuneStatus; model_key: string | null }[]>`SELECT status, model_key FROM fine_tunes WHERE id = ${id} FOR UPDATE`;
+    const locked = await tx.$queryRaw<{ status: FineTuneStatus; model_key: string | null }[]>`SELECT status, model_key FROM fine_tunes WHERE id = ${id} AND tenant_id = ${tenantId} FOR UPDATE`;
     const row = locked[0];
     if (!row) return { ok: false, reason: 'not_found' } as const;
     if ((ACTIVE_STATUSES as readonly string[]).includes(row.status)) return { ok: false, reason: 'not_finished', jobId: id } as const;
@@ -86,17 +93,20 @@ export async function deleteFineTune(db: Db, id: string): Promise<DeleteOutcome<
   });
 }
 
-export function getFineTune(db: Db, id: string) {
-  return db.fineTune.findUnique({ where: { id } });
+/** A job (of `tenantId`; null: of any tenant, for the worker, which works by job id). */
+export function getFineTune(db: Db, id: string, tenantId: TenantScope) {
+  return db.fineTune.findFirst({ where: { id, ...scoped(tenantId) } });
 }
 
-export function findByIdempotencyKey(db: Db, key: string) {
-  return db.fineTune.findUnique({ where: { idempotencyKey: key } });
+/** Idempotency keys are the tenant's own: two tenants may send the same key. */
+export function findByIdempotencyKey(db: Db, tenantId: string, key: string) {
+  return db.fineTune.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: key } } });
 }
 
-export async function listFineTunes(db: Db, opts: { limit: number; after?: string | undefined; status?: FineTuneStatus | undefined }) {
+/** The tenant's jobs, newest first; `after` must be one of them (the route checks). */
+export async function listFineTunes(db: Db, opts: { tenantId: string; limit: number; after?: string | undefined; status?: FineTuneStatus | undefined }) {
   const rows = await db.fineTune.findMany({
-    where: opts.status ? { status: opts.status } : {},
+    where: { tenantId: opts.tenantId, ...(opts.status ? { status: opts.status } : {}) },
     take: opts.limit + 1,
     ...(opts.after ? { cursor: { id: opts.after }, skip: 1 } : {}),
     orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],

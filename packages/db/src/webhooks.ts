@@ -7,6 +7,7 @@ import { newId, type WebhookEventType } from '@graft/contracts';
 import type { Db } from './client.ts';
 import type { Event, Prisma } from './generated/prisma/client.ts';
 import { page } from './datasets.ts';
+import { DEFAULT_TENANT } from './tenants.ts';
 
 type DbOrTx = Db | Prisma.TransactionClient;
 
@@ -27,9 +28,10 @@ const wants = (events: unknown, type: WebhookEventType) => events === null || ev
 export async function recordDeliveries(tx: DbOrTx, event: Event): Promise<number> {
   const type = webhookTypeOf(event);
   if (!type) return 0;
-  const job = await tx.fineTune.findUnique({ where: { id: event.fineTuneId }, select: { status: true, webhookUrl: true, webhookEvents: true } });
+  const job = await tx.fineTune.findUnique({ where: { id: event.fineTuneId }, select: { status: true, webhookUrl: true, webhookEvents: true, tenantId: true } });
   if (!job) return 0;
-  const endpoints = (await tx.webhookEndpoint.findMany({ select: { id: true, url: true, events: true } })).filter((e) => wants(e.events, type));
+  // Endpoints receive the events of their own tenant's jobs only.
+  const endpoints = (await tx.webhookEndpoint.findMany({ where: { tenantId: job.tenantId }, select: { id: true, url: true, events: true } })).filter((e) => wants(e.events, type));
   const targets = [
     ...(job.webhookUrl && wants(job.webhookEvents, type) ? [{ endpointId: null, url: job.webhookUrl }] : []),
     ...endpoints.map((e) => ({ endpointId: e.id, url: e.url })),
@@ -50,29 +52,33 @@ export async function recordDeliveries(tx: DbOrTx, event: Event): Promise<number
   return targets.length;
 }
 
-export function createEndpoint(db: Db, e: { url: string; events: readonly WebhookEventType[]; description: string; secret: string }) {
-  return db.webhookEndpoint.create({ data: { id: newId('webhookEndpoint'), url: e.url, events: [...e.events], description: e.description, secret: e.secret } });
+export function createEndpoint(db: Db, e: { tenantId?: string; url: string; events: readonly WebhookEventType[]; description: string; secret: string }) {
+  return db.webhookEndpoint.create({
+    data: { id: newId('webhookEndpoint'), tenantId: e.tenantId ?? DEFAULT_TENANT, url: e.url, events: [...e.events], description: e.description, secret: e.secret },
+  });
 }
 
-export function getEndpoint(db: Db, id: string) {
-  return db.webhookEndpoint.findUnique({ where: { id } });
+export function getEndpoint(db: Db, id: string, tenantId: string) {
+  return db.webhookEndpoint.findFirst({ where: { id, tenantId } });
 }
 
-/** Newest first. */
-export async function listEndpoints(db: Db, opts: { limit: number; after?: string | undefined }) {
+/** The tenant's endpoints, newest first. */
+export async function listEndpoints(db: Db, opts: { tenantId: string; limit: number; after?: string | undefined }) {
   let before: Prisma.WebhookEndpointWhereInput = {};
   if (opts.after) {
-    const cursor = await db.webhookEndpoint.findUnique({ where: { id: opts.after }, select: { id: true, createdAt: true } });
+    const cursor = await db.webhookEndpoint.findFirst({ where: { id: opts.after, tenantId: opts.tenantId }, select: { id: true, createdAt: true } });
     if (!cursor) return null;
     before = { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] };
   }
-  const rows = await db.webhookEndpoint.findMany({ where: before, take: opts.limit + 1, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+  const rows = await db.webhookEndpoint.findMany({ where: { tenantId: opts.tenantId, ...before }, take: opts.limit + 1, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
   return page(rows, opts.limit);
 }
 
 /** Deletes an endpoint; its deliveries still pending are cancelled (they stay listed on their jobs). */
-export async function deleteEndpoint(db: Db, id: string): Promise<boolean> {
+export async function deleteEndpoint(db: Db, id: string, tenantId: string): Promise<boolean> {
   return db.$transaction(async (tx) => {
+    const owned = await tx.webhookEndpoint.count({ where: { id, tenantId } });
+    if (owned === 0) return false;
     await tx.webhookDelivery.updateMany({ where: { endpointId: id, status: 'pending' }, data: { status: 'cancelled', nextAttemptAt: null } });
     const { count } = await tx.webhookEndpoint.deleteMany({ where: { id } });
     return count === 1;

@@ -42,7 +42,7 @@ const newJob = async () =>
     spec: normalizeFineTune({ baseModel: 'bm_mnist_cnn', dataset: datasetId, hyperparameters: { epochs: 1 } }, { id: 'bm_mnist_cnn', featureLayer: 'features' }, 1),
     requestHash: 'h',
   })).id;
-const status = async (id: string) => (await fineTunes.getFineTune(db, id))?.status;
+const status = async (id: string) => (await fineTunes.getFineTune(db, id, null))?.status;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const has = (report: ReconcileReport, key: keyof ReconcileReport, id: string) => report[key].includes(id);
 
@@ -90,7 +90,7 @@ describe('reconcileOnce', () => {
       const report = await reconcileOnce(deps());
       assert.ok(has(report, attempt === 3 ? 'failed' : 'requeued', id), `attempt ${attempt}: ${JSON.stringify(report)}`);
     }
-    const row = await fineTunes.getFineTune(db, id);
+    const row = await fineTunes.getFineTune(db, id, null);
     assert.equal(row?.status, 'failed');
     assert.equal((row?.error as { code: string }).code, 'worker_lost');
   });

@@ -54,7 +54,8 @@ class JobFeed {
       do {
         this.again = false;
         // The status is read before the rows: when it is final, the rows read next include its last event.
-        const job = await fineTunes.getFineTune(this.hub.db, this.id);
+        // By id alone: the route that added a watcher has checked the job is the caller's.
+        const job = await fineTunes.getFineTune(this.hub.db, this.id, null);
         for (;;) {
           const entries = await feed.listFeed(this.hub.db, this.id, this.cursor, PAGE);
           if (entries.length === 0) break;

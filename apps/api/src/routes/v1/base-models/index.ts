@@ -47,12 +47,12 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
       const catalog = listBaseModels();
       const inCatalog = after ? catalog.findIndex((b) => b.id === after) : -1;
-      if (after && inCatalog < 0 && !(await baseModels.isUserBaseCursor(app.db, after))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
+      if (after && inCatalog < 0 && !(await baseModels.isUserBaseCursor(app.db, after, request.tenantId))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
       const fromCatalog = after && inCatalog < 0 ? [] : catalog.slice(inCatalog + 1, inCatalog + 1 + limit);
       const room = limit - fromCatalog.length;
-      const users = room > 0 ? await baseModels.listUserBases(app.db, { limit: room, after: inCatalog < 0 ? after : undefined }) : null;
+      const users = room > 0 ? await baseModels.listUserBases(app.db, { tenantId: request.tenantId, limit: room, after: inCatalog < 0 ? after : undefined }) : null;
       const data = [...fromCatalog, ...(users?.data.map(userBaseOut) ?? [])];
-      const hasMore = users ? users.hasMore : inCatalog + 1 + limit < catalog.length || (await baseModels.listUserBases(app.db, { limit: 1 })).data.length > 0;
+      const hasMore = users ? users.hasMore : inCatalog + 1 + limit < catalog.length || (await baseModels.listUserBases(app.db, { tenantId: request.tenantId, limit: 1 })).data.length > 0;
       return { data, hasMore, nextCursor: hasMore ? (data.at(-1)?.id ?? null) : null };
     },
   );
@@ -70,7 +70,7 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params;
-      const resolved = await resolveBase(id, baseLookups(app.db, (k) => app.storage.path(k)));
+      const resolved = await resolveBase(id, baseLookups(app.db, (k) => app.storage.path(k), request.tenantId));
       if (!resolved.ok) throw new GraftError(resolved.code, resolved.message);
       return resolved.base.descriptor;
     },
@@ -159,7 +159,7 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
         };
         const { base, bytes } = spec.task === 'text-classification' ? await registerTextBase(id, spec, upload, inspect) : await registerImageBase(id, spec, upload, inspect);
         await storage.commit(stageKey, dirKey);
-        await baseModels.createUserBase(app.db, { model: base, storageKey: dirKey, sha256, bytes });
+        await baseModels.createUserBase(app.db, { tenantId: request.tenantId, model: base, storageKey: dirKey, sha256, bytes });
         return reply.status(201).send(base);
       } catch (err) {
         await storage.remove(dirKey);
@@ -192,7 +192,7 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { id } = request.params;
       if (getBaseModel(id)) throw new GraftError('base_model_not_deletable', `${id} is part of graft's catalog; only bases you registered can be deleted.`);
       if (id.startsWith(`${ID_PREFIX.fineTune}_`)) throw new GraftError('base_model_not_deletable', `${id} is a fine-tune; delete it with DELETE /v1/fine-tunes/${id}.`);
-      const outcome = await baseModels.deleteUserBase(app.db, id);
+      const outcome = await baseModels.deleteUserBase(app.db, id, request.tenantId);
       if (!outcome.ok) {
         if (outcome.reason === 'not_found') throw new GraftError('base_model_not_found', `No base model ${id}.`);
         throw new GraftError('resource_in_use', `Job ${outcome.jobId} uses base model ${id}; delete it once that job has ended (or cancel the job).`);

@@ -123,7 +123,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (form.task === 'text-classification') {
           const taken = upload;
           upload = undefined; // storeTextDataset owns the upload from here (it moves or removes it)
-          const row = await storeTextDataset(app, { upload: taken, name, maxInvalidShare: form.maxInvalidShare ?? 0, baseModel: form.baseModel, log: request.log, pool: textChecks });
+          const row = await storeTextDataset(app, { upload: taken, tenantId: request.tenantId, name, maxInvalidShare: form.maxInvalidShare ?? 0, baseModel: form.baseModel, log: request.log, pool: textChecks });
           return reply.status(201).send(datasetOut(row));
         }
 
@@ -146,6 +146,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
         try {
           const row = await datasets.createDataset(app.db, {
             id,
+            tenantId: request.tenantId,
             name,
             task: form.task,
             storageKey: key,
@@ -179,7 +180,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
-      const page = await datasets.listDatasets(app.db, { limit, after });
+      const page = await datasets.listDatasets(app.db, { tenantId: request.tenantId, limit, after });
       if (!page) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
       return { ...page, data: page.data.map(datasetOut) };
     },
@@ -198,7 +199,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params;
-      const row = await datasets.getDataset(app.db, id);
+      const row = await datasets.getDataset(app.db, id, request.tenantId);
       if (!row) throw new GraftError('dataset_not_found', `No dataset ${id}.`);
       return datasetOut(row);
     },
@@ -220,7 +221,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params;
-      const outcome = await datasets.deleteDataset(app.db, id);
+      const outcome = await datasets.deleteDataset(app.db, id, request.tenantId);
       if (!outcome.ok) {
         if (outcome.reason === 'not_found') throw new GraftError('dataset_not_found', `No dataset ${id}.`);
         throw new GraftError('resource_in_use', `Job ${outcome.jobId} uses dataset ${id}; delete it once that job has ended (or cancel the job).`);

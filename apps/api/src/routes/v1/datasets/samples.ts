@@ -33,7 +33,7 @@ const sampleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { id } = request.params;
       const perClass = request.query.perClass ?? 8;
-      const row = await datasets.getDataset(app.db, id);
+      const row = await datasets.getDataset(app.db, id, request.tenantId);
       if (!row || row.deletedAt) throw new GraftError('dataset_not_found', `No dataset ${id}.`);
       const key = row.task === 'text-classification' ? row.rowsKey : row.storageKey;
       if (!key) return { data: [] };

@@ -28,12 +28,12 @@ interface Tokenizer {
  * catalog has it, else none (`textStats.tokens` is then null). A registered base's folder is in
  * storage: pulled to local disk for the check.
  */
-async function tokenizerFor(app: FastifyInstance, baseModel: string | undefined): Promise<Tokenizer | null> {
+async function tokenizerFor(app: FastifyInstance, baseModel: string | undefined, tenantId: string): Promise<Tokenizer | null> {
   // The default only applies when tokens can be counted; a named base is checked either way (and refused if they cannot).
   const id = baseModel ?? (TOKEN_COUNTING_AVAILABLE && getBaseModel(DEFAULT_TEXT_BASE) ? DEFAULT_TEXT_BASE : undefined);
   if (!id) return null;
   const { storage } = app;
-  const resolved = await resolveBase(id, baseLookups(app.db, (k) => storage.path(k)));
+  const resolved = await resolveBase(id, baseLookups(app.db, (k) => storage.path(k), tenantId));
   if (!resolved.ok) throw new GraftError(resolved.code, resolved.message, 'baseModel');
   const { descriptor: base, source } = resolved.base;
   if (!isTextBase(base)) {
@@ -60,6 +60,7 @@ export async function storeTextDataset(
   app: FastifyInstance,
   req: {
     upload: { key: string; bytes: number; sha256: string; filename: string };
+    tenantId: string;
     name: string;
     maxInvalidShare: number;
     baseModel: string | undefined;
@@ -75,7 +76,7 @@ export async function storeTextDataset(
   const committed: string[] = [];
   let tokenizer: Tokenizer | null = null;
   try {
-    tokenizer = await tokenizerFor(app, req.baseModel);
+    tokenizer = await tokenizerFor(app, req.baseModel, req.tenantId);
     const started = performance.now();
     const report = await req.pool.check({
       path: storage.path(upload.key),
@@ -111,6 +112,7 @@ export async function storeTextDataset(
     };
     return await datasets.createDataset(app.db, {
       id,
+      tenantId: req.tenantId,
       name: req.name,
       task: 'text-classification',
       storageKey: keys.original,

@@ -54,7 +54,7 @@ function entryMessage(e: FeedEntry): string {
 
 export async function streamEvents(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply, id: string): Promise<void> {
   const log = request.log.child({ jobId: id });
-  const job = await fineTunes.getFineTune(app.db, id);
+  const job = await fineTunes.getFineTune(app.db, id, request.tenantId);
   if (!job) throw new GraftError('fine_tune_not_found', `No fine-tune job ${id}.`);
   let lastSent = await resumeAfter(app, request, id);
 
@@ -118,7 +118,7 @@ export async function streamEvents(app: FastifyInstance, request: FastifyRequest
 
   try {
     // Read before the replay: a final status means the replay below holds every row.
-    const before = await fineTunes.getFineTune(app.db, id);
+    const before = await fineTunes.getFineTune(app.db, id, request.tenantId);
     for (;;) {
       if (closed) return;
       const entries = await feed.listFeed(app.db, id, lastSent, REPLAY_PAGE);

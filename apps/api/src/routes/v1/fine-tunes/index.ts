@@ -71,8 +71,9 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const out = fineTuneOut(row);
     return out.webhook && row.webhookSecret ? { ...out, webhook: { ...out.webhook, secret: row.webhookSecret } } : out;
   };
-  const load = async (id: string): Promise<FineTuneRow> => {
-    const row = await fineTunes.getFineTune(app.db, id);
+  /** The caller's job; another tenant's answers 404 like one that does not exist. */
+  const load = async (tenantId: string, id: string): Promise<FineTuneRow> => {
+    const row = await fineTunes.getFineTune(app.db, id, tenantId);
     if (!row) throw new GraftError('fine_tune_not_found', `No fine-tune job ${id}.`);
     return row;
   };
@@ -107,13 +108,13 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const key = request.headers['idempotency-key'];
       const requestHash = createHash('sha256').update(canonical(body)).digest('hex');
       if (key) {
-        const previous = await fineTunes.findByIdempotencyKey(app.db, key);
+        const previous = await fineTunes.findByIdempotencyKey(app.db, request.tenantId, key);
         if (previous) return replay(previous);
       }
-      const resolved = await resolveBase(body.baseModel, baseLookups(app.db, (k) => app.storage.path(k)));
+      const resolved = await resolveBase(body.baseModel, baseLookups(app.db, (k) => app.storage.path(k), request.tenantId));
       if (!resolved.ok) throw new GraftError(resolved.code, resolved.message, 'baseModel');
       const base = resolved.base.descriptor;
-      const dataset = await datasets.getDataset(app.db, body.dataset);
+      const dataset = await datasets.getDataset(app.db, body.dataset, request.tenantId);
       if (!dataset) throw new GraftError('dataset_not_found', `No dataset ${body.dataset}.`, 'dataset');
       if (dataset.task !== base.task) {
         throw new GraftError('task_mismatch', `Dataset ${dataset.id} is for ${dataset.task}; base ${base.id} is for ${base.task}.`, 'dataset');
@@ -121,7 +122,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const classNames = (dataset.classes as { name: string }[]).map((c) => c.name);
       const warnings: RequestWarning[] = [];
       if (body.testDataset) {
-        const test = await datasets.getDataset(app.db, body.testDataset);
+        const test = await datasets.getDataset(app.db, body.testDataset, request.tenantId);
         if (!test) throw new GraftError('dataset_not_found', `No dataset ${body.testDataset}.`, 'testDataset');
         if (test.task !== dataset.task) {
           throw new GraftError('task_mismatch', `Test dataset ${test.id} is for ${test.task}; dataset ${dataset.id} is for ${dataset.task}.`, 'testDataset');
@@ -159,6 +160,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       let row: FineTuneRow;
       try {
         row = await fineTunes.createFineTune(app.db, {
+          tenantId: request.tenantId,
           spec,
           resources,
           idempotencyKey: key,
@@ -169,7 +171,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       } catch (err) {
         // Two requests with one key at once: the unique index lets one through; replay it.
         if (key && (err as { code?: string }).code === 'P2002') {
-          const winner = await fineTunes.findByIdempotencyKey(app.db, key);
+          const winner = await fineTunes.findByIdempotencyKey(app.db, request.tenantId, key);
           if (winner) return replay(winner);
         }
         throw err;
@@ -211,8 +213,8 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { limit = PAGE_LIMIT_DEFAULT, after, status } = request.query;
-      if (after && !(await fineTunes.getFineTune(app.db, after))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
-      const page = await fineTunes.listFineTunes(app.db, { limit, after, status });
+      if (after && !(await fineTunes.getFineTune(app.db, after, request.tenantId))) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
+      const page = await fineTunes.listFineTunes(app.db, { tenantId: request.tenantId, limit, after, status });
       return { ...page, data: page.data.map(fineTuneOut) };
     },
   );
@@ -228,7 +230,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: described(FineTune, 'The job.'), ...errorResponses('invalid_request', 'fine_tune_not_found') },
       },
     },
-    async (request) => fineTuneOut(await load(request.params.id)),
+    async (request) => fineTuneOut(await load(request.tenantId, request.params.id)),
   );
 
   app.get(
@@ -261,7 +263,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         return reply;
       }
       const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
-      await load(id);
+      await load(request.tenantId, id);
       const page = await events.listEvents(app.db, id, { limit, after });
       if (!page) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
       return { ...page, data: page.data.map(eventOut) };
@@ -286,7 +288,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { id } = request.params;
       const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
-      await load(id);
+      await load(request.tenantId, id);
       const page = await webhooks.listDeliveries(app.db, id, { limit, after });
       if (!page) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
       return { ...page, data: page.data.map(deliveryOut) };
@@ -306,7 +308,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params;
-      await load(id);
+      await load(request.tenantId, id);
       return { data: (await metrics.listMetrics(app.db, id)).map(metricOut) };
     },
   );
@@ -329,7 +331,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { id } = request.params;
-      let row = await load(id);
+      let row = await load(request.tenantId, id);
       if (row.status === 'cancelled') return reply.status(200).send(fineTuneOut(row));
       if (row.status === 'succeeded' || row.status === 'failed') {
         throw new GraftError('job_not_cancellable', `Job ${id} has already ${row.status}.`);
@@ -342,7 +344,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
           const ok = await transitions.cancelQueued(app.db, id);
           if (ok) {
             await nudge(id);
-            return reply.status(200).send(fineTuneOut(await load(id)));
+            return reply.status(200).send(fineTuneOut(await load(request.tenantId, id)));
           }
         }
       }
@@ -350,7 +352,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // The request is recorded in Postgres: the worker also polls it, and the reconciler ends a job
       // whose worker is gone, so a lost message only slows the cancel down.
       await publishCancel(app.redis, app.config.QUEUE_PREFIX, id).catch((err: Error) => request.log.warn({ err: err.message, jobId: id }, 'cancel message not sent'));
-      row = await load(id);
+      row = await load(request.tenantId, id);
       return reply.status(row.status === 'cancelled' ? 200 : 202).send(fineTuneOut(row));
     },
   );
@@ -369,7 +371,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const row = await load(id);
+      const row = await load(request.tenantId, id);
       if (row.status !== 'succeeded' || !row.modelKey) throw new GraftError('model_not_ready', `Job ${id} is ${row.status}; a model exists once it has succeeded.`);
       return sendZip(reply, row.modelKey, `${id}.zip`);
     },
@@ -388,7 +390,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params;
-      await load(id);
+      await load(request.tenantId, id);
       return { data: (await checkpoints.listCheckpoints(app.db, id)).map(checkpointOut) };
     },
   );
@@ -410,7 +412,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { id, checkpoint } = request.params;
-      await load(id);
+      await load(request.tenantId, id);
       const row = await checkpoints.getCheckpoint(app.db, id, checkpoint);
       if (!row) throw new GraftError('checkpoint_not_found', `No checkpoint ${checkpoint} in job ${id}.`);
       return sendZip(reply, await checkpointModelKey(app.storage, row.storageKey), `${id}-${row.id}.zip`);
@@ -436,7 +438,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params;
-      const outcome = await fineTunes.deleteFineTune(app.db, id);
+      const outcome = await fineTunes.deleteFineTune(app.db, id, request.tenantId);
       if (!outcome.ok) {
         if (outcome.reason === 'not_found') throw new GraftError('fine_tune_not_found', `No fine-tune job ${id}.`);
         if (outcome.reason === 'not_finished') throw new GraftError('job_not_finished', `Job ${id} has not ended; cancel it (POST /v1/fine-tunes/${id}/cancel) and delete it once it has.`);

@@ -97,7 +97,7 @@ const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   async function predict(request: FastifyRequest, id: string, checkpoint: string | null): Promise<PredictionListBody> {
-    const job = await fineTunes.getFineTune(app.db, id);
+    const job = await fineTunes.getFineTune(app.db, id, request.tenantId);
     if (!job) throw new GraftError('fine_tune_not_found', `No fine-tune job ${id}.`);
     let key: string;
     if (checkpoint) {

@@ -48,7 +48,7 @@ const webhookEndpointRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { url, events, description } = request.body;
       const checked = await checkWebhookUrl(url, app.config.OUTBOUND_ALLOWLIST, 'url');
       const secret = newWebhookSecret();
-      const row = await webhooks.createEndpoint(app.db, { url: checked, events: events ?? WEBHOOK_EVENT_TYPES, description: description ?? '', secret });
+      const row = await webhooks.createEndpoint(app.db, { tenantId: request.tenantId, url: checked, events: events ?? WEBHOOK_EVENT_TYPES, description: description ?? '', secret });
       request.log.info({ endpoint: row.id }, 'webhook endpoint created');
       return reply.status(201).send({ ...endpointOut(row), secret });
     },
@@ -67,7 +67,7 @@ const webhookEndpointRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { limit = PAGE_LIMIT_DEFAULT, after } = request.query;
-      const page = await webhooks.listEndpoints(app.db, { limit, after });
+      const page = await webhooks.listEndpoints(app.db, { tenantId: request.tenantId, limit, after });
       if (!page) throw new GraftError('invalid_request', 'Unknown cursor.', 'after');
       return { ...page, data: page.data.map(endpointOut) };
     },
@@ -85,7 +85,7 @@ const webhookEndpointRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const row = await webhooks.getEndpoint(app.db, request.params.id);
+      const row = await webhooks.getEndpoint(app.db, request.params.id, request.tenantId);
       if (!row) throw new GraftError('webhook_endpoint_not_found', `No webhook endpoint ${request.params.id}.`);
       return endpointOut(row);
     },
@@ -105,7 +105,7 @@ const webhookEndpointRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params;
-      if (!(await webhooks.deleteEndpoint(app.db, id))) throw new GraftError('webhook_endpoint_not_found', `No webhook endpoint ${id}.`);
+      if (!(await webhooks.deleteEndpoint(app.db, id, request.tenantId))) throw new GraftError('webhook_endpoint_not_found', `No webhook endpoint ${id}.`);
       request.log.info({ endpoint: id }, 'webhook endpoint deleted');
       return { id, object: 'webhook_endpoint' as const, deleted: true as const };
     },
