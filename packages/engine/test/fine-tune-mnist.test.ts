@@ -68,6 +68,14 @@ test('fine-tunes bm_mnist_cnn on digits 5-9 well above chance, reporting events,
   assert.equal(epochs.at(-1)!.valAccuracy, r.valAccuracy);
   assert.deepEqual(events.map((e) => e.type).slice(0, 2), ['backend', 'dataset']);
   assert.ok(!events.some((e) => e.type === 'imbalance'));
+  // The last event says where the time went: every stage that ran, and the feature pass split into decoding and the frozen base.
+  const timings = events.at(-1)!;
+  assert.equal(timings.type, 'stage_timings');
+  const { totalMs, stages, inputPass } = timings.data as { totalMs: number; stages: Record<string, number>; inputPass: { decodeMs: number; encoderMs: number } };
+  assert.deepEqual(Object.keys(stages), ['prepareData', 'openBase', 'prepareInputs', 'buildModel', 'headPhase', 'fineTunePhase', 'checkpoints', 'baseline', 'evaluate', 'summarize', 'export']);
+  assert.ok(stages.headPhase! > 0 && inputPass.encoderMs > 0 && inputPass.decodeMs + inputPass.encoderMs <= stages.prepareInputs!, JSON.stringify(timings.data));
+  assert.ok(Object.values(stages).reduce((a, b) => a + b, 0) <= totalMs + Object.keys(stages).length, JSON.stringify(timings.data));
+  assert.match(timings.message, /^Time by stage: data .*frozen base .* in all\.$/);
   assert.deepEqual(r.confusionMatrix.map((row) => row.reduce((a, b) => a + b, 0)), [12, 12, 12, 12, 12]);
   assert.deepEqual(r.perClass.map((c) => c.support), [12, 12, 12, 12, 12]);
   assert.ok(first.modelZipBytes > 0 && first.modelZipBytes < 1_000_000);

@@ -34,6 +34,10 @@ export class RunContext {
   readonly record: TrainingRecord;
   /** Every warning the job raised, in order (the model card lists them). */
   readonly warnings: TrainingEvent[] = [];
+  /** Wall time of each stage run so far, ms (the `stage_timings` event). */
+  readonly stageMs: Record<string, number> = {};
+  /** The input pass's split, when one ran: reading and decoding inputs vs the frozen encoder, ms. */
+  inputPassMs: { decode: number; encoder: number } | null = null;
   private readonly tensors: tf.Tensor[] = [];
   private readonly models: (tf.LayersModel | null)[] = [];
   private readonly cleanups: (() => void | Promise<void>)[] = [];
@@ -59,6 +63,16 @@ export class RunContext {
   async emit(e: TrainingEvent): Promise<void> {
     if (e.level === 'warning') this.warnings.push(e);
     await this.hooks.onEvent?.(e);
+  }
+
+  /** Runs one stage, adding its wall time to `stageMs[name]`. */
+  async timed<T>(name: string, stage: () => T | Promise<T>): Promise<T> {
+    const t = performance.now();
+    try {
+      return await stage();
+    } finally {
+      this.stageMs[name] = (this.stageMs[name] ?? 0) + Math.round(performance.now() - t);
+    }
   }
 
   /** Throws TrainingCancelled once the job's signal has aborted (stages call it between steps). */

@@ -25,6 +25,7 @@ import { prepareData } from './stages/prepare-data.ts';
 import { prepareInputs } from './stages/prepare-inputs.ts';
 import { summarize } from './stages/summarize.ts';
 import { setUpTraining } from './training.ts';
+import { stageTimings } from './stage-timings.ts';
 
 export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> {
   if (opts.signal?.aborted) throw new TrainingCancelled();
@@ -39,8 +40,8 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> 
     data: { ...backend, frozenRuntime: frozen.runtime, frozenRuntimeRequested: frozen.requested },
   });
   try {
-    const data = await prepareData(ctx, opts);
-    const { encoder, selection } = await openEncoder(ctx);
+    const data = await ctx.timed('prepareData', () => prepareData(ctx, opts));
+    const { encoder, selection } = await ctx.timed('openBase', () => openEncoder(ctx));
     const plan = planPhases({
       spec: ctx.spec,
       encoder: { trainable: encoder.cut !== null, frozenOnly: encoder.frozenOnly, selected: selection },
@@ -50,20 +51,24 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> 
     for (const notice of plan.notices) await ctx.emit(notice);
     assertBackendCanTrain(encoder, selection, plan);
     ctx.record.planned(plan);
-    const inputs = await prepareInputs(ctx, encoder, data, plan, opts.datasetPath);
-    const model = await buildModel(ctx, encoder, data);
+    const inputs = await ctx.timed('prepareInputs', () => prepareInputs(ctx, encoder, data, plan, opts.datasetPath));
+    const model = await ctx.timed('buildModel', () => buildModel(ctx, encoder, data));
     for (const notice of plan.trainingNotices) await ctx.emit(notice);
 
     const training = setUpTraining(ctx, plan, encoder, data, inputs, model);
-    const head = await trainHeadPhase(training);
-    const fineTune = await trainFineTunePhase(training, selection, head);
-    await training.checkpoints.flush();
+    const head = await ctx.timed('headPhase', () => trainHeadPhase(training));
+    const fineTune = await ctx.timed('fineTunePhase', () => trainFineTunePhase(training, selection, head));
+    await ctx.timed('checkpoints', () => training.checkpoints.flush());
     ctx.checkCancelled();
-    const baseline = await trainBaseline(training);
+    const baseline = await ctx.timed('baseline', () => trainBaseline(training));
     ctx.checkCancelled();
-    const scores = await evaluate(training, opts.datasetPath, fineTune !== null, baseline);
-    const result = await summarize(ctx, data, { head, fineTune }, scores, baseline);
-    return await exportBundle(ctx, model, { result, bestEpoch: (fineTune ?? head).modelEpoch, baselineHistory: baseline?.history ?? null }, training.checkpoints.written);
+    const scores = await ctx.timed('evaluate', () => evaluate(training, opts.datasetPath, fineTune !== null, baseline));
+    const result = await ctx.timed('summarize', () => summarize(ctx, data, { head, fineTune }, scores, baseline));
+    const outcome = await ctx.timed('export', () =>
+      exportBundle(ctx, model, { result, bestEpoch: (fineTune ?? head).modelEpoch, baselineHistory: baseline?.history ?? null }, training.checkpoints.written),
+    );
+    await ctx.emit(stageTimings(ctx));
+    return outcome;
   } finally {
     await ctx.dispose();
   }

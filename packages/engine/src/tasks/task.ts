@@ -131,6 +131,8 @@ export interface InputPassOptions {
   cache: InputCacheWriter | null;
   signal?: AbortSignal;
   onProgress?(done: number, total: number): void | Promise<void>;
+  /** When given, the pass adds the milliseconds it spent in the frozen encoder (the rest of it is reading and decoding inputs). */
+  timing?: { encoderMs: number };
 }
 
 /** How a job's examples become model inputs and features. */

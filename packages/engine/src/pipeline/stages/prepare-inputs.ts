@@ -96,8 +96,10 @@ export async function prepareInputs(ctx: RunContext, encoder: TaskEncoder, data:
     const describe = encoder.inputs.describePass({ count: ids.length, features: needFeatures ? plan.features : null, storing: writer !== null });
     await ctx.emit({ level: 'info', type: 'features', message: describe.start });
     let computed: Float32Array | null;
+    const timing = { encoderMs: 0 };
     try {
       computed = await encoder.inputs.pass(datasetPath, {
+        timing,
         ids,
         features: needFeatures ? (featureRows ?? 'all') : null,
         cache: writer,
@@ -114,6 +116,7 @@ export async function prepareInputs(ctx: RunContext, encoder: TaskEncoder, data:
       throw err;
     }
     const ms = Math.round(performance.now() - t);
+    ctx.inputPassMs = { decode: Math.max(0, ms - Math.round(timing.encoderMs)), encoder: Math.round(timing.encoderMs) };
     if (writer) await openCache();
     if (needFeatures) {
       features = computed;

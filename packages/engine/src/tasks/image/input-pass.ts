@@ -67,10 +67,12 @@ export async function decodePass(zipPath: string, pre: Preprocessing, step: Feat
     const { rows, inputs } = pending;
     pending = { rows: [], inputs: [] };
     let data: Float32Array;
+    const t = performance.now();
     try {
       data = await features(inputs, rows.length);
     } finally {
       tf.dispose(inputs);
+      if (opts.timing) opts.timing.encoderMs += performance.now() - t;
     }
     rows.forEach((r, k) => out.set(data.subarray(k * fx.dim, (k + 1) * fx.dim), r * fx.dim));
     await opts.onProgress?.(seen.size, paths.length);

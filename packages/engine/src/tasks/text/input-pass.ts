@@ -69,6 +69,15 @@ export async function textPass(rowsPath: string, tokenizer: Tokenization | null,
     }
   }
   if (!opts.features || !source) return null;
+  const encoding = performance.now();
+  try {
+    return await encodeRows(source, tokenizer, pending, dim, opts);
+  } finally {
+    if (opts.timing) opts.timing.encoderMs += performance.now() - encoding;
+  }
+}
+
+async function encodeRows(source: FeatureSource, tokenizer: Tokenization | null, pending: { row: number; text: string; tokens: Int32Array | null }[], dim: number, opts: InputPassOptions): Promise<Float32Array> {
   const out = new Float32Array(opts.ids.length * dim);
   if (source.kind === 'texts') {
     let vectors: Float32Array;
