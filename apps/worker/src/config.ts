@@ -15,6 +15,8 @@ export const WorkerEnv = Type.Object({
   CHECKPOINT_MIN_INTERVAL_MS: Type.Integer({ minimum: 0, default: 0, description: 'Checkpoints taken every N batches are skipped until this long after the previous one (0: every one is written); end-of-epoch checkpoints are never skipped.' }),
   CHECKPOINT_RETENTION_MS: Type.Integer({ minimum: 0, default: 24 * 3600_000, description: 'After a job ended this long ago, its checkpoints are pruned to the best and the last (0: kept for ever).' }),
   RETENTION_INTERVAL_MS: Type.Integer({ minimum: 100, default: 600_000, description: 'How often the retention pass runs (one run at a time across every worker).' }),
+  CACHE_MAX_BYTES: Type.Integer({ minimum: 0, default: 10 * 2 ** 30, description: 'Bound of the shared caches under STORAGE_DIR/cache (decoded images, tokens, features, ONNX conversions, unpacked and hosted bases); least recently used entries deleted first.' }),
+  CACHE_PROTECT_MS: Type.Integer({ minimum: 0, default: 600_000, description: 'A cache entry used this recently is never deleted by that bound.' }),
   WORKER_ACCELERATOR: Literals(['auto', 'gpu', 'cpu'], { default: 'auto', description: 'What the worker advertises: auto = gpu with tfjs-node-gpu and a GPU nvidia-smi lists, else cpu.' }),
   WORKER_MEMORY_MB: Type.Integer({ minimum: 0, default: 0, description: 'RAM training may use, shared by WORKER_CONCURRENCY jobs (0: the host\'s or the container\'s limit).' }),
   TRAINER_MAX_OLD_SPACE_MB: Type.Integer({ minimum: 256, default: 4096, description: 'Heap limit of each training process.' }),

@@ -4,7 +4,7 @@
  */
 import { cancelChannel, createFineTuneQueue, createRedis, FINE_TUNE_QUEUE, announceWorker, listWorkers, publishFeedUpdate, startReconciler, startScheduledTask, withdrawWorker, WORKER_TTL_SECONDS } from '@graft/queue';
 import { createDb, events, fineTunes } from '@graft/db';
-import { createStorage } from '@graft/storage';
+import { createStorage, trimCache } from '@graft/storage';
 import { canRun, type FineTuneJobData, type Resources, type Worker as WorkerRecord, type WorkerJob } from '@graft/contracts';
 import { DelayedError, WaitingError, Worker, type Job } from 'bullmq';
 import { hostname } from 'node:os';
@@ -41,6 +41,16 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
   const connection = createRedis(config.REDIS_URL, { blocking: true });
   const subscriber = createRedis(config.REDIS_URL, { blocking: true });
   const running = new Map<string, TrainingRun>();
+  // The shared caches' bound: checked at start and after every job (what a job adds), one trim at a time.
+  let trimming: Promise<void> = Promise.resolve();
+  const trimCaches = () => {
+    trimming = trimming.then(async () => {
+      const t = await trimCache(storage.path('cache'), config.CACHE_MAX_BYTES, { protectMs: config.CACHE_PROTECT_MS });
+      if (t.removed.length) log.info({ component: 'cache', before: t.before, after: t.after, removed: t.removed.length, removedBytes: t.removedBytes }, 'cache trimmed to its bound (least recently used first)');
+    }).catch((err: Error) => log.warn({ err: err.message }, 'cache trim failed'));
+    return trimming;
+  };
+  await trimCaches();
   const ctx: JobContext = {
     db, storage, log, redis: connection, queuePrefix: config.QUEUE_PREFIX, workerId: config.WORKER_ID, heartbeatTtlMs: config.JOB_HEARTBEAT_TTL_MS,
     checkpointDeadlineMs: config.CHECKPOINT_RECORD_DEADLINE_MS, maxCheckpointsPerJob: config.MAX_CHECKPOINTS_PER_JOB,
@@ -74,6 +84,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
     } else {
       jobs.delete(id);
       metrics.jobEnded(id, info?.status ?? 'unknown', info?.seconds ?? 0);
+      void trimCaches();
     }
     void beat();
   };
@@ -217,6 +228,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
       subscriber.disconnect();
       connection.disconnect();
       metrics.close();
+      await trimming;
       await db.$disconnect();
     },
   };

@@ -10,6 +10,7 @@ export * from './storage.ts';
 export { LocalStorage } from './local.ts';
 export { S3Storage, type S3StorageOptions } from './s3.ts';
 export { PullCache, type PullCacheStats } from './pull-cache.ts';
+export { trimCache, type CacheTrimResult } from './cache-bound.ts';
 
 /** The storage settings of `CommonEnv` (packages/contracts/src/config.ts). */
 export interface StorageConfig {

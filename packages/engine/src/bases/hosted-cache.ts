@@ -10,6 +10,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize, isAbsolute, sep } from 'node:path';
 import { TrainingError } from '../errors.ts';
+import { markCacheUsed } from '../util/cache-use.ts';
 
 export const HOSTED_LIMITS = {
   /** model.json larger than this is refused. */
@@ -88,6 +89,7 @@ export async function fetchHostedModel(url: string, opts: HostedFetchOptions = {
     if (cached) {
       try {
         if (expected) checkSha(url, cached, expected, 'cached ');
+        await markCacheUsed(dir);
         return { dir, fromCache: true, release: async () => {} };
       } catch (err) {
         stale = err as Error; // the cached copy is another version: fetch again, keep the error if that fails

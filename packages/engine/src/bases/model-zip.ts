@@ -11,6 +11,7 @@ import { dirname, join, sep } from 'node:path';
 import yauzl from 'yauzl';
 import { TrainingError } from '../errors.ts';
 import { sha256File } from '../util/hash.ts';
+import { markCacheUsed } from '../util/cache-use.ts';
 import { readZipEntry, zipEntries } from '../util/zip.ts';
 import { safeRelativePath } from './hosted-cache.ts';
 
@@ -127,7 +128,10 @@ export async function unpackModelZipCached(zipPath: string, cacheDir: string | n
   const root = join(cacheDir, 'model-zips');
   const final = join(root, await sha256File(zipPath));
   const noop = async () => {};
-  if (await isDir(final)) return { dir: final, release: noop };
+  if (await isDir(final)) {
+    await markCacheUsed(final);
+    return { dir: final, release: noop };
+  }
   await mkdir(root, { recursive: true });
   const tmp = join(root, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {

@@ -11,6 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { canonicalJson } from '../util/hash.ts';
+import { markCacheUsed } from '../util/cache-use.ts';
 
 export const FEATURE_CACHE_VERSION = 1;
 
@@ -55,6 +56,7 @@ export async function readFeatureCache(cacheDir: string, key: string, ids: reado
     const bytes = await readFile(files.data);
     const out = new Float32Array(ids.length * dim);
     new Uint8Array(out.buffer).set(bytes);
+    await markCacheUsed(files.data, files.index);
     return out;
   } catch {
     return null;

@@ -19,6 +19,7 @@ import type { Preprocessing } from '@graft/contracts';
 import { TrainingCancelled } from '../errors.ts';
 import { canonicalJson } from '../util/hash.ts';
 import { modelChecksum } from '../util/model-checksum.ts';
+import { markCacheUsed } from '../util/cache-use.ts';
 import { convertLayersModel, CONVERTER_VERSION, UnsupportedLayerError, type ConvertedModel, type OutputPooling } from './convert.ts';
 import { openOnnxRunner, type OnnxRunner } from './runtime.ts';
 import { compareWithTfjs, MAX_RELATIVE_ERROR, type Equivalence } from './verify.ts';
@@ -160,7 +161,9 @@ async function readCached(files: { model: string; record: string }): Promise<{ r
   if (!record.ok) return { record, bytes: null };
   try {
     const bytes = await readFile(files.model);
-    return sha256(bytes) === record.sha256 ? { record, bytes } : null;
+    if (sha256(bytes) !== record.sha256) return null;
+    await markCacheUsed(files.model, files.record);
+    return { record, bytes };
   } catch {
     return null;
   }

@@ -12,6 +12,7 @@ import type { InputCache, TaskEncoder } from '../../tasks/task.ts';
 import type { RunContext } from '../context.ts';
 import type { PreparedData } from './prepare-data.ts';
 import type { PhasePlan } from './plan-phases.ts';
+import { markCacheUsed } from '../../util/cache-use.ts';
 
 /** At most one progress event this often during the pass. */
 const PROGRESS_EVERY_MS = 30_000;
@@ -76,6 +77,7 @@ export async function prepareInputs(ctx: RunContext, encoder: TaskEncoder, data:
     return cache;
   };
   if (cacheFiles && cacheDir && (await openCache())) {
+    await markCacheUsed(cacheFiles.data, cacheFiles.index);
     await ctx.emit({ level: 'info', type: store.eventType, message: store.reused(ids.length), data: { reused: true, [units.countField]: ids.length } });
   }
   if (plan.augmentation) {
