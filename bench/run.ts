@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { parseCheckpointArgs, runCheckpoints } from './checkpoints.ts';
 import { parseFeatureArgs, runFeatures } from './features.ts';
 import { parseJobArgs, runJob } from './job.ts';
+import { parsePredictThreadArgs, runPredictThread } from './predict-thread.ts';
 import { runTextFeaturesOnnx } from './text-features-onnx.ts';
 import { fmtLoad, machine } from './lib/machine.ts';
 import { BENCH_DIR, RESULTS_MD, writeRaw, writeSection } from './lib/results.ts';
@@ -39,6 +40,10 @@ export const SUITES: Record<string, Suite> = {
     about: 'a standard job end to end through the API and a worker: 1,000 images, 5 classes, MobileNetV2, 10 frozen epochs; time by stage',
     run: (argv) => runJob(parseJobArgs(argv)),
   },
+  'predict-thread': {
+    about: "an API prediction thread's first prediction: bundled thread code against the sources through tsx (bm_mnist_cnn, the sample)",
+    run: (argv) => runPredictThread(parsePredictThreadArgs(argv)),
+  },
   'text-features-onnx': {
     about: 'ONNX text encoder feature pass sentences/s and peak RSS (tiny BERT fixture; --dir for another encoder)',
     run: (argv) => runTextFeaturesOnnx(argv),
@@ -46,7 +51,7 @@ export const SUITES: Record<string, Suite> = {
 };
 
 /** Modules under bench/ that are suites or helpers, not stand-alone scripts. */
-const NOT_SCRIPTS = new Set(['run.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts', 'job.ts']);
+const NOT_SCRIPTS = new Set(['run.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts', 'job.ts', 'predict-thread.ts']);
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {

@@ -6,12 +6,13 @@
  * one is ended (its loaded models with it) and started again for the next request, since
  * TensorFlow.js cannot be interrupted mid-inference.
  *
- * Threads start on first use and run the TypeScript sources through tsx's loader (a few seconds and
- * about 150 MB once per thread, then kept: the models they hold are the point).
+ * Threads start on first use, from the engine's bundle of the thread's sources (`threadScript`: plain
+ * JavaScript, no tsx in the thread), and are kept: the models they hold are the point.
  */
 import { GraftError } from '@graft/contracts';
+import { startThread, threadScript, type ThreadScript } from '@graft/engine/threads';
 import { createHash } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { ThreadData, ThreadReady, ThreadReply, ThreadRequest } from './messages.ts';
 
 /** A thread that has not loaded its code and backend by then is ended; the requests waiting for it fail. */
@@ -24,6 +25,8 @@ export interface PredictPoolOptions {
   /** Over all threads; each gets its share. */
   maxCacheBytes: number;
   timeoutMs: number;
+  /** false: threads load the TypeScript sources through tsx, the slow way (kept to measure against). */
+  bundle?: boolean;
 }
 
 export type PredictOutcome = Extract<ThreadReply, { ok: true }> & { queuedMs: number };
@@ -47,17 +50,12 @@ interface Slot {
   running: Job | null;
 }
 
-function startThread(data: ThreadData): Worker {
-  // The parent's --import tsx is not inherited (execArgv: []): the loader is registered in the thread.
-  if (ENTRY.pathname.endsWith('.js')) return new Worker(ENTRY, { workerData: data, execArgv: [] });
-  const boot = `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(ENTRY.href)});`;
-  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`), { workerData: data, execArgv: [] });
-}
-
 export class PredictPool {
   private readonly slots: Slot[];
   private nextId = 1;
   private closed = false;
+  private script: Promise<ThreadScript> | null = null;
+  private loadedScript: ThreadScript | null = null;
 
   constructor(private readonly opts: PredictPoolOptions) {
     this.slots = Array.from({ length: opts.threads }, () => ({ worker: null, ready: false, startTimer: null, queue: [], running: null }));
@@ -70,6 +68,14 @@ export class PredictPool {
 
   predict(req: Omit<ThreadRequest, 'id'>): Promise<PredictOutcome> {
     if (this.closed) return Promise.reject(new Error('the prediction pool is closed'));
+    if (!this.loadedScript) {
+      // Bundled once (a fraction of a second), before the first request joins a queue.
+      this.script ??= this.opts.bundle === false ? Promise.resolve({ kind: 'tsx', url: ENTRY }) : threadScript(ENTRY);
+      return this.script.then((s) => {
+        this.loadedScript = s;
+        return this.predict(req);
+      });
+    }
     const slot = this.slots[createHash('sha1').update(req.key).digest().readUInt32BE(0) % this.slots.length]!;
     return new Promise((resolve, reject) => {
       const job: Job = { req: { ...req, id: this.nextId++ }, enqueued: performance.now(), started: null, resolve, reject, timer: null };
@@ -113,7 +119,8 @@ export class PredictPool {
   }
 
   private spawn(slot: Slot): Worker {
-    const worker = startThread({ maxCacheBytes: Math.floor(this.opts.maxCacheBytes / this.slots.length) });
+    const data: ThreadData = { maxCacheBytes: Math.floor(this.opts.maxCacheBytes / this.slots.length) };
+    const worker = startThread(this.loadedScript!, { workerData: data });
     slot.ready = false;
     slot.startTimer = setTimeout(() => {
       slot.startTimer = null;
