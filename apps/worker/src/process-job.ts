@@ -20,7 +20,8 @@ import type { ResolvedBase } from '@graft/engine/catalog';
 import { rm } from 'node:fs/promises';
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
-import type { ChildMessage } from './trainer/messages.ts';
+import { trainerEventIds } from './event-ids.ts';
+import type { ChildMessage, StartMessage } from './trainer/messages.ts';
 import { runTraining, type TrainingRun } from './trainer/run-training.ts';
 
 export interface JobContext {
@@ -185,6 +186,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   }
 
   const outKey = `jobs/${id}/attempt-${row.attempts + 1}`;
+  const resume = await resumeFrom(ctx, held, id, log);
   const start = {
     kind: 'start' as const,
     fineTuneId: id,
@@ -195,7 +197,9 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
     cacheDir: ctx.storage.path('cache'),
     spec,
     checkpointMinIntervalMs: ctx.checkpointMinIntervalMs ?? 0,
+    resume,
   };
+  const eventIds = trainerEventIds(id);
 
   // Messages are handled strictly in order (events must be stored in the order they happened).
   let chain = Promise.resolve();
@@ -203,7 +207,8 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   let lastCancelCheck = Date.now();
   const handle = async (m: ChildMessage, arrivedAt: number) => {
     if (m.kind === 'event') {
-      await persist(log, 'recording an event', () => events.appendEvent(ctx.db, { fineTuneId: id, level: m.level, type: m.type, message: m.message, data: m.data ?? null }));
+      const eventId = eventIds.event(m.type, m.message);
+      await persist(log, 'recording an event', () => events.appendEvent(ctx.db, { fineTuneId: id, level: m.level, type: m.type, message: m.message, data: m.data ?? null, ...(eventId ? { id: eventId } : {}) }));
     } else if (m.kind === 'batch') {
       // Progress is only a hint (the next one replaces it): written once, never retried.
       const now = Date.now();
@@ -226,7 +231,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
       // The from-scratch comparison has epochs of its own; they are reported, not mixed into the job's metrics.
       const { kind: _kind, ...metric } = m;
       await persist(log, 'recording a baseline epoch', () => events.appendEvent(ctx.db, {
-        fineTuneId: id, level: 'info', type: 'baseline_epoch',
+        id: eventIds.epoch('baseline', m.epoch), fineTuneId: id, level: 'info', type: 'baseline_epoch',
         message: `Baseline (from scratch) epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, val_accuracy ${m.valAccuracy === null ? 'n/a' : m.valAccuracy.toFixed(4)}`,
         data: metric,
       }));
@@ -236,7 +241,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
       await persist(log, 'recording the latest metrics', () => fineTunes.updateRunning(ctx.db, id, { epoch: m.epoch, latestMetrics: { ...metric, createdAt: saved.createdAt.toISOString() } }));
       const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
       await persist(log, 'recording an epoch event', () => events.appendEvent(ctx.db, {
-        fineTuneId: id, level: 'info', type: 'epoch',
+        id: eventIds.epoch(m.phase, m.epoch), fineTuneId: id, level: 'info', type: 'epoch',
         message: `Epoch ${m.epoch}: loss ${fmt(m.loss)}, accuracy ${fmt(m.accuracy)}, val_loss ${fmt(m.valLoss)}, val_accuracy ${fmt(m.valAccuracy)}`,
         data: metric,
       }));
@@ -252,11 +257,13 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   const recordCheckpointOf = async (m: Extract<ChildMessage, { kind: 'checkpoint' }>, arrivedAt: number) => {
     const ckId = newId('checkpoint');
     const key = `models/${id}/checkpoints/${ckId}.zip`;
+    const resumeKey = m.resumePath ? `models/${id}/checkpoints/${ckId}.resume` : null;
     // Counted from the message's arrival: time spent behind earlier writes counts too.
     const deadline = arrivedAt + ctx.checkpointDeadlineMs;
     const left = () => Math.max(0, deadline - Date.now());
     try {
       let committed = false;
+      let resumeStored = false;
       await persist(log, 'storing a checkpoint', async () => {
         // A head checkpoint's complete template is stored once per job, beside the checkpoints it serves.
         if (m.templatePath && !templatesStored.has(m.templatePath)) {
@@ -265,11 +272,14 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
         }
         if (!committed) await ctx.storage.commit(ctx.storage.keyOf(m.zipPath), key);
         committed = true;
+        // Stored before the row: a row with a resume key always has its file.
+        if (resumeKey && !resumeStored) await ctx.storage.commit(ctx.storage.keyOf(m.resumePath!), resumeKey);
+        resumeStored = true;
       }, { deadlineMs: left() });
       await persist(log, 'recording a checkpoint', async () => {
         if (await ctx.db.checkpoint.findUnique({ where: { id: ckId }, select: { id: true } })) return;
         await checkpoints.recordCheckpoint(ctx.db, {
-          id: ckId, fineTuneId: id, phase: m.phase, epoch: m.epoch, batch: m.batch, valLoss: m.valLoss, valAccuracy: m.valAccuracy, storageKey: key, bytes: m.bytes,
+          id: ckId, fineTuneId: id, phase: m.phase, epoch: m.epoch, batch: m.batch, valLoss: m.valLoss, valAccuracy: m.valAccuracy, storageKey: key, bytes: m.bytes, resumeKey,
         });
       }, { deadlineMs: left() });
       training.checkpointRecorded(m.zipPath);
@@ -335,6 +345,27 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
   } finally {
     signal?.removeEventListener('abort', onAbort);
     ctx.running.delete(id);
+  }
+}
+
+/**
+ * The checkpoint a job resumes from: the latest recorded one with a resume state (any attempt's),
+ * pulled to local disk; the progress its lost attempt reported after it is forgotten (it is
+ * trained and reported again). Null when there is none (or its file is gone): the job starts over.
+ */
+async function resumeFrom(ctx: JobContext, held: Pulled[], id: string, log: Logger): Promise<StartMessage['resume']> {
+  const ck = await persist(log, 'looking for a checkpoint to resume from', () => checkpoints.latestResumable(ctx.db, id));
+  if (!ck?.resumeKey) return null;
+  try {
+    const pulled = await ctx.storage.pull(ck.resumeKey);
+    held.push(pulled);
+    await persist(log, 'forgetting progress after the checkpoint', () => fineTunes.forgetProgressAfter(ctx.db, id, { epoch: ck.epoch, batch: ck.batch }));
+    log.info({ checkpoint: ck.id, phase: ck.phase, epoch: ck.epoch, batch: ck.batch }, 'resuming from a checkpoint');
+    return { path: pulled.path, checkpointId: ck.id };
+  } catch (err) {
+    if (!(err instanceof StorageNotFound)) throw err;
+    log.warn({ checkpoint: ck.id }, 'the resume state of the latest checkpoint is gone from storage; the job starts over');
+    return null;
   }
 }
 

@@ -16,8 +16,8 @@ export interface RetentionLog {
   warn(obj: object, msg: string): void;
 }
 
-/** The stored files of a checkpoint: its zip and, for a head checkpoint, the complete model assembled on first download. */
-export const checkpointFiles = (storageKey: string): string[] => [storageKey, storageKey.replace(/\.zip$/, '.model.zip')];
+/** The stored files of a checkpoint: its zip, its resume state and, for a head checkpoint, the complete model assembled on first download. */
+export const checkpointFiles = (storageKey: string): string[] => [storageKey, storageKey.replace(/\.zip$/, '.resume'), storageKey.replace(/\.zip$/, '.model.zip')];
 
 /** Removes the checkpoints' files, then their rows. Returns the rows deleted. */
 export async function removeCheckpoints(db: Db, storage: Storage, rows: readonly checkpoints.PrunableCheckpoint[]): Promise<number> {

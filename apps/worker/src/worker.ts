@@ -17,9 +17,6 @@ import type { TrainingRun } from './trainer/run-training.ts';
 import { startWebhooks } from './webhooks.ts';
 import { pruneEndedJobs } from './retention.ts';
 
-/** How long before the end of the grace period running jobs are asked to stop (a stop takes up to one batch). */
-const HANDBACK_MARGIN_MS = 10_000;
-
 /** How long a handed-back job waits before any worker may take it again. */
 const HAND_BACK_DELAY_MS = 1_000;
 
@@ -195,28 +192,24 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
     async close(graceMs = config.WORKER_SHUTDOWN_GRACE_MS) {
       draining = true;
       await beat();
-      // Stop taking jobs. A running job may finish within the first part of the grace period;
-      // then it is handed back: its trainer is stopped (within one batch), the row goes back to
-      // `queued`, the BullMQ job to waiting, and the next worker runs it. A trainer that has not
-      // stopped when the grace period ends is killed and handed back the same way.
+      // Stop taking jobs and hand the running ones back at once: each trainer writes a checkpoint
+      // at its next batch end and stops, the row goes back to `queued`, the BullMQ job to waiting,
+      // and the next worker resumes from that checkpoint. A trainer that has not stopped when the
+      // grace period ends is killed and handed back the same way (resumed from its last checkpoint).
       const closing = worker.close();
-      const margin = Math.min(HANDBACK_MARGIN_MS, graceMs / 2);
-      const handBack = (stop: (run: TrainingRun) => void) => {
-        for (const [id, run] of running) {
-          ctx.handingBack.add(id);
-          stop(run);
-        }
-      };
-      const soft = setTimeout(() => {
-        if (running.size) log.info({ jobs: [...running.keys()] }, 'handing running jobs back to the queue');
-        handBack((run) => run.cancel());
-      }, graceMs - margin);
+      if (running.size) log.info({ jobs: [...running.keys()] }, 'handing running jobs back to the queue');
+      for (const [id, run] of running) {
+        ctx.handingBack.add(id);
+        run.handBack(graceMs);
+      }
       const hard = setTimeout(() => {
         ctx.shuttingDown = true;
-        handBack((run) => run.kill());
+        for (const [id, run] of running) {
+          ctx.handingBack.add(id);
+          run.kill();
+        }
       }, graceMs);
       await Promise.race([closing, new Promise((r) => setTimeout(r, graceMs + 2_000))]);
-      clearTimeout(soft);
       clearTimeout(hard);
       await hooks.close().catch((err: Error) => log.warn({ err: err.message }, 'closing webhook deliveries failed'));
       clearInterval(heartbeat);

@@ -10,6 +10,8 @@ export interface NewCheckpoint {
   valAccuracy: number | null;
   storageKey: string;
   bytes: number;
+  /** The resume state's storage key (null: the checkpoint cannot be resumed from). */
+  resumeKey?: string | null;
 }
 
 /**
@@ -28,6 +30,11 @@ export async function recordCheckpoint(db: Db, c: Omit<NewCheckpoint, 'isBest'> 
 
 export function listCheckpoints(db: Db, fineTuneId: string) {
   return db.checkpoint.findMany({ where: { fineTuneId }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+}
+
+/** The checkpoint a job resumes from: its latest one that has a resume state, or null. */
+export function latestResumable(db: Db, fineTuneId: string) {
+  return db.checkpoint.findFirst({ where: { fineTuneId, resumeKey: { not: null } }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
 }
 
 export function getCheckpoint(db: Db, fineTuneId: string, id: string) {

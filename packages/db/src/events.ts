@@ -9,6 +9,11 @@ export interface NewEvent {
   type: string;
   message: string;
   data?: Record<string, unknown> | null;
+  /**
+   * A deterministic id makes the insert idempotent: an event with this id already recorded (by an
+   * earlier attempt of a resumed job) is not recorded again.
+   */
+  id?: string;
 }
 
 /**
@@ -16,9 +21,13 @@ export interface NewEvent {
  * insert goes through here, so no event that webhooks want is ever committed without them.
  */
 export async function insertEvent(tx: Db | Prisma.TransactionClient, e: NewEvent) {
+  if (e.id) {
+    const existing = await tx.event.findUnique({ where: { id: e.id } });
+    if (existing) return existing;
+  }
   const row = await tx.event.create({
     data: {
-      id: newId('event'),
+      id: e.id ?? newId('event'),
       fineTuneId: e.fineTuneId,
       level: e.level,
       type: e.type,

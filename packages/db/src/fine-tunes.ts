@@ -185,6 +185,24 @@ export async function recordProgress(db: Db, id: string, p: ProgressUpdate): Pro
   });
 }
 
+/**
+ * A resumed job's feed forgets the progress its lost attempt reported past the checkpoint it
+ * resumes from (those batches are trained again and reported again), and any of the baseline.
+ */
+export async function forgetProgressAfter(db: Db, id: string, at: { epoch: number; batch: number | null }): Promise<number> {
+  const { count } = await db.progress.deleteMany({
+    where: {
+      fineTuneId: id,
+      OR: [
+        { phase: 'baseline' },
+        { phase: { not: 'baseline' }, epoch: { gt: at.epoch } },
+        ...(at.batch !== null ? [{ phase: { not: 'baseline' }, epoch: at.epoch, batch: { gt: at.batch } }] : []),
+      ],
+    },
+  });
+  return count;
+}
+
 export async function requestCancel(db: Db, id: string): Promise<boolean> {
   const { count } = await db.fineTune.updateMany({
     where: { id, status: { in: ['queued', 'running'] }, cancelRequestedAt: null },

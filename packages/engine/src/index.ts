@@ -13,6 +13,7 @@ export { frozenRuntimeSetting, onnxRuntimeLoads, FROZEN_RUNTIME_CHOICES, type Fr
 export { fineTune, type FineTuneOptions, type FineTuneOutcome, type TrainingEvent, type TrainingHooks } from './pipeline/index.ts';
 export { buildModelCard, loadPredictor, MODEL_CARD_FILES, renderModelCard, type CheckpointInfo, type LoadPredictorOptions, type ModelCard, type Prediction, type Predictor } from './export/index.ts';
 export { TrainingCancelled, TrainingError } from './errors.ts';
+export { readResumeState, decodeResumeState, encodeResumeState, type ResumeState } from './train/resume-state.ts';
 export {
   defaultModelCacheDir,
   fetchHostedModel,

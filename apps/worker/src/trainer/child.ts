@@ -3,7 +3,7 @@
  * would starve the worker's event loop (BullMQ lock renewal, cancel messages); here it can take
  * the whole core. The engine yields between batches, so a `cancel` message is seen within one.
  */
-import { fineTune, TrainingCancelled, TrainingError } from '@graft/engine';
+import { fineTune, readResumeState, TrainingCancelled, TrainingError } from '@graft/engine';
 import type { ChildMessage, ParentMessage } from './messages.ts';
 
 const send = (m: ChildMessage) =>
@@ -13,6 +13,7 @@ const send = (m: ChildMessage) =>
   });
 
 const controller = new AbortController();
+const handBack = new AbortController();
 const acks = new Map<string, (failure?: string) => void>();
 
 /**
@@ -35,6 +36,7 @@ function checkpointAck(c: Omit<Extract<ChildMessage, { kind: 'checkpoint' }>, 'k
 
 process.on('message', (m: ParentMessage) => {
   if (m.kind === 'cancel') controller.abort();
+  if (m.kind === 'hand-back') handBack.abort();
   if (m.kind === 'checkpoint-recorded') acks.get(m.zipPath)?.();
   if (m.kind === 'checkpoint-failed') acks.get(m.zipPath)?.(m.message);
   if (m.kind === 'start') void run(m);
@@ -47,6 +49,7 @@ process.on('disconnect', () => {
 
 async function run(m: Extract<ParentMessage, { kind: 'start' }>) {
   try {
+    const resume = m.resume ? { state: await readResumeState(m.resume.path), checkpointId: m.resume.checkpointId } : undefined;
     const outcome = await fineTune({
       base: m.base,
       datasetPath: m.datasetPath,
@@ -56,6 +59,8 @@ async function run(m: Extract<ParentMessage, { kind: 'start' }>) {
       outDir: m.outDir,
       checkpointMinIntervalMs: m.checkpointMinIntervalMs ?? 0,
       signal: controller.signal,
+      handBack: handBack.signal,
+      ...(resume ? { resume } : {}),
       hooks: {
         onEvent: (e) => send({ kind: 'event', ...e }),
         onBatch: (p) => send({ kind: 'batch', ...p }),

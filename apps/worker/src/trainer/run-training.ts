@@ -20,6 +20,8 @@ export interface TrainingRun {
   /** Tells the training process its checkpoint could not be recorded (it then fails the job). */
   checkpointFailed(zipPath: string, message: string): void;
   cancel(): void;
+  /** Asks for a checkpoint at the next batch end, then a stop (ends as `cancelled`); killed if not stopped within `killAfterMs`. */
+  handBack(killAfterMs: number): void;
   kill(): void;
   pid: number | undefined;
 }
@@ -70,6 +72,12 @@ export function runTraining(start: StartMessage, onMessage: (m: ChildMessage) =>
       cancelled = true;
       if (child.connected) child.send({ kind: 'cancel' });
       killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
+    },
+    handBack(killAfterMs) {
+      if (cancelled) return;
+      cancelled = true;
+      if (child.connected) child.send({ kind: 'hand-back' });
+      killTimer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
     },
     kill() {
       child.kill('SIGKILL');

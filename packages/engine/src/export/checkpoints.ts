@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CheckpointRequest } from '../train/callbacks.ts';
+import { encodeResumeState, writeResumeState, type ResumeState } from '../train/resume-state.ts';
 import { openZip, readZipEntry, writeZip, zipEntries } from '../util/zip.ts';
 import { writeModelZip, type ModelFiles } from './bundle.ts';
 import { HEAD_CHECKPOINT_KIND, headCheckpointFiles, sha256OfFile, templateFileName, weightRanges, type HeadCheckpointManifest } from './head-checkpoint.ts';
@@ -29,6 +30,8 @@ export interface CheckpointInfo {
   bytes: number;
   /** A head checkpoint: the complete bundle it is assembled from (the same file for every head checkpoint of the job). */
   templatePath: string | null;
+  /** What a job needs to resume from this checkpoint (train/resume-state.ts), beside the zip; null for none. */
+  resumePath: string | null;
 }
 
 /** What a head checkpoint needs of the model while its base is frozen. */
@@ -54,7 +57,8 @@ interface Template {
 }
 
 export class CheckpointWriter {
-  private bestValLoss = Infinity;
+  /** The lowest validation loss of the job's checkpoints so far (a resumed job restores it). */
+  bestValLoss = Infinity;
   readonly written: CheckpointInfo[] = [];
   private template: Template | null = null;
   private pending: Promise<void> = Promise.resolve();
@@ -71,13 +75,15 @@ export class CheckpointWriter {
     return new CheckpointWriter(join(outDir, 'checkpoints'), files, onCheckpoint, frozenHead);
   }
 
-  async write(c: CheckpointRequest): Promise<void> {
+  async write(c: CheckpointRequest, resume: ResumeState | null = null): Promise<void> {
     // A head checkpoint that could not be written or recorded stops the job at the next one.
     if (this.failure) throw this.failure;
     await mkdir(this.dir, { recursive: true });
     const isBest = c.valLoss !== null && c.valLoss < this.bestValLoss;
     if (isBest) this.bestValLoss = c.valLoss!;
     const zipPath = join(this.dir, checkpointFileName(c.phase, c.epoch, c.batch));
+    const state = resume && encodeResumeState(resume);
+    const resumePath = state ? zipPath.replace(/\.zip$/, '.resume') : null;
     if (this.frozenHead?.frozen(c.phase)) {
       const files = await this.files(c);
       if (!this.template) this.template = await this.writeTemplate(files);
@@ -90,13 +96,15 @@ export class CheckpointWriter {
         const tmp = `${zipPath}.${randomUUID()}.tmp`;
         const bytes = await writeZip(tmp, zip).catch(async (err) => { await rm(tmp, { force: true }); throw err; });
         await rename(tmp, zipPath);
-        await this.report({ ...c, isBest, zipPath, bytes, templatePath: t.path });
+        if (state) await writeResumeState(resumePath!, state);
+        await this.report({ ...c, isBest, zipPath, bytes, templatePath: t.path, resumePath });
       });
       return;
     }
     await this.flush();
     const { bytes } = await writeModelZip({ ...(await this.files(c)), zipPath });
-    await this.report({ ...c, isBest, zipPath, bytes, templatePath: null });
+    if (state) await writeResumeState(resumePath!, state);
+    await this.report({ ...c, isBest, zipPath, bytes, templatePath: null, resumePath });
   }
 
   /** Waits for the head checkpoints still being written; rethrows the first failure. */

@@ -22,6 +22,10 @@ export class RunContext {
   readonly base: ResolvedBase;
   readonly hooks: TrainingHooks;
   readonly signal: AbortSignal | undefined;
+  /** The caller is leaving: stop at the next checkpoint (phases) or stage (FineTuneOptions.handBack). */
+  readonly handBack: AbortSignal | undefined;
+  /** Either of the two: what a stage that cannot checkpoint (the baseline) stops on. */
+  readonly stopSignal: AbortSignal | undefined;
   readonly outDir: string;
   /** Shared across jobs (feature cache, input cache, hosted models); null: nothing shared. */
   readonly cacheDir: string | null;
@@ -51,6 +55,9 @@ export class RunContext {
     this.base = opts.base;
     this.hooks = opts.hooks ?? {};
     this.signal = opts.signal;
+    this.handBack = opts.handBack;
+    const signals = [opts.signal, opts.handBack].filter((s): s is AbortSignal => s !== undefined);
+    this.stopSignal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
     this.outDir = opts.outDir;
     this.cacheDir = opts.cacheDir ?? null;
     this.workDir = join(opts.outDir, '.work');
@@ -75,9 +82,9 @@ export class RunContext {
     }
   }
 
-  /** Throws TrainingCancelled once the job's signal has aborted (stages call it between steps). */
+  /** Throws TrainingCancelled once the job's signal (or hand-back) has aborted (stages call it between steps). */
   checkCancelled(): void {
-    if (this.signal?.aborted) throw new TrainingCancelled();
+    if (this.stopSignal?.aborted) throw new TrainingCancelled();
   }
 
   /** A tensor that lives until the job ends. */

@@ -24,6 +24,7 @@ import { planPhases } from './stages/plan-phases.ts';
 import { prepareData } from './stages/prepare-data.ts';
 import { prepareInputs } from './stages/prepare-inputs.ts';
 import { summarize } from './stages/summarize.ts';
+import { acceptResume } from './resume.ts';
 import { setUpTraining } from './training.ts';
 import { stageTimings } from './stage-timings.ts';
 
@@ -41,6 +42,8 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> 
   });
   try {
     const data = await ctx.timed('prepareData', () => prepareData(ctx, opts));
+    // A resumed job checks its checkpoint against the split it has just recomputed.
+    const resumeState = await acceptResume(ctx, opts.resume);
     const { encoder, selection } = await ctx.timed('openBase', () => openEncoder(ctx));
     const plan = planPhases({
       spec: ctx.spec,
@@ -55,7 +58,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> 
     const model = await ctx.timed('buildModel', () => buildModel(ctx, encoder, data));
     for (const notice of plan.trainingNotices) await ctx.emit(notice);
 
-    const training = setUpTraining(ctx, plan, encoder, data, inputs, model);
+    const training = setUpTraining(ctx, plan, encoder, data, inputs, model, resumeState);
     const head = await ctx.timed('headPhase', () => trainHeadPhase(training));
     const fineTune = await ctx.timed('fineTunePhase', () => trainFineTunePhase(training, selection, head));
     await ctx.timed('checkpoints', () => training.checkpoints.flush());

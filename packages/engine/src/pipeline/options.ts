@@ -2,6 +2,7 @@
 import type { FineTuneResult, FineTuneSpec } from '@graft/contracts';
 import type { ResolvedBase } from '../bases/base-source.ts';
 import type { CheckpointInfo } from '../export/checkpoints.ts';
+import type { Resume } from './resume.ts';
 import type { BatchProgress, EpochResult } from '../train/phase-runner.ts';
 
 export interface TrainingEvent {
@@ -37,6 +38,14 @@ export interface FineTuneOptions {
   /** Shared across jobs: `features/` (feature cache) and the task's input cache (`images/`). null → nothing reused across jobs. */
   cacheDir?: string | null;
   signal?: AbortSignal;
+  /**
+   * The caller is leaving (a worker's SIGTERM): in the head or fine-tune phase a checkpoint is
+   * written at the next batch end and the job stops (TrainingCancelled), for another process to
+   * resume; elsewhere it stops at the next stage.
+   */
+  handBack?: AbortSignal;
+  /** Continue from a checkpoint's resume state (pipeline/resume.ts) instead of from epoch 1. */
+  resume?: Resume;
   hooks?: TrainingHooks;
   /**
    * While the base is frozen, checkpoints are the head plus a reference to the base, written off the

@@ -12,8 +12,10 @@ import { Checkpoints, EarlyStopping, History, OverfittingWarning, ProgressHooks,
 import type { BestSoFar } from '../train/early-stopping.ts';
 import type { PhaseName, PhaseOutcome } from '../train/phase-runner.ts';
 import { modelChecksum } from '../util/model-checksum.ts';
-import { mulberry32 } from '../util/random.ts';
+import { mulberry32, type SeededRandom } from '../util/random.ts';
+import type { ResumeState } from '../train/resume-state.ts';
 import type { RunContext } from './context.ts';
+import { ResumeTracker } from './resume.ts';
 import type { TransferModel } from './stages/build-model.ts';
 import type { PhasePlan } from './stages/plan-phases.ts';
 import type { PreparedData } from './stages/prepare-data.ts';
@@ -26,7 +28,7 @@ export function phaseSeed(seed: number, phase: PhaseName): number {
   return (seed ^ SALT[phase]) >>> 0;
 }
 
-export function phaseRandom(seed: number, phase: PhaseName): () => number {
+export function phaseRandom(seed: number, phase: PhaseName): SeededRandom {
   return mulberry32(phaseSeed(seed, phase));
 }
 
@@ -38,8 +40,10 @@ export interface Training {
   data: PreparedData;
   inputs: PreparedInputs;
   model: TransferModel;
-  /** Callbacks of the head and fine-tune phases, in call order (early stopping is added per phase). */
-  callbacks: TrainingCallback[];
+  /** Callbacks of the head and fine-tune phases in call order: the job's, the phase's early stopping, checkpoints last (they save the state the others leave). */
+  phaseCallbacks(earlyStopping: EarlyStopping | null): TrainingCallback[];
+  /** Saves the running phase's state with each checkpoint; restores it when the job resumes. */
+  resume: ResumeTracker;
   /** The progress hooks alone (the baseline's phase reports progress but is not history or checkpointed). */
   progress: ProgressHooks;
   checkpoints: CheckpointWriter;
@@ -51,7 +55,7 @@ export interface Training {
   validateOnInputs(predict: Predict): () => Promise<Validation | null>;
 }
 
-export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEncoder, data: PreparedData, inputs: PreparedInputs, model: TransferModel): Training {
+export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEncoder, data: PreparedData, inputs: PreparedInputs, model: TransferModel, resumeState: ResumeState | null = null): Training {
   const numClasses = data.classes.length;
   const k = data.topK;
   const checkpoints = CheckpointWriter.forOutDir(
@@ -71,6 +75,14 @@ export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEnc
       data: { epoch: m.epoch, phase: m.phase },
     }),
   );
+  const checkpointing: Checkpoints = new Checkpoints(
+    plan.checkpointEvery,
+    async (c, position) => checkpoints.write(c, await resume.capture(position, c.valLoss)),
+    ctx.checkpointMinIntervalMs,
+    ctx.handBack,
+  );
+  const resume = new ResumeTracker(ctx, { checkpoints: checkpointing, overfitting, writer: checkpoints }, resumeState);
+  const jobCallbacks = [new History(ctx.record.history), progress, overfitting];
   return {
     ctx,
     plan,
@@ -78,7 +90,8 @@ export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEnc
     data,
     inputs,
     model,
-    callbacks: [new History(ctx.record.history), progress, overfitting, new Checkpoints(plan.checkpointEvery, (c) => checkpoints.write(c), ctx.checkpointMinIntervalMs)],
+    phaseCallbacks: (earlyStopping) => [...jobCallbacks, ...(earlyStopping ? [earlyStopping] : []), checkpointing],
+    resume,
     progress,
     checkpoints,
     earlyStopping: (variables, carry) => {

@@ -8,8 +8,9 @@
  */
 import type { EarlyStopping as EarlyStoppingSpec } from '@graft/contracts';
 import type * as tf from '@tensorflow/tfjs';
-import { EarlyStopper, type BestSoFar } from './early-stopping.ts';
-import type { BatchProgress, EpochResult, PhaseName } from './phase-runner.ts';
+import { EarlyStopper, type BestSoFar, type EarlyStopperState } from './early-stopping.ts';
+import { TrainingCancelled } from '../errors.ts';
+import type { BatchProgress, EpochResult, PhaseName, PhasePosition } from './phase-runner.ts';
 
 export interface Validation {
   loss: number;
@@ -30,6 +31,10 @@ export interface PhaseParams {
   validate(): Promise<Validation | null>;
   /** Set by a callback to end the phase after the current epoch (early stopping). */
   stopTraining: boolean;
+  /** The phase's epochs before this run of it (a resumed phase's; else empty). */
+  history: readonly EpochResult[];
+  /** Where the phase is now (a checkpoint saves it to resume from). */
+  position(): PhasePosition;
 }
 
 export abstract class TrainingCallback {
@@ -111,14 +116,15 @@ export function isOverfitting(history: readonly EpochResult[]): boolean {
 /** Warns once per job when a phase's epochs show overfitting (`isOverfitting` over that phase alone). */
 export class OverfittingWarning extends TrainingCallback {
   private phaseEpochs: EpochResult[] = [];
-  private warned = false;
+  /** Given already (a resumed job keeps it, so the warning is never repeated). */
+  warned = false;
 
   constructor(private readonly warn: (epoch: EpochResult) => Promise<void>) {
     super();
   }
 
   override onTrainBegin(): void {
-    this.phaseEpochs = [];
+    this.phaseEpochs = [...this.params.history];
   }
 
   override async onEpochEnd(result: EpochResult): Promise<void> {
@@ -140,33 +146,39 @@ export interface CheckpointRequest {
 
 /**
  * Checkpoints every epoch, or every `n` optimizer steps counted over the job's phases (a batch
- * checkpoint validates first, so it can be compared with the others).
+ * checkpoint validates first, so it can be compared with the others). Runs after the other
+ * callbacks of an epoch (early stopping included), so what it saves to resume from is complete.
+ * `handBack`: the worker is leaving; a checkpoint is written at the next batch end and the job
+ * stops (TrainingCancelled), for another worker to resume.
  */
 export class Checkpoints extends TrainingCallback {
-  private steps = 0;
+  /** Optimizer steps over the job's phases (a resumed job restores it: its checkpoints fall where they would have). */
+  steps = 0;
   private lastWrite = 0;
 
   constructor(
     private readonly every: 'epoch' | number,
-    private readonly write: (c: CheckpointRequest) => Promise<unknown>,
+    private readonly write: (c: CheckpointRequest, position: PhasePosition) => Promise<unknown>,
     /** Batch checkpoints due sooner than this after the previous one are skipped. */
     private readonly minIntervalMs = 0,
+    private readonly handBack?: AbortSignal,
   ) {
     super();
   }
 
   override async onBatchEnd(p: BatchProgress): Promise<void> {
-    if (typeof this.every !== 'number') return;
     this.steps++;
-    if (this.steps % this.every !== 0) return;
-    if (this.minIntervalMs > 0 && Date.now() - this.lastWrite < this.minIntervalMs) return;
+    const due = typeof this.every === 'number' && this.steps % this.every === 0 && !(this.minIntervalMs > 0 && Date.now() - this.lastWrite < this.minIntervalMs);
+    if (!due && !this.handBack?.aborted) return;
     this.lastWrite = Date.now();
     const v = await this.params.validate();
-    await this.write({ epoch: p.epoch, phase: this.params.phase, batch: p.batch, valLoss: v?.loss ?? null, valAccuracy: v?.accuracy ?? null });
+    await this.write({ epoch: p.epoch, phase: this.params.phase, batch: p.batch, valLoss: v?.loss ?? null, valAccuracy: v?.accuracy ?? null }, this.params.position());
+    if (this.handBack?.aborted) throw new TrainingCancelled();
   }
 
   override async onEpochEnd(m: EpochResult): Promise<void> {
-    if (this.every === 'epoch') await this.write({ epoch: m.epoch, phase: m.phase, batch: null, valLoss: m.valLoss, valAccuracy: m.valAccuracy });
+    if (this.every === 'epoch' || this.handBack?.aborted) await this.write({ epoch: m.epoch, phase: m.phase, batch: null, valLoss: m.valLoss, valAccuracy: m.valAccuracy }, this.params.position());
+    if (this.handBack?.aborted) throw new TrainingCancelled();
   }
 }
 
@@ -188,6 +200,14 @@ export class EarlyStopping extends TrainingCallback {
 
   get best(): BestSoFar | null {
     return this.stopper.best;
+  }
+
+  state(): EarlyStopperState {
+    return this.stopper.state();
+  }
+
+  restoreState(s: EarlyStopperState): void {
+    this.stopper.restoreState(s);
   }
 
   override onEpochEnd(m: EpochResult): void {

@@ -19,6 +19,16 @@ export class WeightSnapshot {
     this.variables.forEach((v, i) => v.assign(this.values[i]!));
   }
 
+  /** The saved values, in the variables' order (a checkpoint's resume state keeps them). */
+  read(): Float32Array[] {
+    return this.values.map((t) => t.dataSync() as Float32Array);
+  }
+
+  /** A snapshot of `variables` holding `values` (from a resume state). */
+  static of(variables: readonly tf.Variable[], values: readonly Float32Array[]): WeightSnapshot {
+    return new WeightSnapshot(variables.map((v, i) => tf.keep(tf.tensor(values[i]!, v.shape, 'float32'))), variables);
+  }
+
   dispose(): void {
     tf.dispose(this.values);
   }
@@ -28,6 +38,13 @@ export interface BestSoFar {
   valLoss: number;
   /** Global epoch number. */
   epoch: number;
+}
+
+export interface EarlyStopperState {
+  best: BestSoFar | null;
+  wait: number;
+  /** The best epoch's weights (restoreBestWeights), in the variables' order. */
+  snapshot: Float32Array[] | null;
 }
 
 export class EarlyStopper {
@@ -63,6 +80,18 @@ export class EarlyStopper {
       this.wait++;
     }
     return { improved, stop: this.wait >= this.spec.patience };
+  }
+
+  /** What a resumed phase needs to go on as if never stopped: the best, the wait, the best's weights. */
+  state(): EarlyStopperState {
+    return { best: this.best, wait: this.wait, snapshot: this.snapshot?.read() ?? null };
+  }
+
+  restoreState(s: EarlyStopperState): void {
+    this.best = s.best;
+    this.wait = s.wait;
+    this.snapshot?.dispose();
+    this.snapshot = s.snapshot ? WeightSnapshot.of(this.variables, s.snapshot) : null;
   }
 
   /** Puts back the best epoch's weights (when restoring and there is one); returns its epoch. */

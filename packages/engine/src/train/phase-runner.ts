@@ -55,6 +55,25 @@ export interface PhaseLoop<B> {
   validate(): Promise<Validation | null>;
   callbacks: readonly TrainingCallback[];
   signal?: AbortSignal;
+  /** Resume: where a checkpoint left this phase (the PRNG, weights and optimizer are restored by the caller). */
+  from?: PhasePosition;
+}
+
+/** Where a phase is: what a checkpoint saves, and what a resumed phase starts from. */
+export interface PhasePosition {
+  /** Epochs of the phase completed. */
+  epochsDone: number;
+  /** Batches of the next epoch already trained (0 at an epoch boundary). */
+  batchesDone: number;
+  /** The training order; shuffled in place at each epoch start, so it carries over between epochs. */
+  order: number[];
+  /** The running sums of the epoch in progress. */
+  lossSum: number;
+  correct: number;
+  /** The phase's epochs so far. */
+  history: EpochResult[];
+  /** A callback asked the phase to stop after `epochsDone` (early stopping). */
+  stopped: boolean;
 }
 
 export interface PhaseOutcome {
@@ -88,20 +107,26 @@ async function loop<B>(p: PhaseLoop<B>): Promise<PhaseOutcome> {
     totalEpochs: p.epochOffset + p.epochs + p.laterEpochs,
     batches,
     validate: () => p.validate(),
-    stopTraining: false,
+    stopTraining: p.from?.stopped ?? false,
+    history: [...(p.from?.history ?? [])],
+    position: () => ({ ...at, order: [...order], history: [...history], stopped: params.stopTraining }),
   };
   const callbacks = new CallbackList(p.callbacks, params);
-  const order = Array.from({ length: n }, (_, i) => i);
-  const history: EpochResult[] = [];
-  let stoppedEarly = false;
+  const order = p.from ? [...p.from.order] : Array.from({ length: n }, (_, i) => i);
+  const history: EpochResult[] = [...(p.from?.history ?? [])];
+  const at = { epochsDone: p.from?.epochsDone ?? 0, batchesDone: 0, lossSum: 0, correct: 0 };
+  let stoppedEarly = params.stopTraining && at.epochsDone < p.epochs;
   await callbacks.onTrainBegin();
-  for (let local = 1; local <= p.epochs; local++) {
+  for (let local = at.epochsDone + 1; local <= p.epochs && !stoppedEarly; local++) {
     const epoch = p.epochOffset + local;
     const started = performance.now();
-    shuffleInPlace(order, p.random);
+    // A phase resumed mid-epoch continues that epoch's order and sums.
+    const resumed = p.from && local === p.from.epochsDone + 1 && p.from.batchesDone > 0 ? p.from : null;
+    if (!resumed) shuffleInPlace(order, p.random);
     const indices = (b: number) => order.slice(b * p.batchSize, (b + 1) * p.batchSize);
-    let lossSum = 0;
-    let correct = 0;
+    let lossSum = resumed?.lossSum ?? 0;
+    let correct = resumed?.correct ?? 0;
+    const first = resumed?.batchesDone ?? 0;
     let next: Promise<B> | null = null;
     const prefetch = (b: number) => {
       const promise = p.load(indices(b));
@@ -109,8 +134,8 @@ async function loop<B>(p: PhaseLoop<B>): Promise<PhaseOutcome> {
       return promise;
     };
     try {
-      next = prefetch(0);
-      for (let b = 0; b < batches; b++) {
+      next = first < batches ? prefetch(first) : null;
+      for (let b = first; b < batches; b++) {
         if (p.signal?.aborted) throw new TrainingCancelled();
         const idx = indices(b);
         const data = await next!;
@@ -124,6 +149,7 @@ async function loop<B>(p: PhaseLoop<B>): Promise<PhaseOutcome> {
         }
         lossSum += loss * idx.length;
         correct += hits;
+        Object.assign(at, { batchesDone: b + 1, lossSum, correct });
         await callbacks.onBatchEnd({ phase: p.phase, epoch, epochs: params.totalEpochs, batch: b + 1, batches });
         await tick();
       }
@@ -141,6 +167,7 @@ async function loop<B>(p: PhaseLoop<B>): Promise<PhaseOutcome> {
       durationMs: Math.round(performance.now() - started),
     };
     history.push(result);
+    Object.assign(at, { epochsDone: local, batchesDone: 0, lossSum: 0, correct: 0 });
     await callbacks.onEpochEnd(result);
     if (params.stopTraining && local < p.epochs) {
       stoppedEarly = true;

@@ -1,15 +1,29 @@
 /** A small seeded PRNG: the same seed gives the same split, shuffles and initial weights everywhere. */
 
+/** A seeded stream of floats whose position can be saved and put back (a resumed job continues the same stream). */
+export interface SeededRandom {
+  (): number;
+  /** The 32-bit state: `restore(state())` later continues exactly where this stream was. */
+  state(): number;
+  restore(state: number): void;
+}
+
 /** mulberry32: 32-bit state, uniform floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): SeededRandom {
   let a = seed >>> 0;
-  return () => {
+  const next = () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+  return Object.assign(next, {
+    state: () => a,
+    restore: (state: number) => {
+      a = state >>> 0;
+    },
+  });
 }
 
 /** Fisher-Yates, in place. */

@@ -70,7 +70,8 @@ export async function trainBaseline(t: Training): Promise<BaselineResult | null>
       },
       validate: t.validateOnInputs(predict),
       callbacks: earlyStopping ? [t.progress, earlyStopping] : [t.progress],
-      signal: ctx.signal,
+      // Never checkpointed: a hand-back stops it at once (a resumed job runs it again).
+      signal: ctx.stopSignal,
     }));
   } finally {
     optimizer.dispose();

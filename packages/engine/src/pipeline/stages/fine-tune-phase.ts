@@ -35,9 +35,10 @@ export async function trainFineTunePhase(t: Training, selection: TrainableSelect
   });
   const random = phaseRandom(ctx.spec.seed, 'fine-tune');
   const es = ctx.spec.earlyStopping;
-  const carry = es && es.restoreBestWeights && headPhase.earlyStopping?.best ? headPhase.earlyStopping.best : null;
+  const carry = es && es.restoreBestWeights && headPhase.best ? headPhase.best : null;
   const earlyStopping = t.earlyStopping(variables, carry);
   const optimizer = tf.train.adam(learningRate);
+  const from = await t.resume.enter({ phase: 'fine-tune', variables, optimizer, random, earlyStopping });
   const onInputs = t.validateOnInputs((x) => full!.predict(x) as tf.Tensor2D);
   const validate = frozen.validation
     ? () => frozen.validate()
@@ -82,8 +83,9 @@ export async function trainFineTunePhase(t: Training, selection: TrainableSelect
         }
       },
       validate,
-      callbacks: earlyStopping ? [...t.callbacks, earlyStopping] : t.callbacks,
+      callbacks: t.phaseCallbacks(earlyStopping),
       signal: ctx.signal,
+      from,
     });
   } finally {
     optimizer.dispose();
@@ -101,5 +103,5 @@ export async function trainFineTunePhase(t: Training, selection: TrainableSelect
   const out = { ...outcome, restoredEpoch: earlyStopping?.restoredEpoch ?? null };
   const modelEpoch = ctx.record.phaseEnded('fine-tune', epochs, learningRate, out, { trainableLayers: layers });
   await reportStop(ctx, 'fine-tune', out);
-  return { outcome: out, modelEpoch, earlyStopping };
+  return { outcome: out, modelEpoch, best: earlyStopping?.best ?? null };
 }

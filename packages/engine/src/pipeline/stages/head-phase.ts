@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { TrainingError } from '../../errors.ts';
-import type { EarlyStopping } from '../../train/callbacks.ts';
+import type { BestSoFar } from '../../train/early-stopping.ts';
 import { headForwardTraining, poolFeatures } from '../../train/head.ts';
 import { runInChunks } from '../../train/model-input.ts';
 import { optimizerStep, runPhase, type PhaseOutcome } from '../../train/phase-runner.ts';
@@ -16,17 +16,22 @@ export interface PhaseResult {
   outcome: PhaseOutcome & { restoredEpoch: number | null };
   /** The global epoch whose weights the model has after the phase. */
   modelEpoch: number;
-  earlyStopping: EarlyStopping | null;
+  /** Early stopping's best epoch of the phase (the next phase must beat it), or null. */
+  best: BestSoFar | null;
 }
 
 export async function trainHeadPhase(t: Training): Promise<PhaseResult> {
   const { ctx, plan, model, inputs, encoder } = t;
+  // Resumed in phase 2: the head phase's outcome is the checkpoint's, its weights are restored there.
+  const done = t.resume.finished('head');
+  if (done) return { outcome: { history: done.history, stoppedEarly: done.stoppedEarly, restoredEpoch: done.restoredEpoch }, modelEpoch: done.modelEpoch, best: done.best };
   const { head } = model;
   const random = phaseRandom(ctx.spec.seed, 'head');
   const earlyStopping = t.earlyStopping(head.variables, null);
   const loss = model.lossFor(head);
   const trainLabels = inputs.labels.train;
   const optimizer = tf.train.adam(plan.head.learningRate);
+  const from = await t.resume.enter({ phase: 'head', variables: head.variables, optimizer, random, earlyStopping });
   const common = {
     phase: 'head' as const,
     epochs: plan.head.epochs,
@@ -37,8 +42,9 @@ export async function trainHeadPhase(t: Training): Promise<PhaseResult> {
     learningRate: plan.head.learningRate,
     random,
     validate: t.validateHead,
-    callbacks: earlyStopping ? [...t.callbacks, earlyStopping] : t.callbacks,
+    callbacks: t.phaseCallbacks(earlyStopping),
     signal: ctx.signal,
+    from,
   };
   let outcome: PhaseOutcome;
   try {
@@ -83,6 +89,8 @@ export async function trainHeadPhase(t: Training): Promise<PhaseResult> {
   const out = { ...outcome, restoredEpoch: earlyStopping?.restoredEpoch ?? null };
   const modelEpoch = ctx.record.phaseEnded('head', plan.head.epochs, plan.head.learningRate, out, { featureCache: plan.head.onFeatures });
   await reportStop(ctx, 'head', out);
+  const best = earlyStopping?.best ?? null;
+  t.resume.headEnded({ history: out.history, stoppedEarly: out.stoppedEarly, restoredEpoch: out.restoredEpoch, modelEpoch, best });
   ctx.checkCancelled();
-  return { outcome: out, modelEpoch, earlyStopping };
+  return { outcome: out, modelEpoch, best };
 }
