@@ -133,7 +133,9 @@ test('checkpoints every epoch: loadable zips, isBest on each new lowest val loss
   assert.deepEqual(every.map((c) => `${c.phase}-e${c.epoch}-b${c.batch}`), ['head-e1-b5', 'head-e2-b2', 'head-e2-b7']);
   // Head checkpoints (base frozen) beside the one complete template they are assembled from.
   const files = (await readdir(join(dir, 'ckpt-n', 'checkpoints'))).sort();
-  assert.deepEqual(files.filter((f) => !f.startsWith('frozen-base-')), ['head-e1-b5.zip', 'head-e2-b2.zip', 'head-e2-b7.zip']);
+  assert.deepEqual(files.filter((f) => f.endsWith('.zip') && !f.startsWith('frozen-base-')), ['head-e1-b5.zip', 'head-e2-b2.zip', 'head-e2-b7.zip']);
+  // Each with its resume state beside it.
+  assert.deepEqual(files.filter((f) => f.endsWith('.resume')), ['head-e1-b5.resume', 'head-e2-b2.resume', 'head-e2-b7.resume']);
   assert.equal(files.filter((f) => f.startsWith('frozen-base-')).length, 1);
 });
 
