@@ -47,9 +47,23 @@ process.on('disconnect', () => {
   process.exit(1);
 });
 
+/** A resume state that cannot be read (damaged, another version) is not a reason to fail the job: it starts over. */
+async function openResume(r: { path: string; checkpointId: string }) {
+  try {
+    return { state: await readResumeState(r.path), checkpointId: r.checkpointId };
+  } catch (err) {
+    await send({
+      kind: 'event', level: 'warning', type: 'resume_refused',
+      message: `The resume state of checkpoint ${r.checkpointId} could not be read (${(err as Error).message}); training starts over from epoch 1.`,
+      data: { checkpoint: r.checkpointId },
+    });
+    return undefined;
+  }
+}
+
 async function run(m: Extract<ParentMessage, { kind: 'start' }>) {
   try {
-    const resume = m.resume ? { state: await readResumeState(m.resume.path), checkpointId: m.resume.checkpointId } : undefined;
+    const resume = m.resume ? await openResume(m.resume) : undefined;
     const outcome = await fineTune({
       base: m.base,
       datasetPath: m.datasetPath,
