@@ -17,6 +17,7 @@ import { parseCheckpointArgs, runCheckpoints } from './checkpoints.ts';
 import { parseFeatureArgs, runFeatures } from './features.ts';
 import { parseJobArgs, runJob } from './job.ts';
 import { parsePredictThreadArgs, runPredictThread } from './predict-thread.ts';
+import { parsePhase2Args, runPhase2 } from './phase2.ts';
 import { runTextFeaturesOnnx } from './text-features-onnx.ts';
 import { fmtLoad, machine } from './lib/machine.ts';
 import { BENCH_DIR, RESULTS_MD, writeRaw, writeSection } from './lib/results.ts';
@@ -44,6 +45,10 @@ export const SUITES: Record<string, Suite> = {
     about: "an API prediction thread's first prediction: bundled thread code against the sources through tsx (bm_mnist_cnn, the sample)",
     run: (argv) => runPredictThread(parsePredictThreadArgs(argv)),
   },
+  phase2: {
+    about: 'a two-phase MobileNetV2 job (top 6 layers unfrozen): phase-2 epochs on activations computed once vs recomputing the frozen part',
+    run: (argv) => runPhase2(parsePhase2Args(argv)),
+  },
   'text-features-onnx': {
     about: 'ONNX text encoder feature pass sentences/s and peak RSS (tiny BERT fixture; --dir for another encoder)',
     run: (argv) => runTextFeaturesOnnx(argv),
@@ -51,7 +56,7 @@ export const SUITES: Record<string, Suite> = {
 };
 
 /** Modules under bench/ that are suites or helpers, not stand-alone scripts. */
-const NOT_SCRIPTS = new Set(['run.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts', 'job.ts', 'predict-thread.ts']);
+const NOT_SCRIPTS = new Set(['run.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts', 'job.ts', 'predict-thread.ts', 'phase2.ts']);
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { fineTune, type FineTuneOutcome, type TrainingEvent } from '../src/index.ts';
+import { fineTune, loadPredictor, readArchiveImages, type FineTuneOutcome, type TrainingEvent } from '../src/index.ts';
 import { mnistBase, specFor } from './train-helpers.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
@@ -120,6 +120,24 @@ test('ONNX Runtime computes the frozen part once, checked against tfjs; metrics 
     assert.ok(Math.abs(e.loss - r.loss) <= 1e-3, `fine-tune epoch ${i + 1} loss ${e.loss} vs ${r.loss}`);
     assert.ok(Math.abs(e.valLoss! - r.valLoss!) <= 1e-3, `fine-tune epoch ${i + 1} val loss ${e.valLoss} vs ${r.valLoss}`);
   }
+  // The evaluation ran the frozen part on ONNX Runtime too; the downloaded model (all tfjs) scores what the job reported.
+  assert.equal(onnx.events.find((e) => e.type === 'evaluation')!.data?.frozenPartRuntime, 'onnx');
+  const model = await loadPredictor(onnx.out.modelZipPath);
+  const validation = new Set((model.training!.split as { validation: string[] }).validation);
+  const images: { path: string; data: Uint8Array }[] = [];
+  for await (const image of readArchiveImages(SAMPLE, validation)) images.push(image);
+  const predictions = await model.predict(images.map((i) => i.data));
+  model.dispose();
+  let lossSum = 0;
+  let correct = 0;
+  predictions.forEach((p, i) => {
+    const truth = b.classes.indexOf(images[i]!.path.split('/')[0]!);
+    lossSum -= Math.log(Math.min(1 - 1e-7, Math.max(1e-7, p.probabilities[truth]!)));
+    if (p.probabilities.indexOf(Math.max(...p.probabilities)) === truth) correct++;
+  });
+  console.log(`downloaded model on the validation images: loss ${lossSum / nVal}, accuracy ${correct / nVal}; reported ${b.valLoss}, ${b.valAccuracy}`);
+  assert.ok(Math.abs(lossSum / nVal - b.valLoss!) < 1e-4, `downloaded model's val loss ${lossSum / nVal} vs reported ${b.valLoss}`);
+  assert.equal(correct / nVal, b.valAccuracy);
   // A second job reuses the converted frozen part.
   const again = await job('onnx-again', { GRAFT_FROZEN_RUNTIME: 'onnx' }, cacheDir);
   assert.equal((phaseData(again).onnx as { cached: boolean }).cached, true);

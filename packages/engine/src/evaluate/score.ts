@@ -87,3 +87,32 @@ export async function scoreOnDataset(
   }
   return scorers;
 }
+
+/** Model inputs → class probabilities, computed partly outside tfjs (ONNX Runtime); the caller disposes the result. */
+export type AsyncPredict = (x: ModelInput) => Promise<tf.Tensor2D>;
+
+/** `scoreOnDataset` for one model that predicts asynchronously. */
+export async function scoreOnDatasetAsync(
+  read: (examples: readonly Example[]) => AsyncIterable<LabelledBatch>,
+  examples: readonly Example[],
+  predict: AsyncPredict,
+  numClasses: number,
+  k: number,
+): Promise<Scorer> {
+  const scorer = new Scorer(numClasses, k);
+  if (examples.length === 0) return scorer;
+  for await (const { labels, x } of read(examples)) {
+    try {
+      const probs = await predict(x);
+      try {
+        await scorer.add(probs, labels);
+      } finally {
+        probs.dispose();
+      }
+    } finally {
+      tf.dispose(x);
+    }
+    await tick();
+  }
+  return scorer;
+}

@@ -65,7 +65,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> 
     ctx.checkCancelled();
     const baseline = await ctx.timed('baseline', () => trainBaseline(training));
     ctx.checkCancelled();
-    const scores = await ctx.timed('evaluate', () => evaluate(training, opts.datasetPath, fineTune !== null, baseline));
+    const scores = await ctx.timed('evaluate', () => evaluate(training, opts.datasetPath, fineTune !== null, baseline, fineTune?.predictWithOnnx ?? null));
     const result = await ctx.timed('summarize', () => summarize(ctx, data, { head, fineTune }, scores, baseline));
     const outcome = await ctx.timed('export', () =>
       exportBundle(ctx, model, { result, bestEpoch: (fineTune ?? head).modelEpoch, baselineHistory: baseline?.history ?? null }, training.checkpoints.written),

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Example } from '../../data/example.ts';
 import { Scorer } from '../../evaluate/metrics.ts';
-import { scoreHeadOnFeatures, scoreOnDataset, type Predict } from '../../evaluate/score.ts';
+import { scoreHeadOnFeatures, scoreOnDataset, scoreOnDatasetAsync, type AsyncPredict, type Predict } from '../../evaluate/score.ts';
 import type { Training } from '../training.ts';
 import type { BaselineResult } from './baseline.ts';
 
@@ -17,22 +17,31 @@ export interface Evaluation {
   baseline: { validation: Scorer; test: Scorer | null } | null;
 }
 
-export async function evaluate(t: Training, datasetPath: string, encoderChanged: boolean, baseline: BaselineResult | null): Promise<Evaluation> {
+/**
+ * `onnxPredict`: after phase 2 with its frozen part on ONNX Runtime, the exported model's predictions
+ * with that part there (checked against tfjs: max relative error < 1e-4), the unfrozen top and the
+ * head in tfjs — what the validation and test sets are scored with, instead of the whole model in tfjs.
+ */
+export async function evaluate(t: Training, datasetPath: string, encoderChanged: boolean, baseline: BaselineResult | null, onnxPredict: AsyncPredict | null = null): Promise<Evaluation> {
   const { ctx, data, model, inputs, encoder } = t;
   const numClasses = data.classes.length;
   const k = data.topK;
   const nVal = data.split.validation.length;
   const { testSet } = data;
+  const onDatasetOnnx = encoderChanged ? onnxPredict : null;
   await ctx.emit({
     level: 'info',
     type: 'evaluation',
-    message: `Evaluating on ${nVal} validation${testSet ? ` and ${testSet.examples.length} test` : ''} ${ctx.task.units.many}.`,
+    message: `Evaluating on ${nVal} validation${testSet ? ` and ${testSet.examples.length} test` : ''} ${ctx.task.units.many}${onDatasetOnnx ? ' (the frozen layers below the fine-tuned top on ONNX Runtime)' : ''}.`,
+    ...(onDatasetOnnx ? { data: { frozenPartRuntime: 'onnx' } } : {}),
   });
   const read = (path: string) => (examples: Parameters<typeof encoder.inputs.readExact>[1]) => encoder.inputs.readExact(path, examples, ctx.signal);
   const transfer = requirePredict(model.predict);
-  const onDataset: Predict[] = [...(encoderChanged ? [transfer()] : []), ...(baseline ? [baseline.predict] : [])];
+  const onDataset: Predict[] = [...(encoderChanged && !onDatasetOnnx ? [transfer()] : []), ...(baseline ? [baseline.predict] : [])];
   const valScores = nVal ? await scoreOnDataset(read(datasetPath), data.split.validation, onDataset, numClasses, k) : onDataset.map(() => new Scorer(numClasses, k));
-  const validation = encoderChanged
+  const validation = onDatasetOnnx
+    ? await scoreOnDatasetAsync(read(datasetPath), data.split.validation, onDatasetOnnx, numClasses, k)
+    : encoderChanged
     ? valScores[0]!
     : inputs.valX
       ? await scoreHeadOnFeatures(model.head, inputs.valX, inputs.labels.validation, numClasses, k)
@@ -41,8 +50,11 @@ export async function evaluate(t: Training, datasetPath: string, encoderChanged:
   const testOnFeatures = !model.predict || (!encoderChanged && encoder.featureRuntime?.runtime === 'onnx');
   const testScores = !testSet
     ? null
-    : testOnFeatures
-      ? [await scoreTestOnFeatures(t, testSet), ...(baseline ? await scoreOnDataset(read(testSet.path), testSet.examples, [baseline.predict], numClasses, k) : [])]
+    : testOnFeatures || onDatasetOnnx
+      ? [
+          onDatasetOnnx ? await scoreOnDatasetAsync(read(testSet.path), testSet.examples, onDatasetOnnx, numClasses, k) : await scoreTestOnFeatures(t, testSet),
+          ...(baseline ? await scoreOnDataset(read(testSet.path), testSet.examples, [baseline.predict], numClasses, k) : []),
+        ]
       : await scoreOnDataset(read(testSet.path), testSet.examples, [transfer(), ...(baseline ? [baseline.predict] : [])], numClasses, k);
   return {
     validation,

@@ -103,5 +103,5 @@ export async function trainFineTunePhase(t: Training, selection: TrainableSelect
   const out = { ...outcome, restoredEpoch: earlyStopping?.restoredEpoch ?? null };
   const modelEpoch = ctx.record.phaseEnded('fine-tune', epochs, learningRate, out, { trainableLayers: layers });
   await reportStop(ctx, 'fine-tune', out);
-  return { outcome: out, modelEpoch, best: earlyStopping?.best ?? null };
+  return { outcome: out, modelEpoch, best: earlyStopping?.best ?? null, predictWithOnnx: frozen.predictWithOnnx };
 }

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TrainingError } from '../../errors.ts';
 import type { BestSoFar } from '../../train/early-stopping.ts';
+import type { AsyncPredict } from '../../evaluate/score.ts';
 import { headForwardTraining, poolFeatures } from '../../train/head.ts';
 import { runInChunks } from '../../train/model-input.ts';
 import { optimizerStep, runPhase, type PhaseOutcome } from '../../train/phase-runner.ts';
@@ -18,6 +19,8 @@ export interface PhaseResult {
   modelEpoch: number;
   /** Early stopping's best epoch of the phase (the next phase must beat it), or null. */
   best: BestSoFar | null;
+  /** Phase 2 with its frozen part on ONNX Runtime: the model's predictions that way (the evaluation's). */
+  predictWithOnnx?: AsyncPredict | null;
 }
 
 export async function trainHeadPhase(t: Training): Promise<PhaseResult> {

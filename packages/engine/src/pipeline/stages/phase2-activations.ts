@@ -14,11 +14,13 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Scorer } from '../../evaluate/metrics.ts';
+import type { AsyncPredict } from '../../evaluate/score.ts';
 import { TrainingCancelled } from '../../errors.ts';
 import type { Validation } from '../../train/callbacks.ts';
 import { activationCacheSetting, ActivationStore, placeActivations, type ActivationSlot, type StoredRows } from '../../train/activation-store.ts';
 import type { SplitForward } from '../../train/freezing.ts';
 import { poolFeatures } from '../../train/head.ts';
+import { batchSizeOf } from '../../train/model-input.ts';
 import type { Training } from '../training.ts';
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -41,6 +43,12 @@ export interface FrozenActivations {
   /** [unfrozen top + head] on the stored validation activations, inference mode. */
   validate(): Promise<Validation | null>;
   close(): Promise<void>;
+  /**
+   * The transfer model (as trained so far) on model inputs with the frozen part on ONNX Runtime and
+   * the unfrozen top and head in tfjs, inference mode; null when the frozen part runs in tfjs.
+   * Open until the job ends (the evaluation uses it).
+   */
+  predictWithOnnx: AsyncPredict | null;
 }
 
 const GiB = 1024 ** 3;
@@ -70,6 +78,7 @@ export async function prepareFrozenActivations(t: Training, forward: SplitForwar
     },
     validate: async () => null,
     close: async () => {},
+    predictWithOnnx: null,
   });
   if (!setting.enabled) return none('GRAFT_PHASE2_CACHE=off: the frozen layers below run on every batch and every validation pass.');
   if (computed.length === 0) return none('Every layer below the cut is unfrozen: nothing frozen to compute once.');
@@ -136,12 +145,15 @@ export async function prepareFrozenActivations(t: Training, forward: SplitForwar
     }
   } catch (err) {
     await store.close();
-    throw err;
-  } finally {
     await onnx?.release().catch(() => {});
+    throw err;
   }
   const ms = Math.round(performance.now() - started);
   ctx.onDispose(() => store.close());
+  if (onnx) {
+    const session = onnx;
+    ctx.onDispose(() => session.release());
+  }
 
   const runtime = onnx ? 'onnx' : 'tfjs';
   const { many } = ctx.task.units;
@@ -197,6 +209,21 @@ export async function prepareFrozenActivations(t: Training, forward: SplitForwar
       return { loss: scorer.loss!, accuracy: scorer.accuracy! };
     },
     close: () => store.close(),
+    predictWithOnnx: onnx
+      ? async (x) => {
+          const n = batchSizeOf(x);
+          const pixels = await (x as tf.Tensor).data<'float32'>();
+          const per = pixels.length / n;
+          const rows = onnx.rows!;
+          const out = new Float32Array(n * slots[0]!.shape.reduce((a, b) => a * b, 1));
+          const outPer = out.length / n;
+          for (let start = 0; start < n; start += rows.batchSize) {
+            const m = Math.min(rows.batchSize, n - start);
+            out.set(await rows.run(pixels.subarray(start * per, (start + m) * per), m), start * outPer);
+          }
+          return tf.tidy(() => head.model.predict(poolFeatures(head, forward.trainable([tf.tensor(out, [n, ...slots[0]!.shape])]))) as tf.Tensor2D);
+        }
+      : null,
   };
   return result;
 }
