@@ -9,6 +9,7 @@ import addFormatsImport from 'ajv-formats';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { ApiConfig } from './config.ts';
 import auth, { authModeOf } from './plugins/auth.ts';
+import rateLimit from './plugins/rate-limit.ts';
 import dashboard from './plugins/dashboard.ts';
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/errors.ts';
 import inputGuard from './plugins/input-guard.ts';
@@ -62,6 +63,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
   await app.register(openapi);
   await app.register(services, { config });
   await app.register(auth);
+  await app.register(rateLimit);
   await app.register(feedHub);
   await app.register(predictions);
   await app.register(multipart, { limits: { fileSize: config.MAX_UPLOAD_BYTES, files: 1 } });

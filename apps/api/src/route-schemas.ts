@@ -9,9 +9,9 @@ import type { TSchema } from 'typebox';
 /** 503 codes only the routes naming them answer (a full pool of their own), not a dependency down. */
 const ROUTE_OWN_503: readonly ErrorCode[] = ['inspector_busy'];
 
-/** What any route may answer: a bug (500) and a dependency that does not answer (every other 503 code). */
+/** What any route may answer: a bug (500), a dependency that does not answer (every other 503 code), its tenant's rate limit (429). */
 const EVERY_ROUTE = (Object.keys(ERROR_CODES) as ErrorCode[]).filter(
-  (c) => c === 'internal_error' || (ERROR_CODES[c].status === 503 && !ROUTE_OWN_503.includes(c)),
+  (c) => c === 'internal_error' || c === 'rate_limited' || (ERROR_CODES[c].status === 503 && !ROUTE_OWN_503.includes(c)),
 );
 
 /** `{ <status>: error schema }` for these codes plus those every route can answer. */

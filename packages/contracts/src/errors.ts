@@ -46,6 +46,14 @@ export const ERROR_CODES = {
   too_many_inputs: { status: 413, description: 'A prediction request has more inputs than PREDICT_LIMITS.maxInputs (32); split it.' },
   invalid_input: { status: 422, description: 'A prediction input cannot be used by this model (an image that does not decode, a text for an image model or an image for a text model); `param` names it, e.g. `inputs.3`.' },
   prediction_timeout: { status: 504, description: 'The prediction did not finish within the time limit (PREDICT_TIMEOUT_MS), waiting for its thread and loading the model included.' },
+  rate_limited: {
+    status: 429,
+    description: 'Too many requests from this tenant: its bucket of reads (GET) or of writes (POST, DELETE) is empty. Retry after the `Retry-After` seconds; every limited answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.',
+  },
+  quota_exceeded: {
+    status: 429,
+    description: 'The tenant is at one of its quotas: jobs queued or running at once, or bytes stored (datasets, registered bases, models, checkpoints). The message gives the figure and the limit. `Retry-After` is set when waiting helps (a job that ends frees its slot); stored bytes are freed only by deleting.',
+  },
   not_ready: { status: 503, description: 'A dependency (Postgres, Redis) does not answer.' },
   service_unavailable: { status: 503, description: 'A dependency (Postgres, Redis) did not answer in time. Retry after the `Retry-After` header\'s seconds; an `Idempotency-Key` sent with a create that failed so is not used up.' },
   internal_error: { status: 500, description: 'Something failed on our side; the log has the details under the request id.' },
@@ -128,11 +136,14 @@ export class GraftError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly param: string | undefined;
-  constructor(code: ErrorCode, message: string, param?: string) {
+  /** Seconds after which a retry may succeed (answered as `Retry-After`). */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(code: ErrorCode, message: string, param?: string, opts: { retryAfterSeconds?: number } = {}) {
     super(message);
     this.name = 'GraftError';
     this.code = code;
     this.status = ERROR_CODES[code].status;
     this.param = param;
+    this.retryAfterSeconds = opts.retryAfterSeconds;
   }
 }

@@ -4,6 +4,10 @@ import type { Prisma } from './generated/prisma/client.ts';
 import { ACTIVE_STATUSES, page, scoped, type DeleteOutcome, type TenantScope } from './datasets.ts';
 import { DEFAULT_TENANT } from './tenants.ts';
 import { insertEvent, type NewEvent } from './events.ts';
+import { activeJobs, lockTenantJobs } from './quotas.ts';
+
+/** How long a client refused for its concurrent-jobs quota is told to wait (a job's end cannot be predicted; this is a polling pace). */
+export const ACTIVE_JOBS_RETRY_AFTER_S = 30;
 
 export interface NewFineTune {
   /** The owner (default: the `default` tenant): its datasets and registered bases only. */
@@ -17,6 +21,8 @@ export interface NewFineTune {
   events?: Omit<NewEvent, 'fineTuneId'>[];
   /** The job's own webhook (`events` undefined: every type). */
   webhook?: { url: string; events?: readonly string[] | undefined; secret: string } | undefined;
+  /** The tenant's quota of jobs queued or running at once (0 or undefined: none); past it, 429 `quota_exceeded`. */
+  maxActiveJobs?: number;
 }
 
 const json = (v: unknown) => v as Prisma.InputJsonValue;
@@ -31,6 +37,18 @@ export async function createFineTune(db: Db, f: NewFineTune) {
   const tenantId = f.tenantId ?? DEFAULT_TENANT;
   return db.$transaction(async (tx) => {
     await lockReferences(tx, f.spec, tenantId);
+    if (f.maxActiveJobs) {
+      await lockTenantJobs(tx, tenantId);
+      const active = await activeJobs(tx, tenantId);
+      if (active >= f.maxActiveJobs) {
+        throw new GraftError(
+          'quota_exceeded',
+          `This tenant has ${active} jobs queued or running, its limit is ${f.maxActiveJobs}: wait for one to end (or cancel one) and retry.`,
+          undefined,
+          { retryAfterSeconds: ACTIVE_JOBS_RETRY_AFTER_S },
+        );
+      }
+    }
     const row = await tx.fineTune.create({
       data: {
         id,

@@ -6,6 +6,7 @@ export * as metrics from './metrics.ts';
 export * as feed from './stream.ts';
 export * as webhooks from './webhooks.ts';
 export * as checkpoints from './checkpoints.ts';
+export * as quotas from './quotas.ts';
 export * as baseModels from './base-models.ts';
 export * as tenants from './tenants.ts';
 export { DEFAULT_TENANT } from './tenants.ts';

@@ -83,6 +83,7 @@ export default fp(
       const mapped = toErrorReply(err);
       if (mapped) {
         request.log.info({ code: mapped.body.error.code, err: err.message }, 'request rejected');
+        if (err instanceof GraftError && err.retryAfterSeconds !== undefined) res.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterSeconds))));
         return res.status(mapped.status).send(mapped.body);
       }
       if (isDependencyError(err)) {

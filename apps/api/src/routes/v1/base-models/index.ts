@@ -25,6 +25,7 @@ import { Pool, PoolFullError } from '../../../inspector/pool.ts';
 import { assertStorableText } from '../../../plugins/input-guard.ts';
 import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
 import { userBaseOut } from '../../../serializers.ts';
+import { assertStorageQuota } from '../../../quotas.ts';
 
 /** Seconds a client is asked to wait when every inspection slot is taken and the queue is full. */
 const INSPECT_RETRY_AFTER_S = 10;
@@ -95,7 +96,7 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
         body: bodyByContentType({ 'multipart/form-data': CreateBaseModelForm, 'application/json': CreateBaseModelFromUrl }),
         response: {
           201: described(BaseModel, 'The base, loaded and checked.'),
-          ...errorResponses('invalid_request', 'payload_too_large', 'unsupported_media_type', 'invalid_base_model', 'inspector_busy'),
+          ...errorResponses('invalid_request', 'payload_too_large', 'unsupported_media_type', 'invalid_base_model', 'inspector_busy', 'quota_exceeded'),
         },
       },
       // The body schemas document both forms; the handler checks them (a union's errors would not name the field).
@@ -109,6 +110,8 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       let zipKey: string | undefined;
       let sha256 = '';
       let spec: CreateBaseModelSpec;
+      // A tenant at its limit registers no URL (nothing fetched); an upload is checked once its size is known.
+      if (!request.isMultipart()) await assertStorageQuota(app, request.tenantId);
       try {
         if (request.isMultipart()) {
           let rawSpec: string | undefined;
@@ -158,6 +161,7 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
           }
         };
         const { base, bytes } = spec.task === 'text-classification' ? await registerTextBase(id, spec, upload, inspect) : await registerImageBase(id, spec, upload, inspect);
+        await assertStorageQuota(app, request.tenantId, bytes);
         await storage.commit(stageKey, dirKey);
         await baseModels.createUserBase(app.db, { tenantId: request.tenantId, model: base, storageKey: dirKey, sha256, bytes });
         return reply.status(201).send(base);

@@ -24,6 +24,7 @@ import { detectTextFormat, TextCheckPool } from '@graft/engine/text-dataset';
 import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
 import { datasetOut } from '../../../serializers.ts';
 import { storeTextDataset } from './text.ts';
+import { assertStorageQuota } from '../../../quotas.ts';
 
 /** Multipart fields arrive as text: the numeric one is converted before the schema checks it. */
 function readFields(fields: Record<string, string>): UploadDatasetFields {
@@ -89,7 +90,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
           201: described(Dataset, 'The dataset with its statistics (images: classes and balance; text: format, rows per class, lengths, duplicates, invalid rows).'),
           ...errorResponses(
             'invalid_request', 'invalid_archive', 'unsafe_archive', 'payload_too_large', 'unsupported_media_type', 'no_images', 'too_few_classes', 'unreadable_entry', 'too_many_entries',
-            'invalid_text_dataset', 'too_many_invalid_rows', 'base_model_not_found', 'base_model_unusable', 'task_mismatch',
+            'invalid_text_dataset', 'too_many_invalid_rows', 'base_model_not_found', 'base_model_unusable', 'task_mismatch', 'quota_exceeded',
           ),
         },
       },
@@ -116,6 +117,9 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
           }
         }
         if (!upload) throw new GraftError('invalid_request', 'The `file` part (a .zip archive, or a CSV/JSONL file for text) is required.', 'file');
+        // Checked once the size is known (before the checks that cost CPU): refusing before the body is read
+        // would cut clients off mid-upload (EPIPE) instead of answering them.
+        await assertStorageQuota(app, request.tenantId, upload.bytes);
         const form = readFields(fields);
         assertStorableText({ file: upload.filename }, 'form'); // the file's name becomes the dataset's name
         const name = (form.name ?? (upload.filename || 'dataset')).slice(0, DATASET_LIMITS.maxNameLength);

@@ -27,6 +27,7 @@ import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { binaryResponse, described, errorResponses } from '../../../route-schemas.ts';
 import { checkpointOut, deliveryOut, eventOut, fineTuneOut, metricOut } from '../../../serializers.ts';
+import { assertStorageQuota } from '../../../quotas.ts';
 import { checkWebhookUrl } from '../../../webhook-url.ts';
 import { testSetLeakage } from '../datasets/leakage.ts';
 import { checkpointModelKey } from './checkpoint-model.ts';
@@ -98,7 +99,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
           201: described(FineTune, 'The queued job, every option explicit.'),
           ...errorResponses(
             'invalid_request', 'unsupported_media_type', 'payload_too_large', 'base_model_not_found', 'dataset_not_found', 'idempotency_key_reused',
-            'class_mismatch', 'base_model_unusable', 'task_mismatch', 'invalid_webhook_url',
+            'class_mismatch', 'base_model_unusable', 'task_mismatch', 'invalid_webhook_url', 'quota_exceeded',
           ),
         },
       },
@@ -157,10 +158,13 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (base.task === 'text-classification' && spec.augmentation) {
         throw new GraftError('invalid_request', 'Augmentation applies to images only: leave it out for a text fine-tune.', 'augmentation');
       }
+      // A job adds a model and checkpoints: refused while the tenant is at its storage limit.
+      await assertStorageQuota(app, request.tenantId);
       let row: FineTuneRow;
       try {
         row = await fineTunes.createFineTune(app.db, {
           tenantId: request.tenantId,
+          maxActiveJobs: app.config.MAX_ACTIVE_JOBS_PER_TENANT,
           spec,
           resources,
           idempotencyKey: key,
