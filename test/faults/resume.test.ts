@@ -92,7 +92,7 @@ async function eventsOf(id: string): Promise<Ev[]> {
 const spec = () => ({
   baseModel: 'bm_mnist_cnn', dataset: datasetId, seed: 5, trainableLayers: 1,
   earlyStopping: { patience: 3, minDelta: 0, restoreBestWeights: true },
-  hyperparameters: { epochs: 4, fineTuneEpochs: 3, batchSize: 4 },
+  hyperparameters: { epochs: 4, fineTuneEpochs: 3, batchSize: 8 },
 });
 
 async function newWorker(name: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
@@ -130,11 +130,17 @@ test('worker SIGKILLed after two checkpoints: the next worker resumes from the l
   const r = await call('POST', '/v1/fine-tunes', spec());
   assert.equal(r.status, 201, JSON.stringify(r.body));
   const id = r.body.id as string;
-  await waitFor('two checkpoints', async () => (await checkpointsOf(id)).length >= 2, 150_000, 100);
+  // Killed mid-epoch, some batches past its second checkpoint (those are trained and reported again).
+  await waitFor('two checkpoints and 10 batches more', async () => {
+    const cks = await checkpointsOf(id);
+    const p = (await job(id)).progress;
+    return cks.length >= 2 && p && p.epoch > cks.at(-1)!.epoch && p.batch >= 10;
+  }, 150_000, 100);
   await stopWorker(victim, 'SIGKILL');
   const cksBefore = await checkpointsOf(id);
   const epochsBefore = (await metricsOf(id)).map((m) => m.epoch);
   const last = cksBefore.at(-1)!;
+  const progressBefore = (await job(id)).progress;
   assert.ok(epochsBefore.length < 7, `killed before the end (epochs recorded: ${epochsBefore.join(', ')})`);
 
   await newWorker('worker-b');
@@ -156,7 +162,7 @@ test('worker SIGKILLed after two checkpoints: the next worker resumes from the l
   const a = j.result.valAccuracy as number;
   const b = refJob.result.valAccuracy as number;
   const same = JSON.stringify((await metricsOf(id)).map((m) => [m.loss, m.valLoss])) === JSON.stringify((await metricsOf(ref.body.id)).map((m) => [m.loss, m.valLoss]));
-  console.log(`killed after checkpoint ${last.phase}/${last.epoch} (epochs recorded ${epochsBefore.join(',')}), ${redone} epoch(s) redone; ` +
+  console.log(`killed at epoch ${progressBefore.epoch} batch ${progressBefore.batch} after checkpoint ${last.phase}/${last.epoch} (epochs recorded ${epochsBefore.join(',')}), ${redone} whole epoch(s) redone; ` +
     `val accuracy resumed ${a} vs uninterrupted ${b}; every epoch's loss and val loss identical: ${same}; interrupted job took ${interruptedMs} ms`);
   assert.ok(Math.abs(a - b) <= 0.01, `val accuracy ${a} vs ${b}`);
 });

@@ -85,6 +85,10 @@ export class CheckpointWriter {
     const state = resume && encodeResumeState(resume);
     const resumePath = state ? zipPath.replace(/\.zip$/, '.resume') : null;
     if (this.frozenHead?.frozen(c.phase)) {
+      // At most one in flight: the previous one is recorded before this one is taken (it normally
+      // is long since), so a lost worker loses at most the checkpoint being recorded.
+      await this.pending;
+      if (this.failure) throw this.failure;
       const files = await this.files(c);
       if (!this.template) this.template = await this.writeTemplate(files);
       const t = this.template;
