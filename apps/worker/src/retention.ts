@@ -4,7 +4,8 @@
  * - per job while it runs: beyond `MAX_CHECKPOINTS_PER_JOB`, the oldest others go (rolling), so a
  *   job with `checkpointEvery: 1` never holds more than the cap;
  * - after a job ended (succeeded, failed, cancelled) for `CHECKPOINT_RETENTION_MS`: every other one
- *   goes, by a scheduled task shared by every worker (one run at a time).
+ *   goes, and the kept two lose their resume states (an ended job never resumes), by a scheduled
+ *   task shared by every worker (one run at a time).
  * Files go first, then rows: a run that dies half-way leaves rows whose files are gone, which the
  * next run finds again and finishes (removing a missing file is a no-op). Nothing is orphaned.
  */
@@ -31,8 +32,12 @@ export async function capJobCheckpoints(db: Db, storage: Storage, fineTuneId: st
   return removeCheckpoints(db, storage, await checkpoints.prunableBeyondCap(db, fineTuneId, keep));
 }
 
-/** One retention pass: ended jobs older than `retentionMs` down to their best and last, in batches until none is left. */
-export async function pruneEndedJobs(db: Db, storage: Storage, retentionMs: number, opts: { batch?: number; now?: Date } = {}): Promise<{ checkpoints: number; jobs: number }> {
+/**
+ * One retention pass over jobs that ended more than `retentionMs` ago: every checkpoint but the
+ * best and the last goes, and the kept ones lose their resume state (an ended job never resumes).
+ * In batches until none is left.
+ */
+export async function pruneEndedJobs(db: Db, storage: Storage, retentionMs: number, opts: { batch?: number; now?: Date } = {}): Promise<{ checkpoints: number; jobs: number; resumeStates: number }> {
   const endedBefore = new Date((opts.now ?? new Date()).getTime() - retentionMs);
   const jobs = new Set<string>();
   let removed = 0;
@@ -45,5 +50,14 @@ export async function pruneEndedJobs(db: Db, storage: Storage, retentionMs: numb
     // Another run took these rows at the same time: stop rather than spin on them.
     if (n === 0) break;
   }
-  return { checkpoints: removed, jobs: jobs.size };
+  let resumeStates = 0;
+  for (;;) {
+    const rows = await checkpoints.resumeStatesOfEndedJobs(db, endedBefore, opts.batch ?? 500);
+    if (rows.length === 0) break;
+    for (const r of rows) await storage.remove(r.resumeKey);
+    const n = await checkpoints.clearResumeKeys(db, rows.map((r) => r.id));
+    resumeStates += n;
+    if (n === 0) break;
+  }
+  return { checkpoints: removed, jobs: jobs.size, resumeStates };
 }

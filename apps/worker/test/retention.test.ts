@@ -38,19 +38,20 @@ async function job(status: 'running' | 'succeeded' | 'failed' | 'cancelled', fin
   return id;
 }
 
-/** Stores a checkpoint file (and, when `assembled`, its assembled download) and records its row. */
+/** Stores a checkpoint file with its resume state (and, when `assembled`, its assembled download) and records its row. */
 async function checkpoint(storage: Storage, fineTuneId: string, epoch: number, valLoss: number | null, assembled = false) {
   const id = `ck_${fineTuneId.slice(3)}e${epoch}`;
   const key = `models/${fineTuneId}/checkpoints/${id}.zip`;
-  for (const k of assembled ? [key, key.replace(/\.zip$/, '.model.zip')] : [key]) {
+  const resumeKey = key.replace(/\.zip$/, '.resume');
+  for (const k of assembled ? [key, resumeKey, key.replace(/\.zip$/, '.model.zip')] : [key, resumeKey]) {
     const tmp = storage.tempKey('.zip');
     await storage.writeStream(tmp, Readable.from([Buffer.from(`PK checkpoint ${k}`)]));
     await storage.commit(tmp, k);
   }
-  await checkpoints.recordCheckpoint(db, { id, fineTuneId, phase: 'head', epoch, batch: null, valLoss, valAccuracy: null, storageKey: key, bytes: 20 });
+  await checkpoints.recordCheckpoint(db, { id, fineTuneId, phase: 'head', epoch, batch: null, valLoss, valAccuracy: null, storageKey: key, bytes: 20, resumeKey });
   // Distinct creation times, in epoch order (the last is the newest).
   await db.checkpoint.update({ where: { id }, data: { createdAt: new Date(Date.now() - 1000 * (100 - epoch)) } });
-  return { id, key };
+  return { id, key, resumeKey };
 }
 
 const ids = async (fineTuneId: string) => (await checkpoints.listCheckpoints(db, fineTuneId)).map((c) => c.id);
@@ -79,18 +80,22 @@ for (const driver of ['local', 's3'] as const) {
       const run = [await checkpoint(storage, running, 1, 0.2), await checkpoint(storage, running, 2, 0.3), await checkpoint(storage, running, 3, 0.4)];
 
       const first = await pruneEndedJobs(db, storage, DAY);
-      assert.deepEqual(first, { checkpoints: 3 + 1, jobs: 2 });
+      assert.deepEqual(first, { checkpoints: 3 + 1, jobs: 2, resumeStates: 3 });
       assert.deepEqual((await ids(old)).sort(), [cks[1]!.id, cks[4]!.id].sort(), 'the best (0.3) and the last');
       for (const c of [cks[0]!, cks[2]!, cks[3]!]) assert.equal(await exists(storage, c.key), false, `${c.key} removed`);
       assert.equal(await exists(storage, cks[0]!.key.replace(/\.zip$/, '.model.zip')), false, 'its assembled download removed too');
       for (const c of [cks[1]!, cks[4]!]) assert.equal(await exists(storage, c.key), true);
+      // An ended job never resumes: the kept checkpoints lose their resume states, the removed ones lost theirs with them.
+      for (const c of cks) assert.equal(await exists(storage, c.resumeKey), false, `${c.resumeKey} removed`);
+      assert.deepEqual((await checkpoints.listCheckpoints(db, old)).map((c) => c.resumeKey), [null, null]);
+      for (const c of [...r, ...run]) assert.equal(await exists(storage, c.resumeKey), true, 'recent and running jobs keep theirs');
       // No validation loss, no best: the last alone.
       assert.deepEqual(await ids(failed), [f2.id]);
       assert.equal(await exists(storage, f1.key), false);
       assert.deepEqual(await ids(recent), r.map((c) => c.id), 'ended too recently: kept');
       assert.deepEqual(await ids(running), run.map((c) => c.id), 'running: kept');
 
-      assert.deepEqual(await pruneEndedJobs(db, storage, DAY), { checkpoints: 0, jobs: 0 }, 'a second pass finds nothing');
+      assert.deepEqual(await pruneEndedJobs(db, storage, DAY), { checkpoints: 0, jobs: 0, resumeStates: 0 }, 'a second pass finds nothing');
       // Two passes at once (two workers): together they remove each checkpoint once, neither fails.
       const again = await job('succeeded', 2 * DAY);
       for (let e = 1; e <= 6; e++) await checkpoint(storage, again, e, 1 - e / 10 + (e === 3 ? -1 : 0));

@@ -81,6 +81,24 @@ export async function prunableBeyondCap(db: Db, fineTuneId: string, keep: number
   return rows.filter((r) => !kept.has(r.id)).map(({ id, fineTuneId: f, storageKey }) => ({ id, fineTuneId: f, storageKey }));
 }
 
+/**
+ * Kept checkpoints of jobs that ended before `endedBefore` that still have a resume state: an
+ * ended job never resumes, so retention removes those states (their files, then the key).
+ */
+export function resumeStatesOfEndedJobs(db: Db, endedBefore: Date, limit = 500): Promise<{ id: string; resumeKey: string }[]> {
+  return db.$queryRaw<{ id: string; resumeKey: string }[]>`
+    SELECT c.id, c.resume_key AS "resumeKey"
+    FROM checkpoints c JOIN fine_tunes f ON f.id = c.fine_tune_id
+    WHERE f.status IN ('succeeded', 'failed', 'cancelled') AND f.finished_at < ${endedBefore} AND c.resume_key IS NOT NULL
+    LIMIT ${limit}`;
+}
+
+/** Forgets the resume states of these checkpoints (their files are removed first); returns how many had one. */
+export async function clearResumeKeys(db: Db, ids: readonly string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  return (await db.checkpoint.updateMany({ where: { id: { in: [...ids] }, resumeKey: { not: null } }, data: { resumeKey: null } })).count;
+}
+
 /** Deletes checkpoint rows; returns how many were still there. */
 export async function deleteCheckpoints(db: Db, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
