@@ -5,7 +5,7 @@
  * TensorFlow.js runs in this thread, never on the API's event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend, loadPredictor, TrainingError, type Predictor } from '@graft/engine';
+import { frozenRuntimeSetting, initBackend, loadPredictor, TrainingError, type Predictor } from '@graft/engine';
 import type { ThreadData, ThreadReady, ThreadReply, ThreadRequest } from './messages.ts';
 
 const { maxCacheBytes } = workerData as ThreadData;
@@ -21,7 +21,8 @@ async function model(req: ThreadRequest): Promise<{ predictor: Predictor; hit: b
     loaded.set(req.key, hit);
     return { predictor: hit.predictor, hit: true };
   }
-  const predictor = await loadPredictor(req.path);
+  // Image layers models on ONNX Runtime where GRAFT_FROZEN_RUNTIME allows it and the converted model checks out against tfjs.
+  const predictor = await loadPredictor(req.path, { runtime: frozenRuntimeSetting((await backend).name).runtime });
   loaded.set(req.key, { predictor, bytes: req.bytes });
   loadedBytes += req.bytes;
   // The model just loaded stays, even alone over the bound: it is about to answer.

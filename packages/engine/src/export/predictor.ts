@@ -33,6 +33,8 @@ export interface Predictor {
   labels: string[];
   /** The bundle's training.json (what the job did and scored), or null. */
   training: Record<string, unknown> | null;
+  /** Image bundles: what computes the predictions, tfjs or ONNX Runtime (asked for and checked), and why not ONNX; null for a task whose bundle fixes its own runtime (text). */
+  runtime: { name: 'onnx' | 'tfjs'; reason: string | null; relError?: number } | null;
   /**
    * Predictions in input order. An input of the wrong kind (a string for an image model) is a
    * TypeError; one that cannot be read is a TrainingError (`unreadable_image`).
@@ -59,6 +61,12 @@ async function readBundleOrAssemble(zipPath: string): Promise<Map<string, Uint8A
 export interface LoadPredictorOptions {
   /** A text bundle whose ONNX encoder was too large to ship names it (text.json: sha256, source): its file on disk. */
   encoderPath?: string;
+  /**
+   * `onnx`: an image layers model runs on ONNX Runtime once graft's converter converts it and it
+   * matches tfjs on seeded inputs (max relative error < 1e-4 on the probabilities); else, and by
+   * default, tfjs. `Predictor.runtime` says which.
+   */
+  runtime?: 'onnx' | 'tfjs';
 }
 
 export async function loadPredictor(zipPath: string, opts: LoadPredictorOptions = {}): Promise<Predictor> {
@@ -74,6 +82,7 @@ export async function loadPredictor(zipPath: string, opts: LoadPredictorOptions 
     task: task.name,
     labels,
     training,
+    runtime: loaded.runtime ?? null,
     predict: async (inputs, opts = {}) => {
       const k = Math.max(1, Math.min(Math.floor(opts.topK ?? TOP_K_DEFAULT), labels.length));
       const probs = await loaded.probabilities(inputs);

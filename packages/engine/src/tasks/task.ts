@@ -222,6 +222,8 @@ export type RawInput = Uint8Array | string;
 export interface TaskPredictor {
   /** [inputs.length, classes] probabilities, row-major, in input order. Throws a TypeError for an input of the wrong kind. */
   probabilities(inputs: readonly RawInput[]): Promise<Float32Array>;
+  /** What computes the probabilities (absent: tfjs), and why not ONNX Runtime when it was asked for. */
+  runtime?: { name: 'onnx' | 'tfjs'; reason: string | null; relError?: number };
   dispose(): void;
 }
 
@@ -229,8 +231,12 @@ export interface TaskPredictor {
 export interface BundleReader {
   /** Whether a bundle with these entry names is this task's. */
   recognises(names: ReadonlySet<string>): boolean;
-  /** `files`: every entry of the zip by name; `opts.encoderPath`: the encoder file a bundle only names. */
-  load(files: ReadonlyMap<string, Uint8Array>, source: string, opts?: { encoderPath?: string }): Promise<TaskPredictor>;
+  /**
+   * `files`: every entry of the zip by name; `opts.encoderPath`: the encoder file a bundle only names;
+   * `opts.runtime` `onnx`: run a layers model on ONNX Runtime when it converts and checks out against
+   * tfjs (max relative error < 1e-4), else tfjs (`TaskPredictor.runtime` says which, and why).
+   */
+  load(files: ReadonlyMap<string, Uint8Array>, source: string, opts?: { encoderPath?: string; runtime?: 'onnx' | 'tfjs' }): Promise<TaskPredictor>;
 }
 
 export interface Task {

@@ -11,6 +11,7 @@ import { jsonLoader, WEIGHTS_FILE } from '../../bases/model-io.ts';
 import { TrainingError } from '../../errors.ts';
 import type { ZipInput } from '../../util/zip.ts';
 import type { BundleReader, RawInput, TaskPredictor } from '../task.ts';
+import { openOnnxFeatures } from './onnx-features.ts';
 import { featureBatchSize, preprocessImage } from './preprocess.ts';
 
 export interface GraphPipeline {
@@ -56,7 +57,7 @@ export async function graphBundleFiles(graph: tf.GraphModel, featureNode: string
 /** Image bundles: recognised by `preprocessing.json`. */
 export const imageBundle: BundleReader = {
   recognises: (names) => names.has('preprocessing.json'),
-  load: async (files, source) => {
+  load: async (files, source, opts = {}) => {
     const text = (name: string) => {
       const data = files.get(name);
       if (!data) throw new Error(`${source} has no ${name}`);
@@ -79,7 +80,13 @@ export const imageBundle: BundleReader = {
       const input = g.inputs[0]!.name;
       predict = (x) => model.predict(g.execute({ [input]: x }, pipeline.featureNode) as tf.Tensor) as tf.Tensor2D;
     }
+    // The whole layers model (base + head) on ONNX Runtime when asked for and it converts and checks out.
+    const onnx = opts.runtime === 'onnx' && !graph ? await openOnnxFeatures(model, 'none', pre, {}) : null;
+    const onnxRows = onnx?.rows ?? null;
     const predictor: TaskPredictor = {
+      runtime: onnx
+        ? { name: onnxRows ? 'onnx' : 'tfjs', reason: onnx.report.reason, ...(onnx.report.onnx ? { relError: onnx.report.onnx.relError } : {}) }
+        : { name: 'tfjs', reason: opts.runtime === 'onnx' ? 'a graph base runs in tfjs' : null },
       probabilities: async (inputs: readonly RawInput[]) => {
         const classes = model.outputs[0]!.shape.at(-1)!;
         const out = new Float32Array(inputs.length * classes);
@@ -95,9 +102,18 @@ export const imageBundle: BundleReader = {
                 throw new TrainingError('unreadable_image', `Input ${start + k} cannot be decoded: ${(err as Error).message}.`);
               }
             });
-            const probs = tf.tidy(() => predict(tf.stack(images) as tf.Tensor4D));
-            out.set(await probs.data<'float32'>(), start * classes);
-            probs.dispose();
+            if (onnxRows) {
+              const x = tf.stack(images);
+              try {
+                out.set(await onnxRows.run(await x.data<'float32'>(), images.length), start * classes);
+              } finally {
+                x.dispose();
+              }
+            } else {
+              const probs = tf.tidy(() => predict(tf.stack(images) as tf.Tensor4D));
+              out.set(await probs.data<'float32'>(), start * classes);
+              probs.dispose();
+            }
           } finally {
             tf.dispose(images);
           }
@@ -107,6 +123,7 @@ export const imageBundle: BundleReader = {
       dispose: () => {
         model.dispose();
         graph?.dispose();
+        void onnx?.release().catch(() => {});
       },
     };
     return predictor;
