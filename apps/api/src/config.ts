@@ -1,6 +1,7 @@
 import { ARCHIVE_LIMITS, CommonEnv, Literals, loadEnv, type ArchiveLimits } from '@graft/contracts';
 import { parseAllowList } from '@graft/outbound';
 import { fileURLToPath } from 'node:url';
+import { authModeOf } from './auth-mode.ts';
 import { Type, type Static } from 'typebox';
 
 /** Where the set-up builds the dashboard (apps/dashboard/dist). */
@@ -42,6 +43,11 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     parseAllowList(config.OUTBOUND_ALLOWLIST); // a typo stops the process instead of allowing nothing (or more)
   } catch (err) {
     throw new Error(`invalid configuration: OUTBOUND_ALLOWLIST: ${(err as Error).message}`);
+  }
+  try {
+    authModeOf(config);
+  } catch (err) {
+    throw new Error(`invalid configuration: ${(err as Error).message}`);
   }
   return config;
 }

@@ -14,10 +14,13 @@ const EVERY_ROUTE = (Object.keys(ERROR_CODES) as ErrorCode[]).filter(
   (c) => c === 'internal_error' || c === 'rate_limited' || (ERROR_CODES[c].status === 503 && !ROUTE_OWN_503.includes(c)),
 );
 
-/** `{ <status>: error schema }` for these codes plus those every route can answer. */
+/**
+ * `{ <status>: error schema }` for these codes plus those every route can answer. Every route that
+ * uses it is under /v1, where a missing or invalid API key answers 401 `unauthorized`.
+ */
 export function errorResponses(...codes: ErrorCode[]): Record<number, ReturnType<typeof errorResponseFor>> {
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of [...codes, ...EVERY_ROUTE]) {
+  for (const code of [...codes, 'unauthorized' as const, ...EVERY_ROUTE]) {
     const status = ERROR_CODES[code].status;
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }

@@ -105,6 +105,21 @@ describe('the OpenAPI document', () => {
     assert.deepEqual(download['409'].content['application/json'].schema.properties.error.properties.code.enum, ['model_not_ready']);
   });
 
+  test('asks for an API key (bearerAuth) everywhere but health; every /v1 operation documents 401 unauthorized', () => {
+    assert.deepEqual(doc.security, [{ bearerAuth: [] }]);
+    assert.deepEqual(doc.components.securitySchemes.bearerAuth.type, 'http');
+    for (const { path, method, op } of operations()) {
+      if (path.startsWith('/v1/')) {
+        assert.equal(op.security, undefined, `${method} ${path} uses the global security`);
+        const unauthorized = op.responses['401']?.content?.['application/json']?.schema;
+        assert.deepEqual(unauthorized?.properties.error.properties.code.enum, ['unauthorized'], `${method} ${path} documents 401`);
+      } else {
+        assert.deepEqual(op.security, [], `${method} ${path} is public`);
+        assert.equal(op.responses['401'], undefined, `${method} ${path} answers no 401`);
+      }
+    }
+  });
+
   test('never requires a request field that has a default, and states limits as constraints', () => {
     // Requests only: a response always carries every field (its `default` says what the server applied).
     const offenders: string[] = [];

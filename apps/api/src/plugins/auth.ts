@@ -16,37 +16,15 @@
 import { DEFAULT_TENANT, tenants } from '@graft/db';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { isIP } from 'node:net';
+import { authModeOf, type AuthMode } from '../auth-mode.ts';
+
+export { authModeOf, isLoopbackHost, type AuthMode } from '../auth-mode.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The caller's tenant: 'default' in development mode, '' on public routes with keys. */
     tenantId: string;
   }
-}
-
-export type AuthMode = 'keys' | 'none';
-
-/** Whether an address (HOST) only accepts connections from this machine. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h);
-  return false;
-}
-
-/** The mode to run in, or an error saying why this configuration may not start. */
-export function authModeOf(config: { AUTH: 'auto' | 'keys' | 'none'; HOST: string }): AuthMode {
-  const loopback = isLoopbackHost(config.HOST);
-  if (config.AUTH === 'none' && !loopback) {
-    throw new Error(
-      `AUTH=none serves every request without an API key, so it is only allowed on a loopback address, and HOST is ${config.HOST}. ` +
-        'Set AUTH=keys (create keys with `npm run admin -- keys create --tenant <id>`), or HOST=127.0.0.1.',
-    );
-  }
-  if (config.AUTH === 'auto') return loopback ? 'none' : 'keys';
-  return config.AUTH;
 }
 
 /** Routes that need a key: the API under /v1 (decided on the matched route, not on the raw URL). */

@@ -98,12 +98,17 @@ export default fp(
         ],
         components: {
           securitySchemes: {
-            // Declared now so API keys (issue 7) slot in as `security: [{ bearerAuth: [] }]`; a
-            // development server without keys ignores the header.
-            bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key: `Authorization: Bearer <key>`.' },
+            bearerAuth: {
+              type: 'http',
+              scheme: 'bearer',
+              description:
+                'An API key: `Authorization: Bearer gk_live_…` (an operator creates it with `npm run admin -- keys create --tenant <id>`). ' +
+                'Every `/v1` route needs one and answers 401 `unauthorized` without a valid key; a development server (AUTH=none, loopback only) needs none.',
+            },
           },
         },
-        security: [],
+        // Every operation needs a key unless it says `security: []` (health).
+        security: [{ bearerAuth: [] }],
       },
       transformObject: (doc) => hoistNamedSchemas(('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject) as Json) as never,
     });

@@ -25,7 +25,8 @@ async function probe(fn: () => Promise<unknown>, ms: number): Promise<string> {
 }
 
 export default async function health(app: FastifyInstance) {
-  app.get('/healthz', { schema: { operationId: 'health', tags: ['health'], summary: 'The process is up', response: { 200: described(Type.Object({ status: Type.Literal('ok') }), 'The process is up.') } } }, async () => ({
+  // Public (no API key): `security: []` overrides the document's global bearerAuth.
+  app.get('/healthz', { schema: { operationId: 'health', tags: ['health'], summary: 'The process is up', security: [], response: { 200: described(Type.Object({ status: Type.Literal('ok') }), 'The process is up.') } } }, async () => ({
     status: 'ok' as const,
   }));
 
@@ -52,6 +53,7 @@ export default async function health(app: FastifyInstance) {
       schema: {
         operationId: 'ready',
         tags: ['health'],
+        security: [],
         summary: 'Postgres and Redis answer; lists live workers, their TensorFlow.js backend and frozen-base runtime',
         response: {
           200: described(Readiness, 'Postgres and Redis answer.'),
