@@ -18,6 +18,8 @@ import { parseFeatureArgs, runFeatures } from './features.ts';
 import { parseJobArgs, runJob } from './job.ts';
 import { parsePredictThreadArgs, runPredictThread } from './predict-thread.ts';
 import { parsePhase2Args, runPhase2 } from './phase2.ts';
+import { parsePredictArgs, runPredict } from './predict.ts';
+import { parseUploadArgs, runUpload } from './upload.ts';
 import { runTextFeaturesOnnx } from './text-features-onnx.ts';
 import { fmtLoad, machine } from './lib/machine.ts';
 import { BENCH_DIR, RESULTS_MD, writeRaw, writeSection } from './lib/results.ts';
@@ -49,6 +51,14 @@ export const SUITES: Record<string, Suite> = {
     about: 'a two-phase MobileNetV2 job (top 6 layers unfrozen): phase-2 epochs on activations computed once vs recomputing the frozen part',
     run: (argv) => runPhase2(parsePhase2Args(argv)),
   },
+  predict: {
+    about: 'warm POST /v1/fine-tunes/:id/predict p50/p99, 1 image and 32, sequential and concurrent (mnist_cnn and a MobileNetV2 head, trained first)',
+    run: (argv) => runPredict(parsePredictArgs(argv)),
+  },
+  upload: {
+    about: 'a 1 GB image dataset zip to POST /v1/datasets: MB/s and the API process\'s peak RSS growth (target < 64 MB)',
+    run: (argv) => runUpload(parseUploadArgs(argv)),
+  },
   'text-features-onnx': {
     about: 'ONNX text encoder feature pass sentences/s and peak RSS (tiny BERT fixture; --dir for another encoder)',
     run: (argv) => runTextFeaturesOnnx(argv),
@@ -56,7 +66,7 @@ export const SUITES: Record<string, Suite> = {
 };
 
 /** Modules under bench/ that are suites or helpers, not stand-alone scripts. */
-const NOT_SCRIPTS = new Set(['run.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts', 'job.ts', 'predict-thread.ts', 'phase2.ts']);
+const NOT_SCRIPTS = new Set(['run.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts', 'job.ts', 'predict-thread.ts', 'phase2.ts', 'predict.ts', 'upload.ts']);
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {
