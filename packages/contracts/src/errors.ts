@@ -108,6 +108,7 @@ export const JOB_ERROR_CODES: Record<string, { description: string; param?: stri
   unreadable_image: { description: 'An image of the dataset cannot be decoded.', param: 'dataset' },
   training_diverged: { description: 'The loss became non-finite: lower the learning rate.', param: 'hyperparameters.learningRate' },
   unsupported_on_backend: { description: 'The operation is not available on the TensorFlow.js backend of the worker.' },
+  insufficient_memory: { description: 'Even one example per step does not fit the trainer\'s memory budget (the message gives the estimate and the budget); checked before training starts. Batches that do not fit whole train as micro-batches instead.', param: 'hyperparameters.batchSize' },
   trainer_crashed: { description: 'The training process died (e.g. out of memory).' },
   worker_shutdown: { description: 'The worker was stopped before the job finished (jobs of a worker that shuts down cleanly are handed back to the queue instead; this code remains for older jobs).' },
   worker_lost: { description: 'The job was abandoned by its workers.' },

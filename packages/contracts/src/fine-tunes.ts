@@ -254,7 +254,7 @@ export const FineTuneEvent = Type.Object(
   {
     id: Type.String(),
     level: Literals(EVENT_LEVELS),
-    type: Type.String({ description: 'Stable code: `status`, `dataset`, `epoch`, `overfitting`, `imbalance`, `backend`, ...' }),
+    type: Type.String({ description: 'Stable code: `status`, `dataset`, `epoch`, `overfitting`, `imbalance`, `backend`, `micro_batching`, ...' }),
     message: Type.String(),
     data: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
     createdAt: Timestamp,

@@ -20,6 +20,7 @@ import { exportBundle } from './stages/export.ts';
 import { trainFineTunePhase } from './stages/fine-tune-phase.ts';
 import { trainHeadPhase } from './stages/head-phase.ts';
 import { assertBackendCanTrain, openEncoder } from './stages/open-base.ts';
+import { planMemory } from './stages/plan-memory.ts';
 import { planPhases } from './stages/plan-phases.ts';
 import { prepareData } from './stages/prepare-data.ts';
 import { prepareInputs } from './stages/prepare-inputs.ts';
@@ -54,11 +55,12 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> 
     for (const notice of plan.notices) await ctx.emit(notice);
     assertBackendCanTrain(encoder, selection, plan);
     ctx.record.planned(plan);
+    const memory = await planMemory(ctx, encoder, selection, plan, data.classes.length);
     const inputs = await ctx.timed('prepareInputs', () => prepareInputs(ctx, encoder, data, plan, opts.datasetPath));
     const model = await ctx.timed('buildModel', () => buildModel(ctx, encoder, data));
     for (const notice of plan.trainingNotices) await ctx.emit(notice);
 
-    const training = setUpTraining(ctx, plan, encoder, data, inputs, model, resumeState);
+    const training = setUpTraining(ctx, plan, encoder, data, inputs, model, resumeState, memory);
     const head = await ctx.timed('headPhase', () => trainHeadPhase(training));
     const fineTune = await ctx.timed('fineTunePhase', () => trainFineTunePhase(training, selection, head));
     await ctx.timed('checkpoints', () => training.checkpoints.flush());

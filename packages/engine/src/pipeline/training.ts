@@ -17,6 +17,7 @@ import type { ResumeState } from '../train/resume-state.ts';
 import type { RunContext } from './context.ts';
 import { ResumeTracker } from './resume.ts';
 import type { TransferModel } from './stages/build-model.ts';
+import type { MemoryPlan } from './stages/plan-memory.ts';
 import type { PhasePlan } from './stages/plan-phases.ts';
 import type { PreparedData } from './stages/prepare-data.ts';
 import type { PreparedInputs } from './stages/prepare-inputs.ts';
@@ -47,6 +48,8 @@ export interface Training {
   /** The progress hooks alone (the baseline's phase reports progress but is not history or checkpointed). */
   progress: ProgressHooks;
   checkpoints: CheckpointWriter;
+  /** Each phase's micro-batch (the batch size unless it does not fit in memory); null: never planned (whole batches). */
+  memory: MemoryPlan | null;
   /** Early stopping on `variables` (null when the plan has none); released with the job. */
   earlyStopping(variables: readonly tf.Variable[], carry: BestSoFar | null): EarlyStopping | null;
   /** The head on the validation features. */
@@ -55,7 +58,7 @@ export interface Training {
   validateOnInputs(predict: Predict): () => Promise<Validation | null>;
 }
 
-export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEncoder, data: PreparedData, inputs: PreparedInputs, model: TransferModel, resumeState: ResumeState | null = null): Training {
+export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEncoder, data: PreparedData, inputs: PreparedInputs, model: TransferModel, resumeState: ResumeState | null = null, memory: MemoryPlan | null = null): Training {
   const numClasses = data.classes.length;
   const k = data.topK;
   const checkpoints = CheckpointWriter.forOutDir(
@@ -94,6 +97,7 @@ export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEnc
     resume,
     progress,
     checkpoints,
+    memory,
     earlyStopping: (variables, carry) => {
       if (!plan.earlyStopping) return null;
       const es = new EarlyStopping(plan.earlyStopping, variables, carry);
@@ -148,4 +152,9 @@ export async function reportStop(ctx: RunContext, phase: PhaseName, out: PhaseOu
   if (out.restoredEpoch !== null && out.restoredEpoch !== last) parts.push(`Restored the weights of epoch ${out.restoredEpoch} (lowest validation loss).`);
   if (!parts.length) return;
   await ctx.emit({ level: 'info', type: 'early_stopping', message: parts.join(' '), data: { phase, stoppedEarly: out.stoppedEarly, lastEpoch: last, restoredEpoch: out.restoredEpoch } });
+}
+
+/** Examples per optimizer micro-step of a phase: the memory plan's, or the whole batch when nothing was planned. */
+export function microBatchOf(t: Training, phase: PhaseName): number {
+  return t.memory?.microBatch(phase) ?? Infinity;
 }

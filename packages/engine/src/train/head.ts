@@ -73,11 +73,15 @@ export function buildHead(dim: number, numClasses: number, pooling: Pooling, o: 
  * explicit per-step seed: tfjs' Dropout layer draws either from Math.random (not reproducible) or,
  * given a seed, the same mask on every call.
  */
-export function headForwardTraining(head: Head, x: tf.Tensor2D, dropoutSeed: number): tf.Tensor2D {
+export function headForwardTraining(head: Head, x: tf.Tensor2D, dropoutSeed: number, rows?: { start: number; total: number }): tf.Tensor2D {
   const h = head.dense ? (head.dense.apply(x) as tf.Tensor2D) : x;
   if (head.dropoutRate <= 0) return head.output.apply(h) as tf.Tensor2D;
   const keep = 1 - head.dropoutRate;
-  const mask = tf.randomUniform(h.shape, 0, 1, 'float32', dropoutSeed).less(keep).cast('float32').div(keep);
+  // A micro-batch (rows of a larger batch) takes its rows of the whole batch's mask.
+  const draw = rows && rows.total !== h.shape[0]
+    ? tf.randomUniform([rows.total, h.shape[1]], 0, 1, 'float32', dropoutSeed).slice([rows.start, 0], h.shape)
+    : tf.randomUniform(h.shape, 0, 1, 'float32', dropoutSeed);
+  const mask = draw.less(keep).cast('float32').div(keep);
   return head.output.apply(h.mul(mask)) as tf.Tensor2D;
 }
 

@@ -10,9 +10,10 @@ import type { Predict } from '../../evaluate/score.ts';
 import { assembleInferenceModel } from '../../export/assemble.ts';
 import { cloneWithFreshWeights } from '../../train/fresh-weights.ts';
 import { buildHead, headForwardTraining, poolFeatures } from '../../train/head.ts';
-import { optimizerStep, runPhase, type EpochResult } from '../../train/phase-runner.ts';
+import { accumulatedStep, type BatchRows } from '../../train/accumulate.ts';
+import { runPhase, type EpochResult } from '../../train/phase-runner.ts';
 import { mulberry32, nextSeed } from '../../util/random.ts';
-import { phaseSeed, type Training } from '../training.ts';
+import { microBatchOf, phaseSeed, type Training } from '../training.ts';
 
 export interface BaselineResult {
   predict: Predict;
@@ -63,7 +64,8 @@ export async function trainBaseline(t: Training): Promise<BaselineResult | null>
         const dropoutSeed = nextSeed(random);
         try {
           // From scratch, nothing is frozen: BatchNormalization trains (batch statistics).
-          return await optimizerStep(optimizer, trainable, () => headForwardTraining(head, poolFeatures(head, scratch.apply(x, { training: true }) as tf.Tensor), dropoutSeed), y, loss);
+          const forward = (xs: tf.Tensor[], rows: BatchRows) => headForwardTraining(head, poolFeatures(head, scratch.apply(xs.length === 1 ? xs[0]! : xs, { training: true }) as tf.Tensor), dropoutSeed, rows);
+          return await accumulatedStep(optimizer, trainable, Array.isArray(x) ? x : [x], y, forward, loss, microBatchOf(t, 'baseline'));
         } finally {
           tf.dispose([x, y]);
         }

@@ -10,9 +10,10 @@ import * as tf from '@tensorflow/tfjs';
 import type { TrainableSelection } from '../../train/freezing.ts';
 import { splitForward, unfreeze } from '../../train/freezing.ts';
 import { headForwardTraining, poolFeatures } from '../../train/head.ts';
-import { optimizerStep, runPhase } from '../../train/phase-runner.ts';
+import { accumulatedStep } from '../../train/accumulate.ts';
+import { runPhase } from '../../train/phase-runner.ts';
 import { nextSeed } from '../../util/random.ts';
-import { phaseRandom, reportStop, type Training } from '../training.ts';
+import { microBatchOf, phaseRandom, reportStop, type Training } from '../training.ts';
 import type { PhaseResult } from './head-phase.ts';
 import { prepareFrozenActivations } from './phase2-activations.ts';
 import type { StoredRows } from '../../train/activation-store.ts';
@@ -77,7 +78,8 @@ export async function trainFineTunePhase(t: Training, selection: TrainableSelect
         try {
           // Inference mode (training: false) in the unfrozen part too: every BatchNormalization
           // normalises with its moving statistics and never updates them.
-          return await optimizerStep(optimizer, variables, () => headForwardTraining(head, poolFeatures(head, forward.trainable(boundary)), dropoutSeed), y, loss);
+          const step = (b: tf.Tensor[], rows: { start: number; total: number }) => headForwardTraining(head, poolFeatures(head, forward.trainable(b)), dropoutSeed, rows);
+          return await accumulatedStep(optimizer, variables, boundary, y, step, loss, microBatchOf(t, 'fine-tune'));
         } finally {
           tf.dispose([x, y, ...boundary]);
         }

@@ -9,9 +9,10 @@ import type { BestSoFar } from '../../train/early-stopping.ts';
 import type { AsyncPredict } from '../../evaluate/score.ts';
 import { headForwardTraining, poolFeatures } from '../../train/head.ts';
 import { runInChunks } from '../../train/model-input.ts';
-import { optimizerStep, runPhase, type PhaseOutcome } from '../../train/phase-runner.ts';
+import { accumulatedStep } from '../../train/accumulate.ts';
+import { runPhase, type PhaseOutcome } from '../../train/phase-runner.ts';
 import { nextSeed } from '../../util/random.ts';
-import { phaseRandom, reportStop, type Training } from '../training.ts';
+import { microBatchOf, phaseRandom, reportStop, type Training } from '../training.ts';
 
 export interface PhaseResult {
   outcome: PhaseOutcome & { restoredEpoch: number | null };
@@ -60,7 +61,7 @@ export async function trainHeadPhase(t: Training): Promise<PhaseResult> {
           const dropoutSeed = nextSeed(random);
           const [x, y] = tf.tidy(() => [tf.gather(trainX, tf.tensor1d(idx, 'int32')) as tf.Tensor2D, tf.tensor1d(idx.map((i) => trainLabels[i]!), 'int32')]);
           try {
-            return await optimizerStep(optimizer, head.variables, () => headForwardTraining(head, x, dropoutSeed), y, loss);
+            return await accumulatedStep(optimizer, head.variables, [x], y, ([xs], rows) => headForwardTraining(head, xs as tf.Tensor2D, dropoutSeed, rows), loss, microBatchOf(t, 'head'));
           } finally {
             tf.dispose([x, y]);
           }
@@ -79,7 +80,7 @@ export async function trainHeadPhase(t: Training): Promise<PhaseResult> {
           const y = tf.tensor1d(idx.map((i) => trainLabels[i]!), 'int32');
           const dropoutSeed = nextSeed(random);
           try {
-            return await optimizerStep(optimizer, head.variables, () => headForwardTraining(head, feats, dropoutSeed), y, loss);
+            return await accumulatedStep(optimizer, head.variables, [feats], y, ([xs], rows) => headForwardTraining(head, xs as tf.Tensor2D, dropoutSeed, rows), loss, microBatchOf(t, 'head'));
           } finally {
             tf.dispose([feats, y]);
           }
