@@ -13,6 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseApiArgs, runApi } from './api.ts';
 import { parseCheckpointArgs, runCheckpoints } from './checkpoints.ts';
 import { parseFeatureArgs, runFeatures } from './features.ts';
 import { parseJobArgs, runJob } from './job.ts';
@@ -38,6 +39,10 @@ export const SUITES: Record<string, Suite> = {
   checkpoints: {
     about: 'a head phase with a checkpoint every epoch (head checkpoints, complete zips) against none (MobileNetV2, the sample)',
     run: (argv) => runCheckpoints(parseCheckpointArgs(argv)),
+  },
+  api: {
+    about: 'API hot path (autocannon): /healthz, GET and POST /v1/fine-tunes req/s and p50/p99, idle and while a job trains (--duration, --no-training, --profile <name>)',
+    run: (argv) => runApi(parseApiArgs(argv)),
   },
   job: {
     about: 'a standard job end to end through the API and a worker: 1,000 images, 5 classes, MobileNetV2, 10 frozen epochs; time by stage',
@@ -66,7 +71,7 @@ export const SUITES: Record<string, Suite> = {
 };
 
 /** Modules under bench/ that are suites or helpers, not stand-alone scripts. */
-const NOT_SCRIPTS = new Set(['run.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts', 'job.ts', 'predict-thread.ts', 'phase2.ts', 'predict.ts', 'upload.ts']);
+const NOT_SCRIPTS = new Set(['run.ts', 'api.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts', 'job.ts', 'predict-thread.ts', 'phase2.ts', 'predict.ts', 'upload.ts']);
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {

@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from './generated/prisma/client.ts';
 
 export type Db = PrismaClient;
@@ -16,22 +17,32 @@ export interface DbOptions {
 
 export const DB_DEFAULTS = { connectTimeoutMs: 5_000, statementTimeoutMs: 15_000 } as const;
 
+const pools = new WeakMap<Db, pg.Pool>();
+
+/**
+ * The node-postgres pool under a client made by `createDb`: the hottest reads run on it directly
+ * as named prepared statements (parsed and planned once per connection, no Prisma query
+ * interpretation), sharing its connections and timeouts with everything else.
+ */
+export const poolOf = (db: Db): pg.Pool | undefined => pools.get(db);
+
 /** Prisma over node-postgres (Prisma 7's driver adapter: no Rust query engine to download). */
 export function createDb(connectionString: string, opts: DbOptions = {}): Db {
   const statement = opts.statementTimeoutMs ?? DB_DEFAULTS.statementTimeoutMs;
-  const adapter = new PrismaPg(
-    {
-      connectionString,
-      max: opts.max ?? 10,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? DB_DEFAULTS.connectTimeoutMs,
-      statement_timeout: statement,
-      // The client-side bound fires a little after the server's, so a live server reports its own timeout.
-      query_timeout: statement + 1_000,
-      idle_in_transaction_session_timeout: statement * 2,
-      keepAlive: true,
-    },
-    // A connection that breaks while idle in the pool is dropped by pg; without a listener its error would crash the process.
-    { onPoolError: () => {}, onConnectionError: () => {} },
-  );
-  return new PrismaClient({ adapter });
+  const pool = new pg.Pool({
+    connectionString,
+    max: opts.max ?? 10,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? DB_DEFAULTS.connectTimeoutMs,
+    statement_timeout: statement,
+    // The client-side bound fires a little after the server's, so a live server reports its own timeout.
+    query_timeout: statement + 1_000,
+    idle_in_transaction_session_timeout: statement * 2,
+    keepAlive: true,
+  });
+  // A connection that breaks while idle in the pool is dropped by pg; without a listener its error would crash the process.
+  pool.on('error', () => {});
+  const adapter = new PrismaPg(pool, { onPoolError: () => {}, onConnectionError: () => {}, disposeExternalPool: true });
+  const db = new PrismaClient({ adapter });
+  pools.set(db, pool);
+  return db;
 }

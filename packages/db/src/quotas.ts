@@ -28,5 +28,8 @@ export async function storedBytes(db: Db, tenantId: string): Promise<number> {
  * active jobs and inserting one cannot interleave with another create (the quota holds exactly).
  */
 export async function lockTenantJobs(tx: Tx, tenantId: string): Promise<void> {
-  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`graft:jobs:${tenantId}`}))`;
+  await lockJobs(tx, tenantId);
 }
+
+/** The statement of `lockTenantJobs`, also for a batch transaction (`db.$transaction([...])`). */
+export const lockJobs = (db: Db | Tx, tenantId: string) => db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`graft:jobs:${tenantId}`}))`;

@@ -108,14 +108,17 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const body = request.body;
       const key = request.headers['idempotency-key'];
       const requestHash = createHash('sha256').update(canonical(body)).digest('hex');
-      if (key) {
-        const previous = await fineTunes.findByIdempotencyKey(app.db, request.tenantId, key);
-        if (previous) return replay(previous);
-      }
-      const resolved = await resolveBase(body.baseModel, baseLookups(app.db, (k) => app.storage.path(k), request.tenantId));
+      // The look-ups a request needs are independent: one round trip's wait for all of them, not four.
+      // The storage quota's answer is only used (thrown) where it was checked before, after validation.
+      const storageQuota = assertStorageQuota(app, request.tenantId).then(() => null, (err: unknown) => err);
+      const [previous, resolved, dataset] = await Promise.all([
+        key ? fineTunes.findByIdempotencyKey(app.db, request.tenantId, key) : null,
+        resolveBase(body.baseModel, baseLookups(app.db, (k) => app.storage.path(k), request.tenantId)),
+        datasets.getDataset(app.db, body.dataset, request.tenantId),
+      ]);
+      if (previous) return replay(previous);
       if (!resolved.ok) throw new GraftError(resolved.code, resolved.message, 'baseModel');
       const base = resolved.base.descriptor;
-      const dataset = await datasets.getDataset(app.db, body.dataset, request.tenantId);
       if (!dataset) throw new GraftError('dataset_not_found', `No dataset ${body.dataset}.`, 'dataset');
       if (dataset.task !== base.task) {
         throw new GraftError('task_mismatch', `Dataset ${dataset.id} is for ${dataset.task}; base ${base.id} is for ${base.task}.`, 'dataset');
@@ -159,10 +162,12 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw new GraftError('invalid_request', 'Augmentation applies to images only: leave it out for a text fine-tune.', 'augmentation');
       }
       // A job adds a model and checkpoints: refused while the tenant is at its storage limit.
-      await assertStorageQuota(app, request.tenantId);
+      const refused = await storageQuota;
+      if (refused) throw refused;
       let row: FineTuneRow;
+      let mayHaveDeliveries: boolean;
       try {
-        row = await fineTunes.createFineTune(app.db, {
+        ({ row, mayHaveDeliveries } = await fineTunes.createQueuedFineTune(app.db, {
           tenantId: request.tenantId,
           maxActiveJobs: app.config.MAX_ACTIVE_JOBS_PER_TENANT,
           spec,
@@ -171,10 +176,10 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
           requestHash,
           webhook,
           events: warnings.map((w) => ({ level: 'warning' as const, type: w.type, message: w.message, data: w.data })),
-        });
+        }));
       } catch (err) {
         // Two requests with one key at once: the unique index lets one through; replay it.
-        if (key && (err as { code?: string }).code === 'P2002') {
+        if (key && fineTunes.isUniqueViolation(err)) {
           const winner = await fineTunes.findByIdempotencyKey(app.db, request.tenantId, key);
           if (winner) return replay(winner);
         }
@@ -190,7 +195,7 @@ const fineTuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await fineTunes.discardUnqueued(app.db, row.id).catch((e: Error) => request.log.warn({ err: e.message, jobId: row.id }, 'could not discard the unqueued job'));
         throw err;
       }
-      await nudge(row.id); // its first events may have webhook deliveries
+      if (mayHaveDeliveries) await nudge(row.id); // its first events have webhook deliveries to dispatch
       request.log.info({ jobId: row.id }, 'fine-tune queued');
       return reply.status(201).send({ ...withSecret(row), ...(warnings.length ? { warnings } : {}) });
 
