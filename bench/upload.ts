@@ -12,7 +12,7 @@
  * measuring, the API answers one Postgres-reading request (Prisma loads its query compiler on the
  * first query, whatever the route).
  *
- *   npm run bench -- --only upload [--gb 1] [--runs 2] [--side 1024x768]
+ *   npm run bench -- --only upload [--gb 1] [--runs 1] [--side 1024x768] [--pool 48]
  */
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -211,7 +211,7 @@ export async function runUpload(opts: UploadOptions): Promise<{ markdown: string
     '## Upload: a 1 GB image dataset zip (`bench/upload.ts`)',
     '',
     '```',
-    `npm run bench -- --only upload${opts.gb !== 1 ? ` --gb ${opts.gb}` : ''}${opts.runs !== 2 ? ` --runs ${opts.runs}` : ''}`,
+    `npm run bench -- --only upload${opts.gb !== 1 ? ` --gb ${opts.gb}` : ''}${opts.runs !== 1 ? ` --runs ${opts.runs}` : ''}`,
     '```',
     '',
     `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}. Load average after each upload below; ${fmtLoad(m.load)} at the end (a shared 2-core machine: other processes ran too, so times are inflated; the API's CPU time is not).`,
