@@ -87,11 +87,15 @@ export async function prepareFrozenActivations(t: Training, forward: SplitForwar
   const trainRows = augmenting ? [] : inputs.rows.train;
   const rows = [...trainRows, ...inputs.rows.validation];
   if (rows.length === 0) return none('No examples to keep activations of.');
-  const slots: ActivationSlot[] = forward.boundary.map((b) => {
-    const shape = b.shape.slice(1);
-    if (shape.some((d) => d == null)) throw new Error(`phase 2: the boundary tensor ${b.name} has a dynamic shape [${b.shape}]`);
-    return { shape: shape as number[], dtype: b.dtype === 'int32' ? 'int32' : 'float32' };
-  });
+  // A store row has one fixed size: a boundary with a dynamic dimension (a text encoder's sequence
+  // axis) is recomputed every batch, as before the cache existed, rather than failing the job.
+  const dynamic = forward.boundary.find((b) => b.shape.slice(1).some((d) => d == null));
+  if (dynamic) {
+    return none(`The frozen activations at ${dynamic.sourceLayer.name} have a dynamic shape [${dynamic.shape.map((d) => d ?? '?').join(', ')}]: the frozen layers below run on every batch instead.`, {
+      reason: 'dynamic_shape',
+    });
+  }
+  const slots: ActivationSlot[] = forward.boundary.map((b) => ({ shape: b.shape.slice(1) as number[], dtype: b.dtype === 'int32' ? 'int32' : 'float32' }));
   const place = placeActivations(slots, rows.length, setting);
   const perExample = slots.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1) * 4, 0);
   const shapes = slots.map((s) => s.shape);
