@@ -190,6 +190,35 @@ describe('hostile archives', () => {
     await refused(file('ratio.zip', ratio), 422, 'unsafe_archive', /more than 200 times/);
   });
 
+  test('a base-model zip (POST /v1/base-models) goes through the same archive guard: the bomb, shared, overlapping and duplicated records, escaping names, ratios', async () => {
+    const spec = JSON.stringify({ name: 'hostile', featureLayer: 'features', preprocessing: { height: 28, width: 28, channels: 1, scale: 1 / 255, offset: 0 } });
+    const refusedBase = async (path: string, message: RegExp) => {
+      const t0 = Date.now();
+      const res = await request(api.url).post('/v1/base-models').field('spec', spec).attach('file', path);
+      const ms = Date.now() - t0;
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'unsafe_archive', JSON.stringify(res.body));
+      assert.equal(res.body.error.param, 'file');
+      assert.match(res.body.error.message, message);
+      assert.deepEqual(tmpLeft(), [], 'a staged file was left behind');
+      assert.deepEqual(readdirSync(join(env.STORAGE_DIR, 'base-models'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name), [], 'nothing stored');
+      return ms;
+    };
+    mkdirSync(join(env.STORAGE_DIR, 'base-models'), { recursive: true });
+    const json = stored('model.json', Buffer.from('{"modelTopology":{},"weightsManifest":[]}'));
+    const weights = stored('weights.bin', Buffer.alloc(64, 1));
+    const bomb = rawZip([deflated('weights.bin', Buffer.alloc(60 * 1024 * 1024)), json], [{ name: 'model.json', local: 1 }, ...Array.from({ length: 300 }, (_, i) => ({ name: `w${i}.bin`, local: 0 }))]);
+    const ms = await refusedBase(file('bomb-base.zip', bomb), /more than 200 times|share one local record/);
+    assert.ok(ms < 10_000, `refused after ${ms} ms`);
+    await refusedBase(file('shared-base.zip', rawZip([json, weights], [{ name: 'model.json', local: 0 }, { name: 'weights.bin', local: 1 }, { name: 'more.bin', local: 1 }])), /share one local record/);
+    await refusedBase(file('overlap-base.zip', rawZip([json, weights], [{ name: 'model.json', local: 0 }, { name: 'weights.bin', local: 0, shift: 20 }])), /overlap/);
+    await refusedBase(file('twice-base.zip', rawZip([json, weights], [{ name: 'model.json', local: 0 }, { name: 'model.json', local: 1 }])), /twice/);
+    for (const evil of ['../../etc/model.json', '/abs/model.json']) {
+      await refusedBase(file('evil-base.zip', rawZip([stored(evil, Buffer.from('{}')), weights], [{ name: evil, local: 0 }, { name: 'weights.bin', local: 1 }])), /escapes/);
+    }
+    await refusedBase(file('ratio-base.zip', rawZip([json, deflated('weights.bin', Buffer.alloc(8 * 1024 * 1024))], [{ name: 'model.json', local: 0 }, { name: 'weights.bin', local: 1 }])), /more than 200 times/);
+  });
+
   test('the total inflated size is bounded (ARCHIVE_MAX_INFLATED_BYTES), by declared sizes and while inflating', async () => {
     const small = await startApi(env, { ARCHIVE_MAX_INFLATED_BYTES: String(200 * 1024) });
     try {

@@ -12,7 +12,9 @@ import yauzl from 'yauzl';
 import { TrainingError } from '../errors.ts';
 import { sha256File } from '../util/hash.ts';
 import { markCacheUsed } from '../util/cache-use.ts';
+import { ARCHIVE_LIMITS, GraftError, type ArchiveLimits } from '@graft/contracts';
 import { readZipEntry, zipEntries } from '../util/zip.ts';
+import { checkZipLayout } from '../util/zip-guard.ts';
 import { safeRelativePath } from './hosted-cache.ts';
 
 export const MODEL_ZIP_LIMITS = {
@@ -23,6 +25,22 @@ export const MODEL_ZIP_LIMITS = {
   maxFileBytes: 1024 * 1024 * 1024,
 };
 export type ModelZipLimits = typeof MODEL_ZIP_LIMITS;
+
+/** The dataset uploads' archive rules (ratio, overlap, duplicates, names) at a model zip's size limits. */
+export function modelArchiveLimits(limits: Partial<ModelZipLimits> = {}): ArchiveLimits {
+  const lim = { ...MODEL_ZIP_LIMITS, ...limits };
+  return { ...ARCHIVE_LIMITS, maxEntries: lim.maxEntries, maxInflatedBytes: lim.maxTotalBytes };
+}
+
+/**
+ * A model zip a user uploads, checked from its central directory before anything is inflated, by
+ * the same guard as dataset archives: GraftError `unsafe_archive` (overlapping, shared or duplicated
+ * entries, names escaping it, a compression ratio over the limit), `too_many_entries`,
+ * `payload_too_large`, `invalid_archive`.
+ */
+export function checkModelZip(zipPath: string, limits: Partial<ModelZipLimits> = {}): Promise<void> {
+  return checkZipLayout(zipPath, modelArchiveLimits(limits), 'The model archive');
+}
 
 export interface UnpackedModelZip {
   /** The directory holding model.json: always `destDir` (a single wrapping folder is stripped). */
@@ -57,6 +75,12 @@ export async function unpackModelZip(zipPath: string, destDir: string, limits: P
   const files: string[] = [];
   let bytes = 0;
   try {
+    // Pass 0: the archive's layout (shared or overlapping records, ratio, sizes), nothing inflated.
+    try {
+      await checkModelZip(zipPath, lim);
+    } catch (err) {
+      throw err instanceof GraftError ? bad(err.message) : err;
+    }
     // Pass 1: names only (the central directory), all checked.
     const wanted: { entry: yauzl.Entry; rel: string }[] = [];
     const seen = new Set<string>();

@@ -7,7 +7,7 @@
  * validateEntrySizes and the caller's byte budget), since headers can lie.
  */
 import { ARCHIVE_LIMITS, GraftError, type ArchiveLimits } from '@graft/contracts';
-import type { ZipEntry, ZipFile } from './zip.ts';
+import { openZip, zipEntries, type ZipEntry, type ZipFile } from './zip.ts';
 
 const LOCAL_HEADER_BYTES = 30;
 
@@ -63,6 +63,31 @@ export class ZipGuard {
     if (this.declared > this.limits.ratioFloorBytes && this.declared > this.limits.maxRatio * Math.max(1, this.archiveBytes)) {
       throw unsafe(`The archive inflates ${this.archiveBytes} bytes to ${this.declared} (more than ${this.limits.maxRatio} times).`);
     }
+  }
+}
+
+/**
+ * Checks a zip's layout from its central directory alone (nothing inflated): the ZipGuard's rules
+ * for any archive a user uploads. Throws GraftError (`invalid_archive`, `unsafe_archive`,
+ * `too_many_entries`, `payload_too_large`; param `file`).
+ */
+export async function checkZipLayout(path: string, limits: ArchiveLimits = ARCHIVE_LIMITS, what = 'The archive'): Promise<void> {
+  let zip: ZipFile;
+  try {
+    zip = await openZip(path);
+  } catch (err) {
+    throw new GraftError('invalid_archive', `${what} is not a readable .zip file (${clip((err as Error).message, 200)}).`, 'file');
+  }
+  try {
+    const guard = new ZipGuard(zip, zip.fileSize, limits);
+    try {
+      for await (const entry of zipEntries(zip)) guard.add(entry);
+    } catch (err) {
+      throw zipListingError(err, what);
+    }
+    guard.finish();
+  } finally {
+    zip.close();
   }
 }
 

@@ -19,6 +19,7 @@ import {
 } from '@graft/contracts';
 import { baseLookups, baseModels } from '@graft/db';
 import { getBaseModel, listBaseModels } from '@graft/engine/catalog';
+import { checkModelZip } from '@graft/engine/model-zip';
 import { resolveBase } from '@graft/engine/resolve-base';
 import { inspectBaseInChild, inspectGraphTextBaseInChild, inspectTextBaseInChild, type Answer } from '../../../inspector/inspect-base.ts';
 import { Pool, PoolFullError } from '../../../inspector/pool.ts';
@@ -126,6 +127,8 @@ const baseModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
             } else if (part.fieldname === 'spec') rawSpec = String(part.value);
           }
           if (!zipKey) throw new GraftError('invalid_request', 'The `file` part (a .zip of the model) is required.', 'file');
+          // The dataset uploads' archive guard, before the inspector inflates anything.
+          await checkModelZip(storage.path(zipKey));
           if (!rawSpec) throw new GraftError('invalid_request', 'The `spec` field (JSON: name and, for images, featureLayer and preprocessing) is required.', 'spec');
           let parsed: unknown;
           try {
