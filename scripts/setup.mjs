@@ -2,8 +2,9 @@
 // Brings a fresh clone to a runnable state, doing only what is missing:
 //   1. installs dependencies (npm ci) when node_modules is absent or older than package-lock.json;
 //   2. generates the Prisma client when it is absent or older than prisma/schema.prisma;
-//   3. builds the web dashboard (apps/dashboard/dist) when it is absent or its sources changed;
-//   4. (`npm run setup` only, not --quiet) installs Debian's chromium for the browser tests when missing.
+//   3. builds the client package (packages/client/dist) when it is absent or its sources changed;
+//   4. builds the web dashboard (apps/dashboard/dist) when it is absent or its sources changed;
+//   5. (`npm run setup` only, not --quiet) installs Debian's chromium for the browser tests when missing.
 // Plain JavaScript with no dependencies, because it runs before any are installed.
 // Databases are created and migrated by the programs that use them (start, demo, test).
 import { spawnSync } from 'node:child_process';
@@ -50,7 +51,14 @@ if (!existsSync(generatedStamp) || readFileSync(generatedStamp, 'utf8') !== sche
   writeFileSync(generatedStamp, schemaHash);
 } else log('prisma client up to date');
 
-// 3. the dashboard, built once per change of its sources (or of the client it imports); about 2 s.
+// 3. the client package: what `npm pack` ships and the dashboard bundles (its build skips itself when up to date).
+const client = spawnSync(process.execPath, ['packages/client/scripts/build.mjs'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+if (client.status !== 0) {
+  console.error(`[setup] failed: the client's build (exit ${client.status})`);
+  process.exit(client.status ?? 1);
+}
+
+// 4. the dashboard, built once per change of its sources (or of the client it imports); about 2 s.
 const dashboardInputs = ['apps/dashboard/src', 'apps/dashboard/index.html', 'apps/dashboard/vite.config.ts', 'apps/dashboard/package.json', 'packages/client/src', 'package-lock.json'];
 const files = (p) => (statSync(join(root, p)).isDirectory() ? readdirSync(join(root, p)).sort().flatMap((n) => files(`${p}/${n}`)) : [p]);
 const dashboardHash = createHash('sha256');
@@ -62,7 +70,7 @@ if (!existsSync(dashboardStamp) || readFileSync(dashboardStamp, 'utf8') !== dash
   writeFileSync(dashboardStamp, dashboardDigest);
 } else log('dashboard up to date');
 
-// 4. the browser the dashboard's tests drive (the test command checks again before those tests)
+// 5. the browser the dashboard's tests drive (the test command checks again before those tests)
 if (!quiet) {
   const { ensureChromium } = await import('./ensure-chromium.mjs');
   ensureChromium();

@@ -1,10 +1,18 @@
 #!/usr/bin/env node
-// The `graft` command: loads the CLI's TypeScript sources through tsx, runs it, exits with its code.
+// The `graft` command. Installed from the package it runs dist/ (built JavaScript); in graft's own
+// tree, where the sources are, it runs them through tsx so that a change needs no build.
 // Ctrl-C while following a job stops following (exit 130); the job itself goes on.
-import { register } from 'tsx/esm/api';
+import { existsSync } from 'node:fs';
 
-register();
-const { run } = await import('../src/cli/main.ts');
+const sources = new URL('../src/cli/main.ts', import.meta.url);
+let main;
+if (existsSync(sources)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  main = await import(sources.href);
+} else {
+  main = await import('../dist/cli/main.js');
+}
 const controller = new AbortController();
 process.once('SIGINT', () => controller.abort());
-process.exitCode = await run(process.argv.slice(2), undefined, controller.signal);
+process.exitCode = await main.run(process.argv.slice(2), undefined, controller.signal);

@@ -10,12 +10,14 @@
  */
 import { FineTunes } from './fine-tunes.ts';
 import { Http, type ClientOptions } from './http.ts';
-import { BaseModels, Datasets } from './resources.ts';
+import { BaseModels, Datasets, WebhookEndpoints, Workers } from './resources.ts';
 
 export class Graft {
   readonly datasets: Datasets;
   readonly baseModels: BaseModels;
   readonly fineTunes: FineTunes;
+  readonly webhookEndpoints: WebhookEndpoints;
+  readonly workers: Workers;
   private readonly http: Http;
 
   constructor(opts: ClientOptions = {}) {
@@ -23,11 +25,18 @@ export class Graft {
     this.datasets = new Datasets(this.http);
     this.baseModels = new BaseModels(this.http);
     this.fineTunes = new FineTunes(this.http);
+    this.webhookEndpoints = new WebhookEndpoints(this.http);
+    this.workers = new Workers(this.http);
   }
 
   /** The API root requests go to. */
   get baseUrl(): string {
     return this.http.baseUrl;
+  }
+
+  /** `GET /healthz`: the process is up (nothing else is checked). */
+  health(opts: { signal?: AbortSignal } = {}): Promise<{ status: 'ok' }> {
+    return this.http.json('GET', '/healthz', { retry: true, signal: opts.signal });
   }
 
   /** `GET /readyz`: Postgres and Redis answer; the live workers and their backend. */

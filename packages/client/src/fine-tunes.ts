@@ -20,6 +20,7 @@ import type {
   PageParams,
   PredictionList,
   StreamMessage,
+  WebhookDelivery,
 } from './types.ts';
 
 export const TERMINAL: readonly FineTuneStatus[] = ['succeeded', 'failed', 'cancelled'];
@@ -116,6 +117,11 @@ export class FineTunes {
   /** One row per epoch so far. */
   metrics(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ data: EpochMetrics[] }> {
     return this.http.json('GET', path('/v1/fine-tunes', id, 'metrics'), { retry: true, signal: opts.signal });
+  }
+
+  /** `GET /v1/fine-tunes/:id/webhook-deliveries`: one delivery per event and target, oldest first, with every attempt. */
+  webhookDeliveries(id: string, params: PageParams = {}, opts: { signal?: AbortSignal } = {}): Promise<Page<WebhookDelivery>> {
+    return this.http.json('GET', path('/v1/fine-tunes', id, 'webhook-deliveries'), { query: { ...params }, retry: true, signal: opts.signal });
   }
 
   checkpoints(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ data: Checkpoint[] }> {

@@ -1,11 +1,12 @@
 /**
- * Datasets and base models: upload / register, list, retrieve, delete. One method per route of the
- * OpenAPI document, named after its operation.
+ * Datasets, base models, webhook endpoints and workers: upload / register / create, list, retrieve,
+ * delete. One method per route of the OpenAPI document (test/operations.test.ts holds the map).
  */
 import type { Http } from './http.ts';
 import type {
   BaseModel,
   BaseModelDeleted,
+  CreateWebhookEndpointBody,
   Dataset,
   DatasetSample,
   DatasetDeleted,
@@ -13,7 +14,11 @@ import type {
   Page,
   PageParams,
   RegisterBaseModelParams,
+  GraftWorker,
   UploadDatasetParams,
+  WebhookEndpoint,
+  WebhookEndpointCreated,
+  WebhookEndpointDeleted,
 } from './types.ts';
 
 const path = (...parts: string[]) => parts.map((p, i) => (i === 0 ? p : encodeURIComponent(p))).join('/');
@@ -30,7 +35,7 @@ export function toBlob(file: FileData, filename: string | undefined, fallback: s
  * multipart/form-data as a stream, counting the file's bytes as they are sent (`FormData` gives no
  * progress): the fields, then the file part.
  */
-export function multipartStream(fields: [string, string][], file: { field: string; name: string; blob: Blob }, onProgress: (sent: number, total: number) => void) {
+export function multipartStream(fields: [string, string][], file: { field: string; name: string; blob: Blob }, onProgress: (sent: number, total: number) => void): { body: ReadableStream<Uint8Array>; contentType: string } {
   const boundary = `----graft${globalThis.crypto.randomUUID().replaceAll('-', '')}`;
   const quote = (s: string) => s.replace(/["\r\n]/g, (c) => encodeURIComponent(c));
   const enc = new TextEncoder();
@@ -132,6 +137,37 @@ export class BaseModels {
   /** Only registered bases; refused (409) while a job uses it. */
   delete(id: string, opts: { signal?: AbortSignal } = {}): Promise<BaseModelDeleted> {
     return this.http.json('DELETE', path('/v1/base-models', id), { signal: opts.signal });
+  }
+}
+
+export class WebhookEndpoints {
+  constructor(private readonly http: Http) {}
+
+  /** `POST /v1/webhook-endpoints`: answers the signing `secret` (`whsec_…`) once, never again. */
+  create(body: CreateWebhookEndpointBody, opts: { signal?: AbortSignal } = {}): Promise<WebhookEndpointCreated> {
+    return this.http.json('POST', '/v1/webhook-endpoints', { json: body, signal: opts.signal });
+  }
+
+  list(params: PageParams = {}, opts: { signal?: AbortSignal } = {}): Promise<Page<WebhookEndpoint>> {
+    return this.http.json('GET', '/v1/webhook-endpoints', { query: { ...params }, retry: true, signal: opts.signal });
+  }
+
+  retrieve(id: string, opts: { signal?: AbortSignal } = {}): Promise<WebhookEndpoint> {
+    return this.http.json('GET', path('/v1/webhook-endpoints', id), { retry: true, signal: opts.signal });
+  }
+
+  /** Its pending deliveries are cancelled; past ones stay listed on their jobs. */
+  delete(id: string, opts: { signal?: AbortSignal } = {}): Promise<WebhookEndpointDeleted> {
+    return this.http.json('DELETE', path('/v1/webhook-endpoints', id), { signal: opts.signal });
+  }
+}
+
+export class Workers {
+  constructor(private readonly http: Http) {}
+
+  /** `GET /v1/workers`: every live worker (one page), its capabilities and the jobs it runs now. */
+  list(opts: { signal?: AbortSignal } = {}): Promise<Page<GraftWorker>> {
+    return this.http.json('GET', '/v1/workers', { retry: true, signal: opts.signal });
   }
 }
 

@@ -9,6 +9,8 @@ import type {
   DatasetDeleted,
   FineTuneDeleted,
   Task,
+  WebhookEndpointDeleted,
+  Worker,
 } from '@graft/contracts';
 
 export type {
@@ -32,7 +34,15 @@ export type {
   StreamMessage,
   FineTuneProgress,
   TextDataset,
+  CreateWebhookEndpointBody,
+  WebhookDelivery,
+  WebhookEndpoint,
+  WebhookEndpointCreated,
+  WorkerJob,
 } from '@graft/contracts';
+
+/** A live worker (`GET /v1/workers`); named apart from the global `Worker` of threads. */
+export type GraftWorker = Worker;
 
 /** `{ data, hasMore, nextCursor }`: every list. */
 export interface Page<T> {
@@ -52,6 +62,7 @@ export interface PageParams {
 export type DatasetDeleted = Static<typeof DatasetDeleted>;
 export type BaseModelDeleted = Static<typeof BaseModelDeleted>;
 export type FineTuneDeleted = Static<typeof FineTuneDeleted>;
+export type WebhookEndpointDeleted = Static<typeof WebhookEndpointDeleted>;
 
 /** File contents as the runtime has them: a Blob (a browser File, Node's `fs.openAsBlob`), bytes or a buffer. */
 export type FileData = Blob | Uint8Array | ArrayBuffer;

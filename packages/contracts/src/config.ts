@@ -45,7 +45,7 @@ function StorageEnv() {
  * Reads and validates an app's environment: unknown variables are ignored, defaults applied,
  * strings converted to the declared types; a bad value stops the process with a message naming it.
  */
-export function loadEnv<T extends TObject>(schema: T, env: NodeJS.ProcessEnv = process.env): Static<T> {
+export function loadEnv<T extends TObject>(schema: T, env: Record<string, string | undefined> = process.env): Static<T> {
   const picked: Record<string, unknown> = {};
   for (const key of Object.keys(schema.properties)) if (env[key] !== undefined && env[key] !== '') picked[key] = env[key];
   const value = Value.Convert(schema, Value.Default(schema, picked));
