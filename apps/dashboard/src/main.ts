@@ -3,6 +3,7 @@
  * closes its live feeds and timers.
  */
 import './style.css';
+import { hasApiKey, isUnauthorized, setApiKey } from './api.ts';
 import { fill, h, navigate } from './dom.ts';
 import { comparePage } from './pages/compare.ts';
 import { datasetsPage } from './pages/datasets.ts';
@@ -51,10 +52,29 @@ async function render(): Promise<void> {
     await match[2]({ root, params, query: new URLSearchParams(location.search), signal: controller.signal });
   } catch (err) {
     if (controller.signal.aborted) return;
+    if (isUnauthorized(err)) return fill(root, keyForm(hasApiKey()));
     root.append(h('p', { class: 'error', role: 'alert' }, `Could not load this page: ${err instanceof Error ? err.message : String(err)}`));
   }
 }
 
+/** The API wants a key (keys mode) or refused the one kept: ask for it, keep it, show the page again. */
+function keyForm(refused: boolean): HTMLElement {
+  const input = h('input', { id: 'api-key', type: 'password', name: 'apiKey', autocomplete: 'off', required: true, placeholder: 'gk_live_…', size: 50 });
+  const form = h('form', { class: 'key-form', onsubmit: (e: Event) => {
+    e.preventDefault();
+    setApiKey(input.value.trim());
+    void render();
+  } },
+  h('h1', null, 'API key'),
+  h('p', { role: refused ? 'alert' : null, class: refused ? 'error' : null },
+    refused ? 'The API did not accept the stored key (revoked or mistyped): enter another.' : 'This server needs an API key. Your operator makes one with `npm run admin -- keys create`.'),
+  h('label', { for: 'api-key' }, 'Key'), ' ', input, ' ',
+  h('button', { type: 'submit' }, 'Use this key'),
+  h('p', { class: 'muted' }, 'Kept in this browser (localStorage) and sent as a bearer token with every call.'));
+  if (refused) setApiKey(null);
+  queueMicrotask(() => input.focus());
+  return form;
+}
 
 // Same-origin links without a target or download attribute stay in the app.
 document.addEventListener('click', (e) => {

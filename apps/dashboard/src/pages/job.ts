@@ -5,7 +5,7 @@
  * transfer-vs-scratch comparison, checkpoints, the model card.
  */
 import type { Checkpoint, EpochMetrics, FineTune, FineTuneEvent } from '@graft/client';
-import { errorText, graft } from '../api.ts';
+import { downloadLink, errorText, graft } from '../api.ts';
 import { LineChart } from '../charts.ts';
 import { jobCurves } from '../curves.ts';
 import { bytes, fill, h, link, num, pct } from '../dom.ts';
@@ -65,7 +65,7 @@ export async function jobPage({ root, params, signal }: PageContext): Promise<vo
       h('h1', null, 'Fine-tune ', h('code', null, job.id), ' ', statusBadge(job.status)),
       h('div', { class: 'actions' },
         isActive(job) && cancelButton,
-        job.model && h('a', { class: 'button', href: job.model.url, download: `${job.id}.zip` }, `Download model (${bytes(job.model.bytes)})`),
+        job.model && downloadLink(job.model.url, `${job.id}.zip`, `Download model (${bytes(job.model.bytes)})`, { class: 'button' }, (err) => showError(errorText(err))),
         job.status === 'succeeded' && h('a', { class: 'button', href: `/try?job=${job.id}` }, 'Try the model'),
         job.status === 'succeeded' && h('a', { class: 'button', href: `/new?base=${job.id}&dataset=${job.dataset}` }, 'Use as base'),
         h('a', { class: 'button secondary', href: `/compare?ids=${job.id}` }, 'Compare')));
@@ -100,7 +100,7 @@ export async function jobPage({ root, params, signal }: PageContext): Promise<vo
           h('td', { class: 'num' }, num(c.valLoss)),
           h('td', { class: 'num' }, pct(c.valAccuracy)),
           h('td', { class: 'num' }, bytes(c.bytes)),
-          h('td', null, h('a', { href: c.url, download: `${c.id}.zip` }, 'Download')))))))
+          h('td', null, downloadLink(c.url, `${c.id}.zip`, 'Download', {}, (err) => showError(errorText(err)))))))))
       : h('p', { class: 'muted' }, 'None yet.'));
 
   const drawResults = () => {
