@@ -163,6 +163,10 @@ describe('quotas', () => {
     assert.equal(job.status, 429);
     assert.match(job.body.error.message, new RegExp(`stores ${used + size} bytes .*its limit is ${used + size} `));
     assert.equal((await upload(full.url)).status, 429);
+    // A base to fetch from a URL is refused before anything is fetched.
+    const base = await request(full.url).post('/v1/base-models').send({ name: 'b', url: 'https://example.invalid/model.json', featureLayer: 'f' });
+    assert.equal(base.status, 429);
+    assert.equal(base.body.error.code, 'quota_exceeded');
     // Deleting makes room.
     assert.equal((await request(full.url).delete(`/v1/datasets/${first.body.id}`)).status, 200);
     assert.equal((await upload(full.url)).status, 201);
