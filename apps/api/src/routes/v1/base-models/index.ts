@@ -229,27 +229,30 @@ type Inspect = <T>(run: () => Promise<Answer<T>>) => Promise<Answer<T>>;
 
 const sourceOf = (url: string | undefined) => (url ? `hosted: ${url} (fetched ${new Date().toISOString()})` : 'upload');
 
+/** Per task (BaseModel is a union: the omission distributes over it). */
+type Measured = BaseModel extends infer B ? (B extends unknown ? Omit<B, 'id' | 'object' | 'name' | 'description' | 'license' | 'pretrainedOn' | 'source'> : never) : never;
+
+/** A registered base: what the inspector measured, and what the spec says of it (as given, else 'unspecified'). */
+function registeredBase(id: string, spec: CreateImageBaseModelSpec | CreateTextBaseModelSpec, measured: Measured, source = sourceOf(spec.url)): BaseModel {
+  return {
+    id,
+    object: 'base_model',
+    name: spec.name,
+    description: spec.description ?? '',
+    ...measured,
+    source,
+    license: spec.license ?? 'unspecified',
+    pretrainedOn: spec.pretrainedOn ?? 'unspecified',
+  };
+}
+
 /** A tfjs image model: loaded and checked in a child process against the claimed preprocessing and feature layer. */
 async function registerImageBase(id: string, spec: CreateImageBaseModelSpec, upload: Upload, inspect: Inspect): Promise<{ base: BaseModel; bytes: number }> {
   const preprocessing: Preprocessing = { resize: 'bilinear', ...spec.preprocessing };
   const inspected = await inspect(() => inspectBaseInChild({ ...upload, ...(spec.url ? { url: spec.url } : {}), featureLayer: spec.featureLayer, preprocessing }));
   if (!inspected.ok) throw new GraftError('invalid_base_model', inspected.message);
   const r = inspected.result;
-  const base: BaseModel = {
-    id,
-    object: 'base_model',
-    name: spec.name,
-    task: 'image-classification',
-    description: spec.description ?? '',
-    format: r.format,
-    inputShape: r.inputShape,
-    featureLayer: r.featureLayer,
-    featureShape: r.featureShape,
-    preprocessing,
-    source: sourceOf(spec.url),
-    license: spec.license ?? 'unspecified',
-    pretrainedOn: spec.pretrainedOn ?? 'unspecified',
-  };
+  const base = registeredBase(id, spec, { task: 'image-classification', format: r.format, inputShape: r.inputShape, featureLayer: r.featureLayer, featureShape: r.featureShape, preprocessing });
   return { base, bytes: r.bytes };
 }
 
@@ -271,21 +274,14 @@ async function registerTextBase(id: string, spec: CreateTextBaseModelSpec, uploa
   // The field at fault: the one the inspector names, else what carried the model.
   if (!inspected.ok) throw new GraftError('invalid_base_model', inspected.message, inspected.param ?? (spec.url ? 'url' : 'file'));
   const r = inspected.result;
-  const base: BaseModel = {
-    id,
-    object: 'base_model',
-    name: spec.name,
+  const base = registeredBase(id, spec, {
     task: 'text-classification',
-    description: spec.description ?? '',
     format: 'onnx',
     inputShape: [r.maxLength],
     featureLayer: r.outputName,
     featureShape: [r.dim],
     preprocessing: { tokenizer: r.tokenizer, maxLength: r.maxLength, pooling: r.pooling },
-    source: sourceOf(spec.url),
-    license: spec.license ?? 'unspecified',
-    pretrainedOn: spec.pretrainedOn ?? 'unspecified',
-  };
+  });
   return { base, bytes: r.bytes };
 }
 
@@ -315,20 +311,18 @@ async function registerGraphTextBase(id: string, spec: CreateTextBaseModelSpec, 
   );
   if (!inspected.ok) throw new GraftError('invalid_base_model', inspected.message, inspected.param ?? 'url');
   const r = inspected.result;
-  const base: BaseModel = {
+  const base = registeredBase(
     id,
-    object: 'base_model',
-    name: spec.name,
-    task: 'text-classification',
-    description: spec.description ?? '',
-    format: 'tfjs-graph',
-    inputShape: [r.maxLength],
-    featureLayer: r.outputNode,
-    featureShape: [r.dim],
-    preprocessing: { tokenizer: { kind: 'unigram', files: ['vocab.json'], vocabSize: r.vocabSize, lowercase: false }, maxLength: r.maxLength, pooling: 'none' },
-    source: `${sourceOf(url)}; vocabulary ${vocabUrl}`,
-    license: spec.license ?? 'unspecified',
-    pretrainedOn: spec.pretrainedOn ?? 'unspecified',
-  };
+    spec,
+    {
+      task: 'text-classification',
+      format: 'tfjs-graph',
+      inputShape: [r.maxLength],
+      featureLayer: r.outputNode,
+      featureShape: [r.dim],
+      preprocessing: { tokenizer: { kind: 'unigram', files: ['vocab.json'], vocabSize: r.vocabSize, lowercase: false }, maxLength: r.maxLength, pooling: 'none' },
+    },
+    `${sourceOf(url)}; vocabulary ${vocabUrl}`,
+  );
   return { base, bytes: r.bytes };
 }
