@@ -41,6 +41,16 @@ COPY prisma.config.ts ./
 # Prisma's CLI looks for its schema engine binary, which `generate` does not use; any file will do.
 RUN PRISMA_SCHEMA_ENGINE_BINARY=/usr/local/bin/node npx prisma generate
 
+# ---- the web dashboard the API serves at / (DASHBOARD_DIR): built with the dev dependencies (vite;
+# TypeScript for the client package it bundles), only its static files leave this stage -------------
+FROM prisma-client AS dashboard
+COPY tsconfig.base.json ./
+COPY packages/contracts ./packages/contracts
+COPY packages/client ./packages/client
+COPY apps/dashboard ./apps/dashboard
+RUN node packages/client/scripts/build.mjs --force \
+ && node node_modules/vite/bin/vite.js build --config apps/dashboard/vite.config.ts --logLevel warn
+
 # ---- runtime: dependencies, then sources, then the generated client ---------------------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
@@ -51,6 +61,7 @@ WORKDIR /app
 COPY --from=deps /app ./
 COPY . .
 COPY --from=prisma-client /app/packages/db/src/generated ./packages/db/src/generated
+COPY --from=dashboard /app/apps/dashboard/dist ./apps/dashboard/dist
 RUN mkdir -p /data && chown node:node /data
 USER node
 

@@ -137,6 +137,14 @@ describe('what each image runs', () => {
     assert.ok(worker.steps.some((s) => s.keyword === 'ENV' && /GRAFT_TF_BACKEND=node-gpu/.test(s.args)));
   });
 
+  test('Dockerfile: the API image builds the dashboard and ships only its output (DASHBOARD_DIR default)', () => {
+    const { stages } = parse('Dockerfile');
+    const build = stage(stages, 'dashboard').steps.filter((s) => s.keyword === 'RUN').map((s) => s.args).join('\n');
+    assert.match(build, /vite\.js build --config apps\/dashboard\/vite\.config\.ts/);
+    assert.match(build, /packages\/client\/scripts\/build\.mjs/, 'the client package the dashboard bundles is built first');
+    assert.ok(stage(stages, 'runtime').steps.some((s) => s.keyword === 'COPY' && /--from=dashboard\s+\/app\/apps\/dashboard\/dist\s+\.\/apps\/dashboard\/dist/.test(s.args)));
+  });
+
   test('Dockerfile: the API and a CPU worker with only tfjs-node built', () => {
     const { stages } = parse('Dockerfile');
     const deps = stage(stages, 'deps').steps.map((s) => s.args).join('\n');
