@@ -88,11 +88,11 @@ async function eventsOf(id: string): Promise<Ev[]> {
     after = page.nextCursor;
   }
 }
-/** Head phase of 4 epochs, then conv2 unfrozen for 3: seven epochs, a checkpoint each. */
+/** Head phase of 3 epochs, then conv2 unfrozen for 2: five epochs, a checkpoint each. */
 const spec = () => ({
   baseModel: 'bm_mnist_cnn', dataset: datasetId, seed: 5, trainableLayers: 1,
   earlyStopping: { patience: 3, minDelta: 0, restoreBestWeights: true },
-  hyperparameters: { epochs: 4, fineTuneEpochs: 3, batchSize: 8 },
+  hyperparameters: { epochs: 3, fineTuneEpochs: 2, batchSize: 8 },
 });
 
 async function newWorker(name: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
@@ -141,12 +141,12 @@ test('worker SIGKILLed after two checkpoints: the next worker resumes from the l
   const epochsBefore = (await metricsOf(id)).map((m) => m.epoch);
   const last = cksBefore.at(-1)!;
   const progressBefore = (await job(id)).progress;
-  assert.ok(epochsBefore.length < 7, `killed before the end (epochs recorded: ${epochsBefore.join(', ')})`);
+  assert.ok(epochsBefore.length < 5, `killed before the end (epochs recorded: ${epochsBefore.join(', ')})`);
 
   await newWorker('worker-b');
   const j = await finished(id);
   assert.equal(j.status, 'succeeded', JSON.stringify(j.error));
-  const { events } = await assertNoDuplicates(id, 7);
+  const { events } = await assertNoDuplicates(id, 5);
   const resumed = events.filter((e) => e.type === 'resumed');
   assert.equal(resumed.length, 1, events.map((e) => `${e.type}: ${e.message}`).join('\n'));
   assert.equal(resumed[0]!.data.checkpoint, last.id, 'resumed from the last checkpoint recorded');
@@ -192,7 +192,7 @@ test('SIGTERM: a fresh checkpoint, the job handed back, exit 0 within the grace 
   await newWorker('worker-d');
   const j = await finished(id);
   assert.equal(j.status, 'succeeded', JSON.stringify(j.error));
-  const { events } = await assertNoDuplicates(id, 7);
+  const { events } = await assertNoDuplicates(id, 5);
   const resumed = events.filter((e) => e.type === 'resumed');
   assert.equal(resumed.length, 1);
   assert.equal(resumed[0]!.data.checkpoint, fresh.id, 'resumed from the checkpoint written on SIGTERM');

@@ -50,6 +50,8 @@ export interface JobContext {
   shuttingDown: boolean;
   /** Jobs this worker is handing back to the queue (SIGTERM): their stop is a re-queue, not an end. */
   handingBack: Set<string>;
+  /** Set once the worker is leaving (SIGTERM): a training that starts after it is handed back at once. */
+  leaving?: { killAfterMs: number };
   /** Called after each write to a job's live feed (events, progress, metrics), once it is committed. */
   notify?: (fineTuneId: string) => void;
 }
@@ -304,6 +306,11 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
     }).catch((err) => log.error({ err }, 'recording a training message failed'));
   }, { maxOldSpaceMb: ctx.maxOldSpaceMb });
   ctx.running.set(id, training);
+  if (ctx.leaving) {
+    // Claimed while the worker was closing (the job was being prepared): back to the queue too.
+    ctx.handingBack.add(id);
+    training.handBack(ctx.leaving.killAfterMs);
+  }
   const onAbort = () => training.cancel();
   signal?.addEventListener('abort', onAbort);
   log.info({ pid: training.pid, attempt: row.attempts + 1 }, 'training started');

@@ -197,6 +197,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
       // and the next worker resumes from that checkpoint. A trainer that has not stopped when the
       // grace period ends is killed and handed back the same way (resumed from its last checkpoint).
       const closing = worker.close();
+      ctx.leaving = { killAfterMs: graceMs };
       if (running.size) log.info({ jobs: [...running.keys()] }, 'handing running jobs back to the queue');
       for (const [id, run] of running) {
         ctx.handingBack.add(id);
