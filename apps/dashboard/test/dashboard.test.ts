@@ -99,16 +99,17 @@ test('upload a dataset, start a job, watch it train, read its results, download 
   await page.getByRole('button', { name: 'Start fine-tune' }).click();
   await page.locator('#f-hyperparameters-epochs-error').filter({ hasText: /epochs/ }).waitFor();
   await shot('new-fine-tune');
-  // Two phases (head, then the top layer unfrozen) and the scratch baseline: 3 + 5 epochs. Batches of 2
-  // keep each epoch long enough (hundreds of steps) that an idle machine cannot finish all 8 epochs
-  // before the page has opened its event stream: the page must see the curve grow, not arrive whole.
+  // Two phases (head, then the top layer unfrozen) and the scratch baseline: 3 + 17 epochs in batches of 2.
+  // Both phases train on activations computed once, so an epoch is short: 20 of them keep the transfer
+  // epochs arriving over seconds, after the page has opened its event stream, even on an idle machine
+  // (with 8 the page once saw the curve arrive whole: 0 then 8 points).
   await page.getByLabel('Epochs (head)').fill('3');
   await page.getByLabel('Batch size').fill('2');
   await page.getByLabel('Unfrozen top layers').fill('1');
   await page.getByLabel('Baseline').selectOption('scratch');
   await page.getByLabel('Early stopping').uncheck();
   await page.getByText('Advanced').click();
-  await page.getByLabel('Fine-tune epochs').fill('5');
+  await page.getByLabel('Fine-tune epochs').fill('17');
   await page.getByLabel('Seed').fill('7');
   // The page records what it shows at every change (status and rows under the loss chart), so that
   // the growth is seen however slowly this test's own polling runs on a loaded machine.
@@ -124,10 +125,10 @@ test('upload a dataset, start a job, watch it train, read its results, download 
   const running = seen.filter((s) => s.startsWith('running|')).map((s) => Number(s.split('|')[1])).filter((n) => n > 0);
   t.diagnostic(`what the page showed: ${seen.join(' ')}`);
   assert.ok(running.length >= 2 && running.at(-1)! > running[0]!, `points grew while running: ${seen.join(' ')}`);
-  await page.getByRole('figure', { name: 'Accuracy' }).locator('table.data tbody tr').nth(7).waitFor({ state: 'attached' });
-  assert.equal(await plotted('Accuracy'), 8);
+  await page.getByRole('figure', { name: 'Accuracy' }).locator('table.data tbody tr').nth(19).waitFor({ state: 'attached' });
+  assert.equal(await plotted('Accuracy'), 20);
   const caption = await page.getByRole('figure', { name: 'Loss' }).locator('.chart-caption').innerText();
-  assert.match(caption, /^8 epochs plotted \(train: 8 · validation: 8 · scratch train: \d+ · scratch validation: \d+\); phases: head from epoch 1, fine-tune from epoch 4$/);
+  assert.match(caption, /^20 epochs plotted \(train: 20 · validation: 20 · scratch train: \d+ · scratch validation: \d+\); phases: head from epoch 1, fine-tune from epoch 4$/);
   await page.getByRole('heading', { name: 'Transfer vs. from scratch' }).waitFor();
   assert.ok((await page.locator('.events li').count()) > 3, 'events listed');
   await page.getByRole('figure', { name: 'Loss' }).locator('canvas').first().waitFor();
