@@ -208,7 +208,7 @@ export async function checkTextDataset(opts: CheckTextDatasetOptions): Promise<T
       fingerprints: { distinct: distinct.length, normalization: NORMALIZATION },
     };
   } catch (err) {
-    writer?.destroy();
+    await writer?.destroy();
     await Promise.all([rm(opts.rowsPath, { force: true }), rm(opts.fingerprintsPath, { force: true })]);
     throw err;
   } finally {

@@ -44,8 +44,17 @@ export class RowsWriter {
     if (this.failed) throw this.failed;
   }
 
-  destroy(): void {
-    this.out.destroy();
+  /**
+   * Stops writing and resolves once the file is closed. The stream opens its file asynchronously: a
+   * check refused within its first chunk must wait for that, or the file would appear again after
+   * the caller removed it.
+   */
+  destroy(): Promise<void> {
+    if (this.out.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.out.once('close', () => resolve());
+      this.out.destroy();
+    });
   }
 }
 
