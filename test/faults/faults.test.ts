@@ -218,7 +218,9 @@ describe('faults during jobs: every job ends truthfully or goes on', () => {
 
   test('Postgres away longer than the checkpoint deadline: the job fails with checkpoint_unrecorded instead of hanging', async () => {
     await newWorker('worker-c', { CHECKPOINT_RECORD_DEADLINE_MS: '2000' });
-    const r = await call('POST', '/v1/fine-tunes', spec({ hyperparameters: { epochs: 40, batchSize: 4 } }));
+    // As many epochs as a job may ask for: training must still be going on when Postgres goes away
+    // (an epoch of this sample takes tens of milliseconds once the base's activations are cached).
+    const r = await call('POST', '/v1/fine-tunes', spec({ hyperparameters: { epochs: 500, batchSize: 4 } }));
     const id = r.body.id;
     await waitFor('the first epoch', async () => (await epochsOf(id)).length >= 1, 120_000, 200);
     await pg.shutdown();
