@@ -8,17 +8,15 @@
  *   `worker_lost`). A BullMQ job still active under a dead worker's lock is left to BullMQ's
  *   stalled-job check, which moves it back to waiting; the row already says `queued`.
  *
- * It runs as a BullMQ job scheduler on its own queue, so one run at a time happens across every
- * API and worker process (any of them takes the next run); a Redis lock guards against overlap
- * when a run is slower than the interval. The scheduler is upserted again whenever the connection
- * comes back, since a Redis restarted without persistence forgets it.
+ * It runs as a scheduled task (scheduled.ts: a BullMQ job scheduler on its own queue, one run at a
+ * time across every API and worker process, a Redis lock against overlap, re-upserted on reconnect).
  */
 import type { FineTuneJobData, Resources } from '@graft/contracts';
 import { fineTunes, transitions, type Db } from '@graft/db';
-import { Queue, Worker, type Job } from 'bullmq';
-import { randomUUID } from 'node:crypto';
+import type { Queue, Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { jobOwner } from './heartbeat.ts';
-import { Redis } from 'ioredis';
+import { startScheduledTask } from './scheduled.ts';
 
 export const RECONCILE_QUEUE = 'reconcile';
 
@@ -134,46 +132,13 @@ export async function startReconciler(
   d: Omit<ReconcileDeps, 'queuedGraceMs'> & { redisUrl: string; intervalMs: number; queuedGraceMs?: number },
 ): Promise<Reconciler> {
   const deps: ReconcileDeps = { ...d, queuedGraceMs: d.queuedGraceMs ?? Math.min(30_000, 5 * d.intervalMs) };
-  const connection = new Redis(d.redisUrl, { maxRetriesPerRequest: null });
-  connection.on('error', () => {});
-  const queue = new Queue(RECONCILE_QUEUE, { connection, prefix: d.prefix });
-  queue.on('error', () => {});
-  const schedule = () =>
-    queue
-      .upsertJobScheduler('reconcile', { every: d.intervalMs }, { name: 'reconcile', opts: { removeOnComplete: true, removeOnFail: 100 } })
-      .catch((err: Error) => d.log.warn({ err: err.message }, 'could not schedule the reconciler'));
-  await schedule();
-  // A Redis that restarted without its data forgot the scheduler: put it back on every reconnect.
-  connection.on('ready', () => void schedule());
-
-  const lockName = `${d.prefix}:reconcile:lock`;
-  const workerConnection = connection.duplicate();
-  workerConnection.on('error', () => {});
-  const worker = new Worker(
-    RECONCILE_QUEUE,
-    async () => {
-      const token = randomUUID();
-      const got = await d.redis.set(lockName, token, 'PX', Math.max(60_000, 2 * d.intervalMs), 'NX');
-      if (got !== 'OK') return 'busy';
-      try {
-        const report = await reconcileOnce(deps);
-        const changed = report.enqueued.length + report.requeued.length + report.cancelled.length + report.failed.length;
-        if (changed) d.log.info(report, 'reconciled');
-        return report;
-      } finally {
-        if ((await d.redis.get(lockName)) === token) await d.redis.del(lockName);
-      }
+  return startScheduledTask({
+    name: RECONCILE_QUEUE, redisUrl: d.redisUrl, redis: d.redis, prefix: d.prefix, intervalMs: d.intervalMs, log: d.log,
+    run: async () => {
+      const report = await reconcileOnce(deps);
+      const changed = report.enqueued.length + report.requeued.length + report.cancelled.length + report.failed.length;
+      if (changed) d.log.info(report, 'reconciled');
+      return report;
     },
-    { connection: workerConnection, prefix: d.prefix, concurrency: 1 },
-  );
-  worker.on('error', (err) => d.log.warn({ err: err.message }, 'reconciler worker error'));
-  worker.on('failed', (_job, err) => d.log.warn({ err: err.message }, 'a reconciler run failed (the next one tries again)'));
-  return {
-    async close() {
-      await worker.close();
-      await queue.close();
-      workerConnection.disconnect();
-      connection.disconnect();
-    },
-  };
+  });
 }

@@ -2,7 +2,7 @@
  * A periodic task shared by every process that starts it: a BullMQ job scheduler on its own queue
  * hands each run to one of them, and a Redis lock keeps a run that is slower than the interval from
  * overlapping the next. The scheduler is upserted again on every reconnect (a Redis restarted
- * without persistence forgets it). The reconciler's pattern, for tasks that need no more than that.
+ * without persistence forgets it). The reconciler and the checkpoint retention pass run on it.
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
