@@ -87,6 +87,8 @@ describe('POST /v1/fine-tunes/:id/predict', () => {
     }
     const cold = await first;
     assert.ok(cold.timing.loadMs > 0);
+    // On the pure-JS backends an image layers model is converted and checked, then answered by ONNX Runtime.
+    assert.deepEqual(cold.runtime, { name: 'onnx', reason: null });
     const slowest = Math.max(...latencies);
     const figures = `cold request ${cold.timing.queuedMs + cold.timing.loadMs + cold.timing.inferenceMs} ms (thread start ${cold.timing.queuedMs}, load ${cold.timing.loadMs}, inference ${cold.timing.inferenceMs}); /healthz meanwhile: ${latencies.length} calls, slowest ${slowest.toFixed(0)} ms`;
     t.diagnostic(figures);
@@ -184,11 +186,14 @@ describe('POST /v1/fine-tunes/:id/predict on a text model', () => {
     const created = await graft.fineTunes.create({ baseModel: 'bm_graft_text_encoder', dataset: dataset.id, seed: 5, earlyStopping: false, hyperparameters: { epochs: 3, batchSize: 16, learningRate: 0.01 } });
     const text = await graft.fineTunes.waitUntilDone(created.id, { timeoutMs: 300_000 });
     assert.equal(text.status, 'succeeded', JSON.stringify(text.error));
-    const training = JSON.parse((await zipEntry(await (await graft.fineTunes.download(text.id)).bytes(), 'training.json')).toString('utf8'));
+    const bundle = await (await graft.fineTunes.download(text.id)).bytes();
+    const training = JSON.parse((await zipEntry(bundle, 'training.json')).toString('utf8'));
+    const encoderFormat = JSON.parse((await zipEntry(bundle, 'text.json')).toString('utf8')).encoder.format as string;
     // Example ids are line numbers of the CSV (the header is line 1).
     const val = (training.split.validation as string[]).map((line) => rows[Number(line) - 2]!);
     const out = await graft.fineTunes.predict(text.id, val.map((r) => r.text));
     assert.equal(out.task, 'text-classification');
+    assert.deepEqual(out.runtime, { name: encoderFormat === 'onnx' ? 'onnx' : 'tfjs', reason: null }, `the bundle's encoder is ${encoderFormat}`);
     assert.deepEqual(out.labels, text.result!.classes);
     const correct = out.data.filter((p, i) => p.label === val[i]!.label).length;
     assert.ok(Math.abs(correct / val.length - text.result!.valAccuracy!) < 1e-9, `${correct}/${val.length} against reported ${text.result!.valAccuracy}`);

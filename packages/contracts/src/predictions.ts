@@ -74,6 +74,15 @@ export const PredictionList = Type.Object(
     task: Type.String(),
     labels: Type.Array(Type.String(), { description: 'Class names in output order.' }),
     data: Type.Array(Prediction, { description: 'One per input, in input order.' }),
+    runtime: Type.Object(
+      {
+        name: Type.Union([Type.Literal('onnx'), Type.Literal('tfjs')], {
+          description: "`onnx`: ONNX Runtime (an image model converted and checked against TensorFlow.js, or a text model's encoder, its head in TensorFlow.js); `tfjs`: TensorFlow.js.",
+        }),
+        reason: Type.Union([Type.String(), Type.Null()], { description: 'Why not ONNX Runtime, when the server asks for it (`GRAFT_FROZEN_RUNTIME`) and the model did not convert or check out; else null.' }),
+      },
+      { description: 'What computed the predictions.' },
+    ),
     timing: Type.Object(
       {
         queuedMs: Type.Integer({ description: 'Waiting for a prediction thread (and starting it, the first time).' }),

@@ -23,7 +23,7 @@ export interface ThreadReady {
 }
 
 export type ThreadReply =
-  | { id: number; ok: true; task: string; labels: string[]; predictions: ThreadPrediction[]; loadMs: number; inferenceMs: number }
+  | { id: number; ok: true; task: string; labels: string[]; predictions: ThreadPrediction[]; runtime: { name: 'onnx' | 'tfjs'; reason: string | null }; loadMs: number; inferenceMs: number }
   | { id: number; ok: false; error: { code: 'invalid_input' | 'internal_error'; message: string; param?: string } };
 
 export interface ThreadData {

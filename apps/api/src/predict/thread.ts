@@ -53,7 +53,7 @@ async function handle(req: ThreadRequest): Promise<ThreadReply> {
   const inferenceStarted = performance.now();
   try {
     const predictions = await predictor.predict(req.inputs, { topK: req.topK });
-    return { id: req.id, ok: true, task: predictor.task, labels: predictor.labels, predictions, loadMs, inferenceMs: performance.now() - inferenceStarted };
+    return { id: req.id, ok: true, task: predictor.task, labels: predictor.labels, predictions, runtime: { name: predictor.runtime.name, reason: predictor.runtime.reason }, loadMs, inferenceMs: performance.now() - inferenceStarted };
   } catch (err) {
     if (!(err instanceof TrainingError) && !(err instanceof TypeError)) throw err;
     // Which input: each alone, until one fails the same way.

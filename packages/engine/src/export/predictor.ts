@@ -33,8 +33,11 @@ export interface Predictor {
   labels: string[];
   /** The bundle's training.json (what the job did and scored), or null. */
   training: Record<string, unknown> | null;
-  /** Image bundles: what computes the predictions, tfjs or ONNX Runtime (asked for and checked), and why not ONNX; null for a task whose bundle fixes its own runtime (text). */
-  runtime: { name: 'onnx' | 'tfjs'; reason: string | null; relError?: number } | null;
+  /**
+   * What computes the predictions: `onnx` (an image model converted and checked against tfjs, or a
+   * text bundle's ONNX encoder with its head in tfjs) or `tfjs`, and why not ONNX when it was asked for.
+   */
+  runtime: { name: 'onnx' | 'tfjs'; reason: string | null; relError?: number };
   /**
    * Predictions in input order. An input of the wrong kind (a string for an image model) is a
    * TypeError; one that cannot be read is a TrainingError (`unreadable_image`).
@@ -82,7 +85,7 @@ export async function loadPredictor(zipPath: string, opts: LoadPredictorOptions 
     task: task.name,
     labels,
     training,
-    runtime: loaded.runtime ?? null,
+    runtime: loaded.runtime ?? { name: 'tfjs', reason: null },
     predict: async (inputs, opts = {}) => {
       const k = Math.max(1, Math.min(Math.floor(opts.topK ?? TOP_K_DEFAULT), labels.length));
       const probs = await loaded.probabilities(inputs);

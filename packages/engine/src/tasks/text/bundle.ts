@@ -135,6 +135,8 @@ export async function loadTextBundle(files: ReadonlyMap<string, Uint8Array>, sou
     encoder = await openBundledOnnxEncoder(spec, spec.encoder, files, source, opts);
   }
   return {
+    // The sentence encoder is what costs: say which runtime runs it (the head is tfjs either way).
+    runtime: { name: spec.encoder.format === 'onnx' ? 'onnx' : 'tfjs', reason: null },
     probabilities: async (inputs) => {
       const all = texts(inputs);
       const vectors = await encoder.embed(all, { batchSize });

@@ -122,6 +122,7 @@ const predictRoutes: FastifyPluginAsyncTypebox = async (app) => {
         task: out.task,
         labels: out.labels,
         data: out.predictions.map((p, index) => ({ index, label: p.label, probability: p.topK[0]?.probability ?? 0, topK: p.topK, probabilities: p.probabilities })),
+        runtime: out.runtime,
         timing: { queuedMs: Math.round(out.queuedMs), loadMs: Math.round(out.loadMs), inferenceMs: Math.round(out.inferenceMs) },
       };
     } finally {
