@@ -5,19 +5,10 @@
  * truthful terminal state or goes on; requests that hit a missing dependency answer 503 with
  * Retry-After within a bound; /readyz always answers within 2 s.
  */
-import { ensureDatabase, migrate } from '@graft/db';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import type { TestEnv } from '../helpers/env.ts';
-import { startApi, startWorker, waitFor, type WorkerProcess } from '../helpers/processes.ts';
-import { TestPostgres, TestRedis } from './services.ts';
-
-const SAMPLE = fileURLToPath(new URL('../../samples/digits-5-9.zip', import.meta.url));
-const MIGRATIONS = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
+import { waitFor, type WorkerProcess } from '../helpers/processes.ts';
+import { FaultStack } from './stack.ts';
 
 /** Short bounds so the suite stays quick; the defaults are the same mechanisms with longer times. */
 const BOUNDS = {
@@ -30,51 +21,10 @@ const BOUNDS = {
 /** A request that hits a dead or frozen dependency must be answered within this. */
 const ANSWER_WITHIN_MS = 5_000;
 
-const pg = new TestPostgres();
-const redis = new TestRedis();
-let env: TestEnv;
-let storageDir: string;
-let api: Awaited<ReturnType<typeof startApi>>;
-const workers: WorkerProcess[] = [];
-let datasetId: string;
-
-before(async () => {
-  await pg.init();
-  await redis.init();
-  await ensureDatabase(pg.url);
-  await migrate(pg.url, MIGRATIONS);
-  storageDir = mkdtempSync(join(tmpdir(), 'graft-faults-'));
-  env = { DATABASE_URL: pg.url, REDIS_URL: redis.url, QUEUE_PREFIX: 'graft-faults', STORAGE_DIR: storageDir, LOG_LEVEL: 'silent' };
-  api = await startApi(env, BOUNDS);
-  const form = new FormData();
-  form.set('task', 'image-classification');
-  const { readFile } = await import('node:fs/promises');
-  form.set('file', new Blob([await readFile(SAMPLE)]), 'digits.zip');
-  const res = await fetch(`${api.url}/v1/datasets`, { method: 'POST', body: form });
-  const body = (await res.json()) as { id: string };
-  assert.equal(res.status, 201, JSON.stringify(body));
-  datasetId = body.id;
-});
-
-after(async () => {
-  await Promise.all(workers.map((w) => w.stop('SIGKILL')));
-  await api?.close().catch(() => {});
-  await pg.destroy();
-  await redis.destroy();
-  rmSync(storageDir, { recursive: true, force: true });
-});
-
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const started = Date.now();
-  const res = await fetch(`${api.url}${path}`, {
-    method,
-    headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const json = (await res.json()) as Record<string, any>;
-  return { status: res.status, body: json, headers: res.headers, ms: Date.now() - started };
-}
+const stack = new FaultStack('faults', BOUNDS);
+const { pg, redis, workers, call } = stack;
+before(() => stack.start());
+after(() => stack.destroy());
 
 const job = async (id: string) => (await call('GET', `/v1/fine-tunes/${id}`)).body;
 const finished = (id: string, timeoutMs = 120_000) =>
@@ -83,16 +33,12 @@ const finished = (id: string, timeoutMs = 120_000) =>
     return j && ['succeeded', 'failed', 'cancelled'].includes(j.status) ? j : null;
   }, timeoutMs, 250);
 const spec = (extra: Record<string, unknown> = {}) => ({
-  baseModel: 'bm_mnist_cnn', dataset: datasetId, seed: 3, earlyStopping: false, hyperparameters: { epochs: 4, batchSize: 8 }, ...extra,
+  baseModel: 'bm_mnist_cnn', dataset: stack.datasetId, seed: 3, earlyStopping: false, hyperparameters: { epochs: 4, batchSize: 8 }, ...extra,
 });
 const epochsOf = async (id: string) => ((await call('GET', `/v1/fine-tunes/${id}/metrics`)).body.data as { epoch: number }[]).map((m) => m.epoch);
 const eventsOf = async (id: string) => (await call('GET', `/v1/fine-tunes/${id}/events?limit=100`)).body.data as { type: string; message: string; data: any }[];
 
-async function newWorker(name: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
-  const w = await startWorker(env, { ...BOUNDS, WORKER_ID: name, WORKER_LOCK_MS: '4000', ...extra });
-  workers.push(w);
-  return w;
-}
+const newWorker = (name: string, extra: Record<string, string> = {}): Promise<WorkerProcess> => stack.newWorker(name, { WORKER_LOCK_MS: '4000', ...extra });
 
 function assertUnavailable(r: Awaited<ReturnType<typeof call>>, what: string) {
   assert.equal(r.status, 503, `${what}: ${r.status} ${JSON.stringify(r.body)}`);
@@ -124,7 +70,7 @@ describe('dependencies down or frozen: bounded answers', () => {
     assert.equal((await call('GET', '/v1/fine-tunes')).status, 200);
     pg.freeze();
     try {
-      assertUnavailable(await call('GET', `/v1/datasets/${datasetId}`), 'get (frozen)');
+      assertUnavailable(await call('GET', `/v1/datasets/${stack.datasetId}`), 'get (frozen)');
       await assertReadyz('postgres');
     } finally {
       pg.thaw();

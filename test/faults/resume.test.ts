@@ -7,67 +7,25 @@
  * - SIGTERM: the worker writes a fresh checkpoint, hands the job back and exits 0 within its grace
  *   period; the next worker resumes from that checkpoint and the job succeeds.
  */
-import { createDb, ensureDatabase, migrate, type Db } from '@graft/db';
+import { createDb, type Db } from '@graft/db';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import type { TestEnv } from '../helpers/env.ts';
-import { startApi, startWorker, waitFor, type WorkerProcess } from '../helpers/processes.ts';
-import { TestPostgres, TestRedis } from './services.ts';
+import { waitFor } from '../helpers/processes.ts';
+import { FaultStack } from './stack.ts';
 
-const SAMPLE = fileURLToPath(new URL('../../samples/digits-5-9.zip', import.meta.url));
-const MIGRATIONS = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 const BOUNDS = { RECONCILE_INTERVAL_MS: '1000', JOB_HEARTBEAT_TTL_MS: '2000', WORKER_LOCK_MS: '4000' };
 
-const pg = new TestPostgres();
-const redis = new TestRedis();
-let env: TestEnv;
-let storageDir: string;
-let api: Awaited<ReturnType<typeof startApi>>;
+const stack = new FaultStack('resume', BOUNDS);
+const { workers, call, newWorker, stopWorker } = stack;
 let db: Db;
-const workers: WorkerProcess[] = [];
-let datasetId: string;
-
 before(async () => {
-  await pg.init();
-  await redis.init();
-  await ensureDatabase(pg.url);
-  await migrate(pg.url, MIGRATIONS);
-  db = createDb(pg.url);
-  storageDir = mkdtempSync(join(tmpdir(), 'graft-resume-'));
-  env = { DATABASE_URL: pg.url, REDIS_URL: redis.url, QUEUE_PREFIX: 'graft-resume', STORAGE_DIR: storageDir, LOG_LEVEL: 'silent' };
-  api = await startApi(env, BOUNDS);
-  const form = new FormData();
-  form.set('task', 'image-classification');
-  form.set('file', new Blob([await readFile(SAMPLE)]), 'digits.zip');
-  const res = await fetch(`${api.url}/v1/datasets`, { method: 'POST', body: form });
-  const body = (await res.json()) as { id: string };
-  assert.equal(res.status, 201, JSON.stringify(body));
-  datasetId = body.id;
+  await stack.start();
+  db = createDb(stack.pg.url);
 });
-
 after(async () => {
-  await Promise.all(workers.map((w) => w.stop('SIGKILL')));
-  await api?.close().catch(() => {});
   await db?.$disconnect();
-  await pg.destroy();
-  await redis.destroy();
-  rmSync(storageDir, { recursive: true, force: true });
+  await stack.destroy();
 });
-
-async function call(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${api.url}${path}`, {
-    method,
-    headers: body ? { 'content-type': 'application/json' } : {},
-    ...(body ? { body: JSON.stringify(body) } : {}),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, any> };
-}
 
 interface Ck { id: string; phase: string; epoch: number; batch: number | null; createdAt: string }
 interface Ev { id: string; type: string; message: string; data: any }
@@ -90,22 +48,10 @@ async function eventsOf(id: string): Promise<Ev[]> {
 }
 /** Head phase of 3 epochs, then conv2 unfrozen for 2: five epochs, a checkpoint each. */
 const spec = () => ({
-  baseModel: 'bm_mnist_cnn', dataset: datasetId, seed: 5, trainableLayers: 1,
+  baseModel: 'bm_mnist_cnn', dataset: stack.datasetId, seed: 5, trainableLayers: 1,
   earlyStopping: { patience: 3, minDelta: 0, restoreBestWeights: true },
   hyperparameters: { epochs: 3, fineTuneEpochs: 2, batchSize: 8 },
 });
-
-async function newWorker(name: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
-  const w = await startWorker(env, { ...BOUNDS, WORKER_ID: name, ...extra });
-  workers.push(w);
-  return w;
-}
-
-async function stopWorker(w: WorkerProcess, signal: NodeJS.Signals) {
-  const code = await w.stop(signal);
-  workers.splice(workers.indexOf(w), 1);
-  return code;
-}
 
 /** Nothing recorded twice: one metric, one epoch event and one checkpoint per epoch, no repeated trainer event or progress row. */
 async function assertNoDuplicates(id: string, epochs: number) {

@@ -33,3 +33,22 @@ export function colourEntries(perClass: number, classes: Record<string, [number,
     Array.from({ length: perClass }, (_, i) => ({ name: `${name}/${i}.png`, data: png(16, 16, rgb, c * 1000 + i + 1) })),
   );
 }
+
+/**
+ * Writes `colourEntries(perClass)` as a zip under `dir` and uploads it to the API as an image
+ * dataset (the common ground of API tests that need a dataset and no training); its id.
+ */
+export async function uploadColourDataset(apiUrl: string, dir: string, perClass = 4): Promise<string> {
+  const { mkdir, readFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, `colours-${perClass}.zip`);
+  await writeZip(path, colourEntries(perClass));
+  const form = new FormData();
+  form.set('task', 'image-classification');
+  form.set('file', new Blob([await readFile(path)]), 'colours.zip');
+  const res = await fetch(`${apiUrl}/v1/datasets`, { method: 'POST', body: form });
+  const body = (await res.json()) as { id: string };
+  if (res.status !== 201) throw new Error(`dataset upload answered ${res.status}: ${JSON.stringify(body)}`);
+  return body.id;
+}

@@ -11,6 +11,7 @@ import type { TextBaseModel } from '@graft/contracts';
 import request from 'supertest';
 import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
 import { colourEntries, writeZip } from '../../../test/helpers/fixtures.ts';
+import { listenOnLoopback } from '../../../test/helpers/loopback.ts';
 import { startApi } from '../../../test/helpers/processes.ts';
 
 const MNIST_BASE = fileURLToPath(new URL('../../../models/mnist-cnn-0-4/', import.meta.url));
@@ -36,10 +37,8 @@ before(async () => {
     if (!['model.json', 'weights.bin'].includes(name)) return void res.writeHead(404).end();
     res.writeHead(200).end(readFileSync(join(MNIST_BASE, name)));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  serverUrl = `http://127.0.0.1:${port}`;
+  const { port, url } = await listenOnLoopback(server);
+  serverUrl = url;
   api = await startApi(env, { OUTBOUND_ALLOWLIST: `127.0.0.1:${port}` });
   fx = join(env.STORAGE_DIR, 'fx');
   await mkdir(fx, { recursive: true });

@@ -7,13 +7,12 @@
 import { createDb, feed, fineTunes, events, metrics, type Db } from '@graft/db';
 import { createRedis, feedChannel, publishFeedUpdate } from '@graft/queue';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
 import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
-import { colourEntries, writeZip } from '../../../test/helpers/fixtures.ts';
+import { uploadColourDataset } from '../../../test/helpers/fixtures.ts';
 import { startApi, waitFor } from '../../../test/helpers/processes.ts';
 import { SseConnection } from '../../../test/helpers/sse.ts';
 
@@ -29,12 +28,7 @@ before(async () => {
   api = await startApi(env, { SSE_HEARTBEAT_MS: '300', FEED_POLL_MS: '600000' });
   db = createDb(env.DATABASE_URL);
   redis = createRedis(env.REDIS_URL);
-  mkdirSync(join(env.STORAGE_DIR, 'fx'), { recursive: true });
-  const path = join(env.STORAGE_DIR, 'fx', 'd.zip');
-  await writeZip(path, colourEntries(4));
-  const res = await request(api.url).post('/v1/datasets').field('task', 'image-classification').attach('file', path);
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  datasetId = res.body.id;
+  datasetId = await uploadColourDataset(api.url, join(env.STORAGE_DIR, 'fx'));
 });
 after(async () => {
   await api?.close();

@@ -1,12 +1,11 @@
 /** The fine-tune API without a worker: jobs stay queued, so validation, idempotency, paging and
  * cancelling a queued job can be checked exactly. Running jobs are covered in test/e2e. */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
-import { colourEntries, writeZip } from '../../../test/helpers/fixtures.ts';
+import { colourEntries, uploadColourDataset, writeZip } from '../../../test/helpers/fixtures.ts';
 import { startApi } from '../../../test/helpers/processes.ts';
 
 let env: TestEnv;
@@ -16,12 +15,7 @@ let datasetId: string;
 before(async () => {
   env = await createTestEnv('finetunes');
   api = await startApi(env);
-  mkdirSync(join(env.STORAGE_DIR, 'fx'), { recursive: true });
-  const path = join(env.STORAGE_DIR, 'fx', 'd.zip');
-  await writeZip(path, colourEntries(4));
-  const res = await request(api.url).post('/v1/datasets').field('task', 'image-classification').attach('file', path);
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  datasetId = res.body.id;
+  datasetId = await uploadColourDataset(api.url, join(env.STORAGE_DIR, 'fx'));
 });
 after(async () => api.close());
 

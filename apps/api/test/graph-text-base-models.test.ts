@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { FIXTURE_DIM, FIXTURE_VOCAB, writeUseFixture } from '../../../packages/engine/test/text-use-fixture.ts';
 import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
+import { listenOnLoopback } from '../../../test/helpers/loopback.ts';
 import { startApi, startWorker, waitFor, type WorkerProcess } from '../../../test/helpers/processes.ts';
 
 const SPEC = { name: 'USE-style graph', task: 'text-classification', format: 'tfjs-graph', license: 'MIT', pretrainedOn: 'nothing (fixed weights)' };
@@ -45,10 +46,8 @@ before(async () => {
     }
     res.writeHead(200).end(body);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  serverUrl = `http://127.0.0.1:${port}`;
+  const { port, url } = await listenOnLoopback(server);
+  serverUrl = url;
   // The loopback host is a local mirror the operator allows (the outbound guard refuses loopback otherwise).
   api = await startApi(env, { OUTBOUND_ALLOWLIST: `127.0.0.1:${port}` });
 });

@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
 import { writeZip } from '../../../test/helpers/fixtures.ts';
+import { listenOnLoopback } from '../../../test/helpers/loopback.ts';
 import { startApi } from '../../../test/helpers/processes.ts';
 
 const TINY_BERT = fileURLToPath(new URL('../../../models/text/tiny-bert/', import.meta.url));
@@ -59,10 +60,8 @@ before(async () => {
     if (path.startsWith('/hf/') && name in files) return void res.writeHead(200).end(files[name]);
     res.writeHead(404).end();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  serverUrl = `http://127.0.0.1:${port}`;
+  const { port, url } = await listenOnLoopback(server);
+  serverUrl = url;
   // The loopback host is a local mirror the operator allows (the outbound guard refuses loopback otherwise).
   api = await startApi(env, { OUTBOUND_ALLOWLIST: `127.0.0.1:${port}` });
 });
