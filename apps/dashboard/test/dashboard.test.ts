@@ -167,6 +167,7 @@ test('upload a dataset, start a job, watch it train, read its results, download 
   assert.equal(await top.count(), 3);
   const label = (await page.locator('.top-label').innerText()).trim();
   assert.ok(job.result!.classes.includes(label), label);
+  assert.match(await page.locator('.answered-by').innerText(), /^Answered by ONNX Runtime in \d+ ms \(loading the model \d+ ms, waiting \d+ ms\)\.$/);
   await shot('try');
 
   // The jobs list shows it, finished, with its best validation accuracy.

@@ -24,7 +24,11 @@ export async function tryPage({ root, query, signal }: PageContext): Promise<voi
     fill(results, h('p', { class: 'muted' }, 'Predicting…'));
     try {
       const list = await graft.fineTunes.predict(id, inputs, { topK: Math.min(TOP_K, job.result?.classes.length ?? TOP_K), signal });
-      fill(results, list.data.map((p, i) => answer(p, previews[i] ?? null)));
+      const t = list.timing;
+      const by = list.runtime.name === 'onnx' ? 'ONNX Runtime' : 'TensorFlow.js';
+      fill(results,
+        h('p', { class: 'muted answered-by' }, `Answered by ${by} in ${t.inferenceMs} ms (loading the model ${t.loadMs} ms, waiting ${t.queuedMs} ms)${list.runtime.reason ? `; not ONNX Runtime: ${list.runtime.reason}` : ''}.`),
+        ...list.data.map((p, i) => answer(p, previews[i] ?? null)));
     } catch (err) {
       fill(results);
       error.textContent = errorText(err);
