@@ -2,7 +2,8 @@
  * Per-tenant rate limits and quotas on the real Postgres and Redis, as a client sees them: 429 in
  * the error shape with `Retry-After` and RateLimit headers, buckets per tenant and per kind
  * (reads, writes), allowed again once the bucket refills; the concurrent-jobs quota exact under
- * parallel creates; the storage quota with the figure and the limit in its message.
+ * parallel creates; the storage quota with the figure and the limit in its message; both read
+ * per-tenant counters that equal a recount of the rows.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, statSync } from 'node:fs';
@@ -142,6 +143,9 @@ describe('quotas', () => {
     assert.equal(again.status, 201, JSON.stringify(again.body));
     assert.equal((await request(q.url).post('/v1/fine-tunes').set('Idempotency-Key', 'k1').send(body)).status, 200, 'a replay at the limit');
     assert.equal((await request(q.url).post('/v1/fine-tunes').send(body)).status, 429);
+    // The quota reads a per-tenant counter: it equals a count of the jobs themselves.
+    assert.deepEqual(await quotas.counters(db, 'default'), await quotas.recount(db, 'default'));
+    assert.equal((await quotas.counters(db, 'default')).activeJobs, 3);
   });
 
   test('storage: an upload past the limit, and anything new at the limit, answer 429 quota_exceeded with the figure', async () => {
@@ -170,5 +174,6 @@ describe('quotas', () => {
     // Deleting makes room.
     assert.equal((await request(full.url).delete(`/v1/datasets/${first.body.id}`)).status, 200);
     assert.equal((await upload(full.url)).status, 201);
+    assert.deepEqual(await quotas.counters(db, 'default'), await quotas.recount(db, 'default'), 'the bytes counter equals a sum over the rows');
   });
 });

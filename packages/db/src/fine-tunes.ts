@@ -1,10 +1,9 @@
 import { GraftError, ID_PREFIX, newId, type FineTuneSpec, type FineTuneStatus, type Resources } from '@graft/contracts';
 import { poolOf, type Db } from './client.ts';
-import type { FineTune as FineTuneRow, Prisma } from './generated/prisma/client.ts';
+import { Prisma, type FineTune as FineTuneRow } from './generated/prisma/client.ts';
 import { ACTIVE_STATUSES, page, scoped, type DeleteOutcome, type TenantScope } from './datasets.ts';
 import { DEFAULT_TENANT } from './tenants.ts';
 import { insertEvent, type NewEvent } from './events.ts';
-import { activeJobs, lockJobs, lockTenantJobs } from './quotas.ts';
 
 /** How long a client refused for its concurrent-jobs quota is told to wait (a job's end cannot be predicted; this is a polling pace). */
 export const ACTIVE_JOBS_RETRY_AFTER_S = 30;
@@ -60,6 +59,14 @@ export function isUniqueViolation(err: unknown): boolean {
   return e?.code === 'P2002' || (e?.code === 'P2010' && e.meta?.driverAdapterError?.cause?.originalCode === '23505');
 }
 
+/**
+ * The tenant's count of jobs queued or running, its counter row locked until the transaction ends:
+ * the quota's serialisation. Two creates at the limit queue on the row; the second, once the first
+ * commits, reads the row's new count (FOR UPDATE returns the latest version, not its snapshot's),
+ * so they cannot both pass. The insert's trigger then adds the job to that same row.
+ */
+const lockedActiveJobs = (tenantId: string) => Prisma.sql`SELECT jobs FROM tenant_active_jobs WHERE tenant_id = ${tenantId}::text FOR UPDATE`;
+
 const activeJobsQuota = (active: number, max: number) =>
   new GraftError('quota_exceeded', `This tenant has ${active} jobs queued or running, its limit is ${max}: wait for one to end (or cancel one) and retry.`, undefined, {
     retryAfterSeconds: ACTIVE_JOBS_RETRY_AFTER_S,
@@ -97,7 +104,8 @@ async function createPlainFineTune(db: Db, f: NewFineTune): Promise<FineTuneRow 
         (SELECT bool_or(deleted) FROM bm) AS base_deleted,
         EXISTS (SELECT 1 FROM fb) AS ft_base,
         EXISTS (SELECT 1 FROM webhook_endpoints WHERE jsonb_typeof(events) <> 'array' OR jsonb_exists(events, 'fine_tune.queued')) AS webhooks_wanted,
-        CASE WHEN ${maxActive}::int > 0 THEN (SELECT count(*) FROM fine_tunes WHERE tenant_id = ${tenantId}::text AND status IN ('queued', 'running'))::int ELSE 0 END AS active
+        -- Last, after the rows it references are locked (see the migration tenant_usage on lock order).
+        CASE WHEN ${maxActive}::int > 0 THEN coalesce((${lockedActiveJobs(tenantId)}), 0) ELSE 0 END AS active
     ), ft AS (
       INSERT INTO fine_tunes (id, tenant_id, status, base_model_id, dataset_id, test_dataset_id, request, resources, idempotency_key, request_hash, epochs, updated_at)
       SELECT ${id}::text, ${tenantId}::text, 'queued'::"FineTuneStatus", ${spec.baseModel}::text, ${spec.dataset}::text, ${spec.testDataset ?? null}::text, ${JSON.stringify(spec)}::jsonb,
@@ -115,9 +123,7 @@ async function createPlainFineTune(db: Db, f: NewFineTune): Promise<FineTuneRow 
       SELECT ${event.id}::text, ft.id, 'info'::"EventLevel", ${event.type}::text, ${event.message}::text, ${JSON.stringify(event.data)}::jsonb FROM ft
     )
     SELECT ok.datasets, ok.base_deleted, ok.ft_base, ok.webhooks_wanted, ok.active, (SELECT to_jsonb(ft) FROM ft) AS row FROM ok`;
-  // With a quota of active jobs, the tenant's lock is taken by a statement of its own first: a
-  // statement's snapshot is taken when it starts, so the count must come after the lock is held.
-  const [r] = maxActive ? (await db.$transaction([lockJobs(db, tenantId), insert]))[1] : await insert;
+  const [r] = await insert;
   if (!r) throw new Error('the insert of a fine-tune returned nothing');
   for (const [param, dataset] of [['dataset', spec.dataset], ['testDataset', spec.testDataset]] as const) {
     if (dataset && !r.datasets.includes(dataset)) throw new GraftError('dataset_not_found', `No dataset ${dataset}.`, param);
@@ -171,11 +177,11 @@ async function createFineTuneInTransaction(db: Db, f: NewFineTune) {
   const id = newId('fineTune');
   const tenantId = f.tenantId ?? DEFAULT_TENANT;
   return db.$transaction(async (tx) => {
-    // The tenant's lock before the rows' (the single-statement path takes them in this order too).
-    if (f.maxActiveJobs) await lockTenantJobs(tx, tenantId);
+    // The rows it references first, then the tenant's counter (the single-statement path's order too).
     await lockReferences(tx, f.spec, tenantId);
     if (f.maxActiveJobs) {
-      const active = await activeJobs(tx, tenantId);
+      const [row] = await tx.$queryRaw<{ active: number | null }[]>`SELECT (${lockedActiveJobs(tenantId)}) AS active`;
+      const active = row?.active ?? 0;
       if (active >= f.maxActiveJobs) {
         throw activeJobsQuota(active, f.maxActiveJobs);
       }

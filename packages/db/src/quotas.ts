@@ -1,35 +1,49 @@
 /**
- * What a tenant holds, for its quotas: jobs queued or running, and bytes stored. Counted in
- * Postgres, the record of what exists, so a figure never drifts from the rows (no counter to
- * repair after a crash); read only when something is created.
+ * What a tenant holds, for its quotas: jobs queued or running, and bytes stored. Both are counters
+ * (`tenant_active_jobs`, `tenant_stored_bytes`) that triggers keep in the same statement as the
+ * rows they count (see the migration `tenant_usage`), so a read is one row whatever the tenant holds,
+ * and a figure cannot drift: a change and its count commit or roll back together. `recount` gives
+ * the figures from the rows themselves, to check them.
  */
-import type { Db } from './client.ts';
+import { poolOf, type Db } from './client.ts';
 
-type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
-
-/** Jobs of the tenant that are queued or running. */
-export function activeJobs(db: Db | Tx, tenantId: string): Promise<number> {
-  return db.fineTune.count({ where: { tenantId, status: { in: ['queued', 'running'] } } });
+/** Jobs of the tenant that are queued or running (as of this statement; the create locks the row to decide). */
+export async function activeJobs(db: Db, tenantId: string): Promise<number> {
+  const row = await db.tenantActiveJobs.findUnique({ where: { tenantId }, select: { jobs: true } });
+  return row?.jobs ?? 0;
 }
 
-/** Bytes the tenant stores: datasets and registered bases (not deleted), models and checkpoints of its jobs. */
+/**
+ * Bytes the tenant stores: datasets and registered bases (not deleted), models and checkpoints of
+ * its jobs. Read on every job create (a prepared statement on the pool when there is one).
+ */
 export async function storedBytes(db: Db, tenantId: string): Promise<number> {
-  const [row] = await db.$queryRaw<{ bytes: bigint | number | null }[]>`
-    SELECT (SELECT COALESCE(SUM(bytes), 0) FROM datasets WHERE tenant_id = ${tenantId} AND deleted_at IS NULL)
+  const pool = poolOf(db);
+  if (!pool) {
+    const row = await db.tenantStoredBytes.findUnique({ where: { tenantId }, select: { bytes: true } });
+    return Number(row?.bytes ?? 0);
+  }
+  const { rows } = await pool.query<{ bytes: string }>({
+    name: 'graft_stored_bytes',
+    text: 'SELECT bytes FROM tenant_stored_bytes WHERE tenant_id = $1',
+    values: [tenantId],
+  });
+  return Number(rows[0]?.bytes ?? 0);
+}
+
+/** The two figures counted and summed over the tenant's rows (O(rows)): what the counters must equal. */
+export async function recount(db: Db, tenantId: string): Promise<{ activeJobs: number; storedBytes: number }> {
+  const [row] = await db.$queryRaw<{ active: number; bytes: bigint | number | null }[]>`
+    SELECT (SELECT count(*) FROM fine_tunes WHERE tenant_id = ${tenantId} AND status IN ('queued', 'running'))::int AS active,
+           (SELECT COALESCE(SUM(bytes), 0) FROM datasets WHERE tenant_id = ${tenantId} AND deleted_at IS NULL)
          + (SELECT COALESCE(SUM(bytes), 0) FROM base_models WHERE tenant_id = ${tenantId} AND deleted_at IS NULL)
          + (SELECT COALESCE(SUM(model_bytes), 0) FROM fine_tunes WHERE tenant_id = ${tenantId})
          + (SELECT COALESCE(SUM(c.bytes), 0) FROM checkpoints c JOIN fine_tunes f ON f.id = c.fine_tune_id WHERE f.tenant_id = ${tenantId})
       AS bytes`;
-  return Number(row?.bytes ?? 0);
+  return { activeJobs: row?.active ?? 0, storedBytes: Number(row?.bytes ?? 0) };
 }
 
-/**
- * Serialises the creates of one tenant's jobs until the transaction ends, so that counting its
- * active jobs and inserting one cannot interleave with another create (the quota holds exactly).
- */
-export async function lockTenantJobs(tx: Tx, tenantId: string): Promise<void> {
-  await lockJobs(tx, tenantId);
+/** The counters as stored (for comparing with `recount`). */
+export async function counters(db: Db, tenantId: string): Promise<{ activeJobs: number; storedBytes: number }> {
+  return { activeJobs: await activeJobs(db, tenantId), storedBytes: await storedBytes(db, tenantId) };
 }
-
-/** The statement of `lockTenantJobs`, also for a batch transaction (`db.$transaction([...])`). */
-export const lockJobs = (db: Db | Tx, tenantId: string) => db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`graft:jobs:${tenantId}`}))`;
