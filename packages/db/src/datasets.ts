@@ -1,6 +1,6 @@
 import { newId } from '@graft/contracts';
-import type { Db } from './client.ts';
-import type { Prisma } from './generated/prisma/client.ts';
+import { poolOf, type Db } from './client.ts';
+import type { Dataset as DatasetRow, Prisma } from './generated/prisma/client.ts';
 
 /** Scopes a read to one tenant; null: any tenant (the worker, which works by job id). */
 export type TenantScope = string | null;
@@ -51,9 +51,40 @@ export function datasetFiles(row: { storageKey: string; rowsKey: string | null; 
   return [row.storageKey, row.rowsKey, row.fingerprintsKey].filter((k): k is string => !!k);
 }
 
-/** A dataset that exists (a deleted one is a tombstone: its row stays for the jobs that used it). */
-export function getDataset(db: Db, id: string, tenantId: TenantScope) {
-  return db.dataset.findFirst({ where: { id, deletedAt: null, ...scoped(tenantId) } });
+/**
+ * A dataset that exists (a deleted one is a tombstone: its row stays for the jobs that used it).
+ * Read by every job create: a named prepared statement on the pool when there is one.
+ */
+export async function getDataset(db: Db, id: string, tenantId: TenantScope): Promise<DatasetRow | null> {
+  const pool = poolOf(db);
+  if (!pool) return db.dataset.findFirst({ where: { id, deletedAt: null, ...scoped(tenantId) } });
+  const { rows } = await pool.query<Record<string, unknown>>({
+    name: 'graft_get_dataset',
+    text: 'SELECT * FROM datasets WHERE id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR tenant_id = $2::text)',
+    values: [id, tenantId],
+  });
+  return rows[0] ? datasetRowOf(rows[0]) : null;
+}
+
+/** A `datasets` row read by node-postgres → the row Prisma would return. */
+function datasetRowOf(r: Record<string, unknown>): DatasetRow {
+  return {
+    id: r.id as string,
+    tenantId: r.tenant_id as string,
+    name: r.name as string,
+    task: r.task as string,
+    storageKey: r.storage_key as string,
+    bytes: BigInt(r.bytes as string | number),
+    sha256: r.sha256 as string,
+    imageCount: r.image_count as number,
+    classes: r.classes as Prisma.JsonValue,
+    skipped: r.skipped as Prisma.JsonValue,
+    createdAt: new Date(r.created_at as string | Date),
+    deletedAt: r.deleted_at === null || r.deleted_at === undefined ? null : new Date(r.deleted_at as string | Date),
+    stats: (r.stats ?? null) as Prisma.JsonValue,
+    rowsKey: (r.rows_key as string | null) ?? null,
+    fingerprintsKey: (r.fingerprints_key as string | null) ?? null,
+  };
 }
 
 /**

@@ -263,9 +263,16 @@ export async function getFineTune(db: Db, id: string, tenantId: TenantScope): Pr
   return rows[0] ? fineTuneRowOf(rows[0]) : null;
 }
 
-/** Idempotency keys are the tenant's own: two tenants may send the same key. */
-export function findByIdempotencyKey(db: Db, tenantId: string, key: string) {
-  return db.fineTune.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: key } } });
+/** Idempotency keys are the tenant's own: two tenants may send the same key. Read by every keyed create (prepared, as `getFineTune`). */
+export async function findByIdempotencyKey(db: Db, tenantId: string, key: string): Promise<FineTuneRow | null> {
+  const pool = poolOf(db);
+  if (!pool) return db.fineTune.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: key } } });
+  const { rows } = await pool.query<Record<string, unknown>>({
+    name: 'graft_fine_tune_by_key',
+    text: 'SELECT * FROM fine_tunes WHERE tenant_id = $1 AND idempotency_key = $2',
+    values: [tenantId, key],
+  });
+  return rows[0] ? fineTuneRowOf(rows[0]) : null;
 }
 
 /** The tenant's jobs, newest first; `after` must be one of them (the route checks). */

@@ -37,6 +37,9 @@ test('the single-statement insert returns the row Prisma reads back, with its qu
   assert.deepEqual(events.map((e) => [e.level, e.type, e.message, e.data]), [['info', 'status', 'Job queued', { status: 'queued' }]]);
   assert.equal(await db.webhookDelivery.count(), 0);
 
+  assert.deepEqual(await fineTunes.findByIdempotencyKey(db, 'default', 'key-1'), prisma, 'the prepared read by key');
+  assert.equal(await fineTunes.findByIdempotencyKey(db, 'another-tenant', 'key-1'), null);
+
   // The same key again: the unique index refuses it, recognisably.
   await assert.rejects(fineTunes.createFineTune(db, { spec, requestHash: 'h1', idempotencyKey: 'key-1' }), (err) => fineTunes.isUniqueViolation(err));
 });
@@ -105,4 +108,19 @@ test('the active-jobs quota holds on the single-statement path, under concurrent
   assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 3);
   for (const o of outcomes) if (o.status === 'rejected') assert.equal((o.reason as { code?: string }).code, 'quota_exceeded');
   assert.equal(await db.fineTune.count({ where: { tenantId: t.id } }), 3);
+});
+
+test('the prepared dataset read equals Prisma\'s row (image and text), and skips tombstones and other tenants', async () => {
+  const text = await datasets.createDataset(db, {
+    name: 't', task: 'text-classification', storageKey: 'datasets/t.csv', bytes: 9_007_199_254_740_993, sha256: 'cd', imageCount: 0,
+    classes: [{ name: 'a', rows: 1 }], skipped: [], stats: { format: 'csv', rowCount: 1 }, rowsKey: 'datasets/t.rows', fingerprintsKey: 'datasets/t.fp',
+  });
+  for (const id of [spec.dataset, text.id]) {
+    const prisma = await db.dataset.findUnique({ where: { id } });
+    assert.deepEqual(await datasets.getDataset(db, id, 'default'), prisma);
+    assert.deepEqual(await datasets.getDataset(db, id, null), prisma);
+    assert.equal(await datasets.getDataset(db, id, 'another-tenant'), null);
+  }
+  await db.dataset.update({ where: { id: text.id }, data: { deletedAt: new Date() } });
+  assert.equal(await datasets.getDataset(db, text.id, 'default'), null);
 });
