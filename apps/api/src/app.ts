@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormatsImport from 'ajv-formats';
 import Fastify, { type FastifyServerOptions } from 'fastify';
+import { OneLinePerRequest } from './request-log.ts';
 import type { ApiConfig } from './config.ts';
 import { authModeOf } from './auth-mode.ts';
 import auth from './plugins/auth.ts';
@@ -53,6 +54,7 @@ export async function buildApp(config: ApiConfig, opts: { logger?: FastifyServer
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 1024 * 1024, // JSON bodies; uploads are limited by MAX_UPLOAD_BYTES
     genReqId: () => `req_${Math.random().toString(36).slice(2, 12)}`,
+    logController: new OneLinePerRequest(),
     // Refusals before routing (bad URLs, oversized headers, bytes that are not HTTP) in the error shape too.
     frameworkErrors,
     clientErrorHandler,
