@@ -156,7 +156,7 @@ async function startSetup(build: Setup['build'], root: string, training: boolean
   await prepareDatabase(env.DATABASE_URL, { migrate: true, dir: join(root, 'prisma/migrations') });
   const api = spawnNode([...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), '--import', 'tsx', join(root, 'apps/api/src/main.ts')], {
     ...env, PORT: String(port), HOST: '127.0.0.1', MIGRATE_ON_START: 'false', DASHBOARD_DIR: '',
-    // The quota of active jobs stays on (its lock and count are part of every POST) but high enough
+    // The quota of active jobs stays on (its check and lock are part of every POST) but high enough
     // for the thousands of jobs a run queues; loopback, so no API keys and no rate limits.
     MAX_ACTIVE_JOBS_PER_TENANT: '10000000',
   }, root);
@@ -283,7 +283,8 @@ export async function runApi(opts: ApiBenchOptions): Promise<{ markdown: string;
         verdicts.push(`${f.name} @${f.connections}, ${v.label}: ${met ? 'met' : 'missed'}`);
       }
       const before = f.build === 'current' ? v.figures.find((b) => b.build === 'baseline' && b.name === f.name && b.connections === f.connections) : undefined;
-      if (before) speedups.push(`${f.name} @${f.connections} (${v.label}) ${(f.rps / before.rps).toFixed(2)}x req/s, p99 ${before.p99} → ${f.p99} ms`);
+      // A baseline that answered nothing in its run has no ratio (said as such, not as Infinity).
+      if (before) speedups.push(`${f.name} @${f.connections} (${v.label}) ${before.rps > 0 ? `${(f.rps / before.rps).toFixed(2)}x` : 'n/a (baseline answered none)'} req/s, p99 ${before.p99} → ${f.p99} ms`);
       rows.push(`| ${v.label} | ${f.build} | \`${f.name}\` | ${f.connections} | ${f.rps.toFixed(0)} | ${f.p50} | ${f.p99} | ${(f.rps / healthz).toFixed(3)} | ${f.non2xx + f.errors} | ${fmtLoad(f.load)} | ${verdict} |`);
     }
   }
@@ -292,7 +293,7 @@ export async function runApi(opts: ApiBenchOptions): Promise<{ markdown: string;
     '',
     `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}, autocannon ${packageVersion('autocannon')}, fastify ${packageVersion('fastify')}. ` +
       `Client (autocannon) and API on the same machine over loopback (AUTH none, no rate limits); ${opts.duration} s per run after a 2 s warm-up; POSTs carry a distinct Idempotency-Key each; ` +
-      'the active-jobs quota is on but set to 10,000,000 (each POST still takes the tenant lock and counts its queued jobs, which the run piles up by thousands). ' +
+      `the active-jobs quota is on but set to 10,000,000 (each POST still checks it: since the per-tenant counters, by locking its tenant's counter row; before them, by taking an advisory lock and counting the tenant's queued jobs, which the run piles up by thousands). ` +
       `"training": a worker process trains bm_mnist_cnn (500 head epochs, batch 2) meanwhile and the current build's GET reads that running job. ` +
       (opts.baseline ? `"baseline": the API of another checkout (\`--baseline <dir>\`) beside this one, each route measured on both back to back. ` : '') +
       'Load average (1/5/15 min) taken just before each run; ÷ /healthz is against the same build in the same variant.',
