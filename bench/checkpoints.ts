@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { normalizeFineTune, type CreateFineTuneBody } from '@graft/contracts';
 import { initBackend } from '../packages/engine/src/backend/backend.ts';
 import { resolveCatalogBase } from '../packages/engine/src/bases/catalog.ts';
+import type { CheckpointTiming } from '../packages/engine/src/export/checkpoints.ts';
 import { fineTune } from '../packages/engine/src/pipeline/fine-tune.ts';
 import { fmtLoad, machine } from './lib/machine.ts';
 import { median } from './lib/results.ts';
@@ -44,13 +45,14 @@ export async function runCheckpoints(opts: { rounds: number; epochs: number }): 
     log(`warm-up: features of the sample (${backend.name}; frozen base on ${process.env.GRAFT_FROZEN_RUNTIME ?? 'auto'})`);
     await fineTune({ base, datasetPath: SAMPLE, spec: spec(1_000_000_000), outDir: join(dir, 'warm'), cacheDir });
     const times: Record<Mode, number[]> = { off: [], head: [], full: [] };
+    const spent: Record<'head' | 'full', Spent[]> = { head: [], full: [] };
     const sizes: Record<Mode, { files: number; bytes: number }> = { off: { files: 0, bytes: 0 }, head: { files: 0, bytes: 0 }, full: { files: 0, bytes: 0 } };
     for (let round = 1; round <= opts.rounds; round++) {
       for (const mode of ['off', 'head', 'full'] as const) {
         const outDir = join(dir, `${mode}-${round}`);
         let start = 0;
         let end = 0;
-        await fineTune({
+        const out = await fineTune({
           base,
           datasetPath: SAMPLE,
           spec: spec(mode === 'off' ? 1_000_000_000 : 'epoch'),
@@ -63,6 +65,7 @@ export async function runCheckpoints(opts: { rounds: number; epochs: number }): 
           },
         });
         times[mode].push((end - start) / 1000);
+        if (mode !== 'off') spent[mode].push(sumTimings(out.checkpointTimings));
         const ck = join(outDir, 'checkpoints');
         const files = await readdir(ck).catch(() => [] as string[]);
         let bytes = 0;
@@ -88,12 +91,53 @@ export async function runCheckpoints(opts: { rounds: number; epochs: number }): 
       '',
       `Target (< 5 % added by checkpoints every epoch): head checkpoints ${(m.head - m.off) / m.off < 0.05 ? '**met**' : '**missed**'} (${added('head')}); complete zips ${added('full')}. A head checkpoint zips the head's weights; the first also writes the job's template (one complete bundle).`,
       '',
+      `Where a job's checkpoints spent their time (ms summed over the ${opts.epochs} checkpoints of a job, median of ${opts.rounds} rounds; \`CheckpointWriter.timings\`). On the training path the head phase waited for it; off the path it ran while the head trained on (or, for the last checkpoint, before the evaluation):`,
+      '',
+      '| checkpoints | on path: waiting for the previous | capturing the resume state | copying / writing | copying the template | on path, all | off path: template | zip | resume file | report |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+      ...(['head', 'full'] as const).map((k) => {
+        const c = medianSpent(spent[k]);
+        return `| ${k} | ${c.waited} | ${c.resume} | ${c.copy} | ${c.templateCopy} | **${c.onPath}** | ${c.template} | ${c.zip} | ${c.resumeFile} | ${c.report} |`;
+      }),
+      '',
       `Every round: ${(['off', 'head', 'full'] as const).map((k) => `${k} ${times[k].map((t) => t.toFixed(2)).join(' / ')} s`).join('; ')}.`,
     ].join('\n');
-    return { markdown, raw: { opts, backend: backend.name, times, medians: m, sizes, load: { before: loadBefore, after: loadAfter } } };
+    return { markdown, raw: { opts, backend: backend.name, times, medians: m, sizes, spent, load: { before: loadBefore, after: loadAfter } } };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+interface Spent {
+  waited: number;
+  resume: number;
+  copy: number;
+  templateCopy: number;
+  onPath: number;
+  template: number;
+  zip: number;
+  resumeFile: number;
+  report: number;
+}
+
+function sumTimings(timings: readonly CheckpointTiming[]): Spent {
+  const sum = (f: (t: CheckpointTiming) => number) => timings.reduce((a, t) => a + f(t), 0);
+  return {
+    waited: sum((t) => t.onPath.waited),
+    resume: sum((t) => t.onPath.resume),
+    copy: sum((t) => t.onPath.copy),
+    templateCopy: sum((t) => t.onPath.template),
+    onPath: sum((t) => t.onPath.waited + t.onPath.resume + t.onPath.copy + t.onPath.template),
+    template: sum((t) => t.offPath.template),
+    zip: sum((t) => t.offPath.zip),
+    resumeFile: sum((t) => t.offPath.resume),
+    report: sum((t) => t.offPath.report),
+  };
+}
+
+function medianSpent(rounds: readonly Spent[]): Record<keyof Spent, string> {
+  const keys = Object.keys(rounds[0]!) as (keyof Spent)[];
+  return Object.fromEntries(keys.map((k) => [k, median(rounds.map((r) => r[k])).toFixed(0)])) as Record<keyof Spent, string>;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

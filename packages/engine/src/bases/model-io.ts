@@ -38,27 +38,51 @@ export async function directoryLoader(dir: string): Promise<tf.io.IOHandler> {
   });
 }
 
+/** A layers model's `model.json` (one weights.bin in its manifest) and `weights.bin`, as bytes. */
+export interface ModelFileBytes {
+  modelJson: tf.io.ModelJSON;
+  modelJsonBytes: Buffer;
+  weights: Uint8Array;
+}
+
+function filesOf(artifacts: tf.io.ModelArtifacts): ModelFileBytes {
+  if (!(artifacts.modelTopology && artifacts.weightSpecs && artifacts.weightData)) {
+    throw new Error('model artifacts lack topology or weights');
+  }
+  const weights = new Uint8Array(new tf.io.CompositeArrayBuffer(artifacts.weightData).slice());
+  const modelJson: tf.io.ModelJSON = {
+    modelTopology: artifacts.modelTopology,
+    format: artifacts.format ?? 'layers-model',
+    generatedBy: artifacts.generatedBy ?? `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
+    convertedBy: artifacts.convertedBy ?? null,
+    weightsManifest: [{ paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs }],
+  };
+  return { modelJson, modelJsonBytes: Buffer.from(JSON.stringify(modelJson)), weights };
+}
+
 /** Saves as `<dir>/model.json` + `<dir>/weights.bin`, the manifest path relative to model.json. */
 export function directorySaver(dir: string): tf.io.IOHandler {
   return {
     save: async (artifacts) => {
-      if (!(artifacts.modelTopology && artifacts.weightSpecs && artifacts.weightData)) {
-        throw new Error('model artifacts lack topology or weights');
-      }
-      const weights = new Uint8Array(new tf.io.CompositeArrayBuffer(artifacts.weightData).slice());
-      const modelJson: tf.io.ModelJSON = {
-        modelTopology: artifacts.modelTopology,
-        format: artifacts.format ?? 'layers-model',
-        generatedBy: artifacts.generatedBy ?? `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
-        convertedBy: artifacts.convertedBy ?? null,
-        weightsManifest: [{ paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs }],
-      };
+      const files = filesOf(artifacts);
       await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, 'model.json'), JSON.stringify(modelJson));
-      await writeFile(join(dir, WEIGHTS_FILE), weights);
+      await writeFile(join(dir, 'model.json'), files.modelJsonBytes);
+      await writeFile(join(dir, WEIGHTS_FILE), files.weights);
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     },
   };
+}
+
+/** The bytes `directorySaver` would write, in memory (a copy of the weights as they are now). */
+export async function modelFileBytes(model: tf.LayersModel): Promise<ModelFileBytes> {
+  let files: ModelFileBytes | null = null;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      files = filesOf(artifacts);
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+  return files!;
 }
 
 function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { directorySaver, WEIGHTS_FILE } from '../bases/model-io.ts';
+import { directorySaver, modelFileBytes, WEIGHTS_FILE } from '../bases/model-io.ts';
 import { writeZip, type ZipInput } from '../util/zip.ts';
 
 export interface ModelFiles {
@@ -30,29 +30,48 @@ export async function exportModel(opts: ModelFiles & { outDir: string }): Promis
   return { zipPath, bytes };
 }
 
-/**
- * The same files as `exportModel`, as one zip at `zipPath` only (checkpoints): staged in a
- * temporary directory beside it, zipped to a temporary name and renamed into place.
- */
+/** The same files as `exportModel`, as one zip at `zipPath` only (checkpoints), written to a temporary name and renamed into place. */
 export async function writeModelZip(opts: ModelFiles & { zipPath: string }): Promise<{ zipPath: string; bytes: number }> {
-  const dir = `${opts.zipPath}.${randomUUID()}.d`;
+  const { entries } = await bundleEntries(opts);
+  const tmp = `${opts.zipPath}.${randomUUID()}.tmp`;
   try {
-    const bytes = await writeBundle(opts, dir, opts.zipPath);
+    const bytes = await writeZip(tmp, entries);
+    await rename(tmp, opts.zipPath);
     return { zipPath: opts.zipPath, bytes };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
   }
 }
 
-async function writeBundle(opts: ModelFiles, dir: string, zipPath: string): Promise<number> {
-  await mkdir(dir, { recursive: true });
-  await opts.model.save(directorySaver(dir));
-  const rest: ZipInput[] = [
+/**
+ * The bundle's entries in zip order, in memory (the weights copied as they are now, so training
+ * may go on while they are written), and its model.json.
+ */
+export async function bundleEntries(opts: ModelFiles): Promise<{ entries: ZipInput[]; modelJson: tf.io.ModelJSON }> {
+  const model = await modelFileBytes(opts.model);
+  const entries: ZipInput[] = [
+    { name: 'model.json', data: model.modelJsonBytes },
+    { name: WEIGHTS_FILE, data: model.weights },
+    ...restOf(opts),
+  ];
+  return { entries, modelJson: model.modelJson };
+}
+
+/** The files after the model's, in zip order. */
+function restOf(opts: ModelFiles): ZipInput[] {
+  return [
     { name: 'labels.json', data: Buffer.from(JSON.stringify(opts.labels, null, 2)) },
     ...opts.taskFiles,
     { name: 'training.json', data: Buffer.from(JSON.stringify(opts.training, null, 2)) },
     ...(opts.extra ?? []),
   ];
+}
+
+async function writeBundle(opts: ModelFiles, dir: string, zipPath: string): Promise<number> {
+  await mkdir(dir, { recursive: true });
+  await opts.model.save(directorySaver(dir));
+  const rest = restOf(opts);
   // Every file also lands in `dir` (the final model's directory is kept beside its zip).
   for (const e of rest) {
     await mkdir(dirname(join(dir, e.name)), { recursive: true });

@@ -5,18 +5,21 @@
  * checkpoints so far (so the last checkpoint reported best is the best one).
  *
  * While the base is frozen (`FrozenHead.frozen(phase)`: the head phase of a tfjs layers encoder) a
- * checkpoint is the head alone plus a reference to the base (export/head-checkpoint.ts): the head's
- * weights are copied at once (a few KB), the zip is written and reported off the training path, in
- * order, and `flush()` waits for them (before phase 2 and the export). The complete bundle is
- * written once, as the template every head checkpoint of the job is assembled from.
+ * checkpoint is the head alone plus a reference to the base (export/head-checkpoint.ts). The
+ * training path only copies what the checkpoint holds (the head's weights, a few hundred KB, and
+ * the resume state's tensors); the zip (stored, not deflated), the resume file and the report (the
+ * worker's acknowledgement that the row is recorded) follow off the training path, in order, and
+ * `flush()` waits for them (before phase 2 and the export). The complete bundle is copied into
+ * memory at the first head checkpoint and written, once, off the path too: the template every head
+ * checkpoint of the job is assembled from.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CheckpointRequest } from '../train/callbacks.ts';
 import { encodeResumeState, writeResumeState, type ResumeState } from '../train/resume-state.ts';
-import { openZip, readZipEntry, writeZip, zipEntries } from '../util/zip.ts';
-import { writeModelZip, type ModelFiles } from './bundle.ts';
+import { writeZip, type ZipInput } from '../util/zip.ts';
+import { bundleEntries, writeModelZip, type ModelFiles } from './bundle.ts';
 import { HEAD_CHECKPOINT_KIND, headCheckpointFiles, sha256OfFile, templateFileName, weightRanges, type HeadCheckpointManifest } from './head-checkpoint.ts';
 
 export interface CheckpointInfo {
@@ -32,6 +35,21 @@ export interface CheckpointInfo {
   templatePath: string | null;
   /** What a job needs to resume from this checkpoint (train/resume-state.ts), beside the zip; null for none. */
   resumePath: string | null;
+}
+
+/**
+ * Where one checkpoint's time went, in ms. `onPath`: training waited for it — `waited` for the
+ * previous checkpoint to be written and reported, `resume` capturing the resume state, `copy`
+ * copying or writing the checkpoint (a complete one: all of its work), `template` copying the
+ * template (the first head checkpoint). `offPath`: written and reported while training went on
+ * (head checkpoints) — `template` writing the template, `zip`, `resume` the resume file, `report`
+ * the caller's hook (the worker's acknowledgement).
+ */
+export interface CheckpointTiming {
+  zipPath: string;
+  head: boolean;
+  onPath: { waited: number; resume: number; copy: number; template: number };
+  offPath: { template: number; zip: number; resume: number; report: number };
 }
 
 /** What a head checkpoint needs of the model while its base is frozen. */
@@ -50,16 +68,21 @@ export function checkpointFileName(phase: string, epoch: number, batch: number |
   return `${phase}-e${epoch}${batch === null ? '' : `-b${batch}`}.zip`;
 }
 
+/** The template once written: its path and what a head checkpoint's manifest says of it. */
 interface Template {
   path: string;
-  manifest: Omit<HeadCheckpointManifest, 'weights'>;
-  weights: HeadCheckpointManifest['weights'];
+  ref: HeadCheckpointManifest['template'];
 }
+
+const since = (t: number) => performance.now() - t;
 
 export class CheckpointWriter {
   /** The lowest validation loss of the job's checkpoints so far (a resumed job restores it). */
   bestValLoss = Infinity;
   readonly written: CheckpointInfo[] = [];
+  readonly timings: CheckpointTiming[] = [];
+  /** The head's byte ranges in the template's weights.bin; set at the first head checkpoint. */
+  private headWeights: HeadCheckpointManifest['weights'] | null = null;
   private template: Template | null = null;
   private pending: Promise<void> = Promise.resolve();
   private failure: unknown = null;
@@ -75,40 +98,64 @@ export class CheckpointWriter {
     return new CheckpointWriter(join(outDir, 'checkpoints'), files, onCheckpoint, frozenHead);
   }
 
-  async write(c: CheckpointRequest, resume: ResumeState | null = null): Promise<void> {
+  /** `resume`: captures the state to resume from (read at once: training goes on after). */
+  async write(c: CheckpointRequest, resume: () => Promise<ResumeState | null> = async () => null): Promise<void> {
     // A head checkpoint that could not be written or recorded stops the job at the next one.
     if (this.failure) throw this.failure;
+    const zipPath = join(this.dir, checkpointFileName(c.phase, c.epoch, c.batch));
+    const timing: CheckpointTiming = { zipPath, head: false, onPath: { waited: 0, resume: 0, copy: 0, template: 0 }, offPath: { template: 0, zip: 0, resume: 0, report: 0 } };
+    this.timings.push(timing);
+    let t = performance.now();
+    const state = await resume();
+    timing.onPath.resume = since(t);
     await mkdir(this.dir, { recursive: true });
     const isBest = c.valLoss !== null && c.valLoss < this.bestValLoss;
     if (isBest) this.bestValLoss = c.valLoss!;
-    const zipPath = join(this.dir, checkpointFileName(c.phase, c.epoch, c.batch));
-    const state = resume && encodeResumeState(resume);
     const resumePath = state ? zipPath.replace(/\.zip$/, '.resume') : null;
     if (this.frozenHead?.frozen(c.phase)) {
+      timing.head = true;
       // At most one in flight: the previous one is recorded before this one is taken (it normally
       // is long since), so a lost worker loses at most the checkpoint being recorded.
+      t = performance.now();
       await this.pending;
+      timing.onPath.waited = since(t);
       if (this.failure) throw this.failure;
       const files = await this.files(c);
-      if (!this.template) this.template = await this.writeTemplate(files);
-      const t = this.template;
+      t = performance.now();
+      if (!this.headWeights) await this.startTemplate(files, timing);
+      timing.onPath.template = since(t);
+      t = performance.now();
       // Copied now (the head trains on); written and reported after, in order, off the training path.
-      const parts = this.frozenHead.read(t.weights.map((w) => w.name));
+      const weights = this.headWeights!;
+      const parts = this.frozenHead.read(weights.map((w) => w.name));
       const head = Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
-      const zip = headCheckpointFiles({ ...t.manifest, weights: t.weights }, head, files.training);
+      const training = Buffer.from(JSON.stringify(files.training, null, 2));
+      const base = this.frozenHead.base();
+      timing.onPath.copy = since(t);
       this.enqueue(async () => {
-        const tmp = `${zipPath}.${randomUUID()}.tmp`;
-        const bytes = await writeZip(tmp, zip).catch(async (err) => { await rm(tmp, { force: true }); throw err; });
-        await rename(tmp, zipPath);
-        if (state) await writeResumeState(resumePath!, state);
-        await this.report({ ...c, isBest, zipPath, bytes, templatePath: t.path, resumePath });
+        const template = this.template!;
+        let t = performance.now();
+        const zip = headCheckpointFiles({ kind: HEAD_CHECKPOINT_KIND, version: 1, base, template: template.ref, weights }, head, training);
+        const bytes = await writeAtomically(zipPath, zip);
+        timing.offPath.zip = since(t);
+        t = performance.now();
+        // The state's tensors are copies (ResumeTracker.capture): encoded here, off the path.
+        if (state) await writeResumeState(resumePath!, encodeResumeState(state));
+        timing.offPath.resume = since(t);
+        t = performance.now();
+        await this.report({ ...c, isBest, zipPath, bytes, templatePath: template.path, resumePath });
+        timing.offPath.report = since(t);
       });
       return;
     }
+    t = performance.now();
     await this.flush();
+    timing.onPath.waited = since(t);
+    t = performance.now();
     const { bytes } = await writeModelZip({ ...(await this.files(c)), zipPath });
-    if (state) await writeResumeState(resumePath!, state);
+    if (state) await writeResumeState(resumePath!, encodeResumeState(state));
     await this.report({ ...c, isBest, zipPath, bytes, templatePath: null, resumePath });
+    timing.onPath.copy = since(t);
   }
 
   /** Waits for the head checkpoints still being written; rethrows the first failure. */
@@ -128,26 +175,42 @@ export class CheckpointWriter {
     await this.onCheckpoint?.(info);
   }
 
-  /** The complete bundle at the first head checkpoint, named by its sha256; the head's byte ranges in its weights.bin. */
-  private async writeTemplate(files: ModelFiles): Promise<Template> {
-    const staged = join(this.dir, `frozen-base.${randomUUID()}.zip`);
-    await writeModelZip({ ...files, zipPath: staged });
-    const sha256 = await sha256OfFile(staged);
-    const file = templateFileName(sha256);
-    const path = join(this.dir, file);
-    await rename(staged, path);
-    const modelJson = JSON.parse((await readEntry(path, 'model.json')).toString('utf8')) as Parameters<typeof weightRanges>[0];
-    const weights = [...weightRanges(modelJson)].filter(([name]) => this.frozenHead!.isHead(name)).map(([name, r]) => ({ name, ...r }));
-    return { path, manifest: { kind: HEAD_CHECKPOINT_KIND, version: 1, base: this.frozenHead!.base(), template: { file, sha256 } }, weights };
+  /**
+   * The complete bundle, copied into memory at the first head checkpoint (the base's weights never
+   * change while it is frozen; the head's bytes are replaced on assembly), then written off the
+   * path, stored, named by its sha256.
+   */
+  private async startTemplate(files: ModelFiles, timing: CheckpointTiming): Promise<void> {
+    const { entries, modelJson } = await bundleEntries(files);
+    this.headWeights = [...weightRanges(modelJson)].filter(([name]) => this.frozenHead!.isHead(name)).map(([name, r]) => ({ name, ...r }));
+    this.enqueue(async () => {
+      const t = performance.now();
+      const staged = join(this.dir, `frozen-base.${randomUUID()}.tmp`);
+      try {
+        await writeZip(staged, entries, { store: true });
+        const sha256 = await sha256OfFile(staged);
+        const file = templateFileName(sha256);
+        const path = join(this.dir, file);
+        await rename(staged, path);
+        this.template = { path, ref: { file, sha256 } };
+      } catch (err) {
+        await rm(staged, { force: true });
+        throw err;
+      }
+      timing.offPath.template = since(t);
+    });
   }
 }
 
-async function readEntry(zipPath: string, name: string): Promise<Buffer> {
-  const zip = await openZip(zipPath);
+/** A stored zip written to a temporary name and renamed into place (a reader never sees half of it). */
+async function writeAtomically(zipPath: string, entries: readonly ZipInput[]): Promise<number> {
+  const tmp = `${zipPath}.${randomUUID()}.tmp`;
   try {
-    for await (const entry of zipEntries(zip)) if (entry.fileName === name) return await readZipEntry(zip, entry);
-  } finally {
-    zip.close();
+    const bytes = await writeZip(tmp, entries, { store: true });
+    await rename(tmp, zipPath);
+    return bytes;
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
   }
-  throw new Error(`${zipPath} has no ${name}`);
 }

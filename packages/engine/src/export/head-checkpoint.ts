@@ -58,12 +58,12 @@ export async function sha256OfFile(path: string): Promise<string> {
   return createHash('sha256').update(await readFile(path)).digest('hex');
 }
 
-/** The light checkpoint's files. */
-export function headCheckpointFiles(manifest: HeadCheckpointManifest, head: Uint8Array, training: Record<string, unknown>): ZipInput[] {
+/** The light checkpoint's files; `training`: training.json's bytes (as the bundle writes them). */
+export function headCheckpointFiles(manifest: HeadCheckpointManifest, head: Uint8Array, training: Uint8Array): ZipInput[] {
   return [
     { name: HEAD_CHECKPOINT_FILE, data: Buffer.from(JSON.stringify(manifest, null, 1)) },
     { name: HEAD_WEIGHTS_FILE, data: head },
-    { name: 'training.json', data: Buffer.from(JSON.stringify(training, null, 2)) },
+    { name: 'training.json', data: training },
   ];
 }
 

@@ -73,7 +73,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneOutcome> 
       exportBundle(ctx, model, { result, bestEpoch: (fineTune ?? head).modelEpoch, baselineHistory: baseline?.history ?? null }, training.checkpoints.written),
     );
     await ctx.emit(stageTimings(ctx));
-    return outcome;
+    return { ...outcome, checkpointTimings: training.checkpoints.timings };
   } finally {
     await ctx.dispose();
   }

@@ -1,7 +1,7 @@
 /** What `fineTune` takes and gives back, and what it tells its caller while it runs. */
 import type { FineTuneResult, FineTuneSpec } from '@graft/contracts';
 import type { ResolvedBase } from '../bases/base-source.ts';
-import type { CheckpointInfo } from '../export/checkpoints.ts';
+import type { CheckpointInfo, CheckpointTiming } from '../export/checkpoints.ts';
 import type { Resume } from './resume.ts';
 import type { BatchProgress, EpochResult } from '../train/phase-runner.ts';
 
@@ -67,4 +67,6 @@ export interface FineTuneOutcome {
   modelZipBytes: number;
   /** Every checkpoint written (also reported through `hooks.onCheckpoint`). */
   checkpoints: CheckpointInfo[];
+  /** Where each checkpoint's time went: on the training path and off it (bench/checkpoints.ts). */
+  checkpointTimings: CheckpointTiming[];
 }

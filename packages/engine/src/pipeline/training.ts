@@ -80,7 +80,7 @@ export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEnc
   );
   const checkpointing: Checkpoints = new Checkpoints(
     plan.checkpointEvery,
-    async (c, position) => checkpoints.write(c, await resume.capture(position, c.valLoss)),
+    async (c, position) => checkpoints.write(c, () => resume.capture(position, c.valLoss)),
     ctx.checkpointMinIntervalMs,
     ctx.handBack,
   );

@@ -78,10 +78,14 @@ export type ZipInput = { name: string; data: Uint8Array } | { name: string; file
 // bytes are the same in every time zone.
 const FIXED_MTIME = new Date(2020, 0, 1, 0, 0, 0);
 
-/** Writes a zip whose bytes depend only on its contents. Returns the size of the zip written. */
-export async function writeZip(path: string, files: readonly ZipInput[]): Promise<number> {
+/**
+ * Writes a zip whose bytes depend only on its contents. Returns the size of the zip written.
+ * `store`: entries are stored, not deflated (float weights deflate by a few per cent at a real CPU
+ * cost; what is written every epoch is stored).
+ */
+export async function writeZip(path: string, files: readonly ZipInput[], opts: { store?: boolean } = {}): Promise<number> {
   const zip = new yazl.ZipFile();
-  const options = { mtime: FIXED_MTIME, mode: 0o100644, forceDosTimestamp: true };
+  const options = { mtime: FIXED_MTIME, mode: 0o100644, forceDosTimestamp: true, compress: !opts.store };
   for (const f of files) {
     if ('file' in f) zip.addFile(f.file, f.name, options);
     else zip.addBuffer(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength), f.name, options);

@@ -16,7 +16,7 @@ export async function exportBundle(
   model: TransferModel,
   summary: { result: FineTuneResult; bestEpoch: number; baselineHistory: EpochResult[] | null },
   checkpoints: FineTuneOutcome['checkpoints'],
-): Promise<FineTuneOutcome> {
+): Promise<Omit<FineTuneOutcome, 'checkpointTimings'>> {
   const training = ctx.record.toJSON({ bestEpoch: summary.bestEpoch, baselineHistory: summary.baselineHistory, result: summary.result });
   const files = await model.files(training);
   const card = buildModelCard({
