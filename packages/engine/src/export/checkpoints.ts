@@ -13,14 +13,13 @@
  * memory at the first head checkpoint and written, once, off the path too: the template every head
  * checkpoint of the job is assembled from.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { CheckpointRequest } from '../train/callbacks.ts';
 import { encodeResumeState, writeResumeState, type ResumeState } from '../train/resume-state.ts';
-import { writeZip, type ZipInput } from '../util/zip.ts';
 import { bundleEntries, writeModelZip, type ModelFiles } from './bundle.ts';
-import { HEAD_CHECKPOINT_KIND, headCheckpointFiles, sha256OfFile, templateFileName, weightRanges, type HeadCheckpointManifest } from './head-checkpoint.ts';
+import { CheckpointThread } from './checkpoint-thread.ts';
+import { HEAD_CHECKPOINT_KIND, headCheckpointFiles, weightRanges, type HeadCheckpointManifest } from './head-checkpoint.ts';
 
 export interface CheckpointInfo {
   epoch: number;
@@ -86,6 +85,8 @@ export class CheckpointWriter {
   private template: Template | null = null;
   private pending: Promise<void> = Promise.resolve();
   private failure: unknown = null;
+  /** Where head checkpoints' files are written; started as the head phase begins (`prepare`). */
+  private thread: CheckpointThread | null = null;
 
   constructor(
     private readonly dir: string,
@@ -114,6 +115,7 @@ export class CheckpointWriter {
     const resumePath = state ? zipPath.replace(/\.zip$/, '.resume') : null;
     if (this.frozenHead?.frozen(c.phase)) {
       timing.head = true;
+      const thread = this.startThread();
       // At most one in flight: the previous one is recorded before this one is taken (it normally
       // is long since), so a lost worker loses at most the checkpoint being recorded.
       t = performance.now();
@@ -122,7 +124,7 @@ export class CheckpointWriter {
       if (this.failure) throw this.failure;
       const files = await this.files(c);
       t = performance.now();
-      if (!this.headWeights) await this.startTemplate(files, timing);
+      if (!this.headWeights) await this.startTemplate(files, timing, thread);
       timing.onPath.template = since(t);
       t = performance.now();
       // Copied now (the head trains on); written and reported after, in order, off the training path.
@@ -135,12 +137,15 @@ export class CheckpointWriter {
       this.enqueue(async () => {
         const template = this.template!;
         let t = performance.now();
-        const zip = headCheckpointFiles({ kind: HEAD_CHECKPOINT_KIND, version: 1, base, template: template.ref, weights }, head, training);
-        const bytes = await writeAtomically(zipPath, zip);
+        const entries = headCheckpointFiles({ kind: HEAD_CHECKPOINT_KIND, version: 1, base, template: template.ref, weights }, head, training);
+        const zip = thread.run({ kind: 'zip', path: zipPath, entries });
+        // The state's tensors are copies (ResumeTracker.capture): encoded in the thread too.
+        const resumed = state ? thread.run({ kind: 'resume', path: resumePath!, state }) : Promise.resolve(null);
+        resumed.catch(() => {}); // awaited below; a failed zip must not leave this rejection unhandled
+        const { bytes } = await zip;
         timing.offPath.zip = since(t);
         t = performance.now();
-        // The state's tensors are copies (ResumeTracker.capture): encoded here, off the path.
-        if (state) await writeResumeState(resumePath!, encodeResumeState(state));
+        await resumed;
         timing.offPath.resume = since(t);
         t = performance.now();
         await this.report({ ...c, isBest, zipPath, bytes, templatePath: template.path, resumePath });
@@ -158,10 +163,25 @@ export class CheckpointWriter {
     timing.onPath.copy = since(t);
   }
 
+  /** A phase that will write checkpoints begins: head checkpoints' thread starts now (it is ready by the first). */
+  prepare(phase: string): void {
+    if (this.frozenHead?.frozen(phase)) this.startThread();
+  }
+
+  private startThread(): CheckpointThread {
+    return (this.thread ??= new CheckpointThread());
+  }
+
   /** Waits for the head checkpoints still being written; rethrows the first failure. */
   async flush(): Promise<void> {
     await this.pending;
     if (this.failure) throw this.failure;
+  }
+
+  /** Waits for what is being written, then ends the thread (the job is over). */
+  async close(): Promise<void> {
+    await this.pending;
+    await this.thread?.close();
   }
 
   private enqueue(job: () => Promise<void>): void {
@@ -180,37 +200,14 @@ export class CheckpointWriter {
    * change while it is frozen; the head's bytes are replaced on assembly), then written off the
    * path, stored, named by its sha256.
    */
-  private async startTemplate(files: ModelFiles, timing: CheckpointTiming): Promise<void> {
+  private async startTemplate(files: ModelFiles, timing: CheckpointTiming, thread: CheckpointThread): Promise<void> {
     const { entries, modelJson } = await bundleEntries(files);
     this.headWeights = [...weightRanges(modelJson)].filter(([name]) => this.frozenHead!.isHead(name)).map(([name, r]) => ({ name, ...r }));
     this.enqueue(async () => {
       const t = performance.now();
-      const staged = join(this.dir, `frozen-base.${randomUUID()}.tmp`);
-      try {
-        await writeZip(staged, entries, { store: true });
-        const sha256 = await sha256OfFile(staged);
-        const file = templateFileName(sha256);
-        const path = join(this.dir, file);
-        await rename(staged, path);
-        this.template = { path, ref: { file, sha256 } };
-      } catch (err) {
-        await rm(staged, { force: true });
-        throw err;
-      }
+      const { path, sha256 } = await thread.run({ kind: 'zip', path: this.dir, entries, namedBySha256: true });
+      this.template = { path, ref: { file: basename(path), sha256: sha256! } };
       timing.offPath.template = since(t);
     });
-  }
-}
-
-/** A stored zip written to a temporary name and renamed into place (a reader never sees half of it). */
-async function writeAtomically(zipPath: string, entries: readonly ZipInput[]): Promise<number> {
-  const tmp = `${zipPath}.${randomUUID()}.tmp`;
-  try {
-    const bytes = await writeZip(tmp, entries, { store: true });
-    await rename(tmp, zipPath);
-    return bytes;
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
   }
 }

@@ -67,8 +67,8 @@ export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEnc
     ctx.hooks.onCheckpoint?.bind(ctx.hooks),
     ctx.headCheckpoints ? frozenHead(ctx, encoder, model) : null,
   );
-  // A failed or cancelled job still waits for the head checkpoints being written (their files are in outDir).
-  ctx.onDispose(() => checkpoints.flush().catch(() => {}));
+  // A failed or cancelled job still waits for the head checkpoints being written (their files are in outDir); then their thread ends.
+  ctx.onDispose(() => checkpoints.close().catch(() => {}));
   const progress = new ProgressHooks({ onBatch: ctx.hooks.onBatch?.bind(ctx.hooks), onEpoch: ctx.hooks.onEpoch?.bind(ctx.hooks) });
   const overfitting = new OverfittingWarning((m) =>
     ctx.emit({
@@ -83,6 +83,7 @@ export function setUpTraining(ctx: RunContext, plan: PhasePlan, encoder: TaskEnc
     async (c, position) => checkpoints.write(c, () => resume.capture(position, c.valLoss)),
     ctx.checkpointMinIntervalMs,
     ctx.handBack,
+    (phase) => checkpoints.prepare(phase),
   );
   const resume = new ResumeTracker(ctx, { checkpoints: checkpointing, overfitting, writer: checkpoints }, resumeState);
   const jobCallbacks = [new History(ctx.record.history), progress, overfitting];

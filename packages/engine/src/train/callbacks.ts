@@ -162,8 +162,15 @@ export class Checkpoints extends TrainingCallback {
     /** Batch checkpoints due sooner than this after the previous one are skipped. */
     private readonly minIntervalMs = 0,
     private readonly handBack?: AbortSignal,
+    /** Called as a phase that will write a checkpoint begins (the writer gets ready while it trains). */
+    private readonly willWrite?: (phase: PhaseName) => void,
   ) {
     super();
+  }
+
+  override onTrainBegin(): void {
+    const { batches, epochs, phase } = this.params;
+    if (this.every === 'epoch' || this.every <= batches * epochs) this.willWrite?.(phase);
   }
 
   override async onBatchEnd(p: BatchProgress): Promise<void> {
