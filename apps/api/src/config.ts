@@ -27,6 +27,8 @@ export const ApiEnv = Type.Object({
   ARCHIVE_MAX_ENTRIES: Type.Integer({ minimum: 1, default: ARCHIVE_LIMITS.maxEntries, description: 'Entries an uploaded zip may hold.' }),
   ARCHIVE_MAX_INFLATED_BYTES: Type.Integer({ minimum: 1024, default: ARCHIVE_LIMITS.maxInflatedBytes, description: 'Bytes one upload may inflate to (zip or gzip; 413 beyond).' }),
   ARCHIVE_MAX_RATIO: Type.Number({ minimum: 1, default: ARCHIVE_LIMITS.maxRatio, description: 'Inflated ÷ compressed bytes allowed per zip entry and per upload (422 unsafe_archive beyond).' }),
+  DATASET_CHECK_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 600_000, description: 'Time limit of one dataset upload check (its child process is killed past it: 422 dataset_check_failed).' }),
+  DATASET_CHECK_MAX_RSS_MB: Type.Integer({ minimum: 128, default: 1024, description: 'Memory bound of a dataset check process (resident set, read from /proc on Linux; V8 heap bound at half of it): killed past it, 422 dataset_check_failed.' }),
   INSPECT_CONCURRENCY: Type.Integer({ minimum: 1, default: 2, description: 'Base-model inspections (child processes) running at once.' }),
   INSPECT_QUEUE: Type.Integer({ minimum: 0, default: 4, description: 'Registrations waiting for an inspection slot; beyond, 503 inspector_busy with Retry-After.' }),
   OUTBOUND_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 120_000, description: 'Bound of one outbound request (a hosted model.json or one weight file), body included.' }),
@@ -58,4 +60,11 @@ export const archiveLimitsOf = (config: ApiConfig): ArchiveLimits => ({
   maxEntries: config.ARCHIVE_MAX_ENTRIES,
   maxInflatedBytes: config.ARCHIVE_MAX_INFLATED_BYTES,
   maxRatio: config.ARCHIVE_MAX_RATIO,
+});
+
+/** The bounds of one dataset check process under this configuration. */
+export const datasetCheckLimitsOf = (config: ApiConfig) => ({
+  timeoutMs: config.DATASET_CHECK_TIMEOUT_MS,
+  maxRssMb: config.DATASET_CHECK_MAX_RSS_MB,
+  maxOldSpaceMb: Math.max(64, Math.floor(config.DATASET_CHECK_MAX_RSS_MB / 2)),
 });

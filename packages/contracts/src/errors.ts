@@ -25,6 +25,11 @@ export const ERROR_CODES = {
     description:
       'The archive is built to harm rather than to be read: entries that overlap or share compressed data, a name given twice, a name escaping the archive (absolute, `..`), or a compression ratio beyond the limit; the message says which.',
   },
+  dataset_check_failed: {
+    status: 422,
+    description:
+      'The upload check stopped before it finished: it ran past its time limit (`DATASET_CHECK_TIMEOUT_MS`) or its memory bound (`DATASET_CHECK_MAX_RSS_MB`), or its decoder crashed on the file; the message says which. Nothing was stored.',
+  },
   too_many_entries: { status: 422, description: 'The archive has more entries, the text file more rows, or either more classes than the limits (the message says which).' },
   invalid_text_dataset: { status: 422, description: 'The file cannot be read as a text dataset: not CSV or JSONL (plain, gzipped, or the single file of a zip), no `text` and `label` columns, an unclosed CSV quote swallowing the file, or empty.' },
   too_many_invalid_rows: { status: 422, description: 'More rows are invalid than `maxInvalidShare` allows; the message gives the count, the share and the first lines with their reasons.' },

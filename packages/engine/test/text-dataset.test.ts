@@ -292,8 +292,8 @@ describe('leakage', () => {
 });
 
 describe('TextCheckPool', () => {
-  test('checks in worker threads, more at once than threads, errors with their code; idle threads end', async () => {
-    const pool = new TextCheckPool({ maxThreads: 2, idleMs: 200 });
+  test('checks in child processes, more at once than children, errors with their code; idle children end', async () => {
+    const pool = new TextCheckPool({ maxChildren: 2, idleMs: 200 });
     try {
       const good = file('pool.csv', 'text,label\na,x\nb,y\n');
       const bad = file('pool-bad.csv', 'text,label\na,x\n,y\n');
@@ -305,9 +305,9 @@ describe('TextCheckPool', () => {
       assert.ok(err instanceof GraftError);
       assert.equal(err.code, 'too_many_invalid_rows');
       assert.equal(err.param, 'file');
-      assert.ok(pool.threads >= 1 && pool.threads <= 2, `threads: ${pool.threads}`);
-      for (let i = 0; i < 100 && pool.threads > 0; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(pool.threads, 0, 'idle threads end');
+      assert.ok(pool.children >= 1 && pool.children <= 2, `children: ${pool.children}`);
+      for (let i = 0; i < 100 && pool.children > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(pool.children, 0, 'idle children end');
     } finally {
       await pool.close();
     }

@@ -1,7 +1,6 @@
-/** The worker thread of `inspectArchiveInThread`: one archive inspection, answered to the parent. */
-import { workerData } from 'node:worker_threads';
-import { serveThreadTask } from '../../util/bundled-thread.ts';
+/** The child process of `ArchiveCheckPool`: archive inspections, one at a time, answered to the parent. */
+import { serveChildTasks } from '../../util/child-tasks.ts';
 import { inspectArchive } from './dataset-archive.ts';
 import type { ArchiveCheckRequest } from './archive-check.ts';
 
-serveThreadTask((req: ArchiveCheckRequest) => inspectArchive(req.path, req.limits, req.archiveLimits), workerData as ArchiveCheckRequest);
+serveChildTasks((req: ArchiveCheckRequest) => inspectArchive(req.path, req.limits, req.archiveLimits));

@@ -42,7 +42,7 @@ const LISTED_UNREADABLE = 10;
  * (ZipGuard: overlapping or duplicated entries, names escaping it, inflated size and ratio), then
  * each image is inflated within the upload's byte budget and decoded in full by the trainer's own
  * `decodeImage` with its limits (DECODE_LIMITS), so an image accepted here is one training can
- * read. CPU-bound: the API runs it in a worker thread (`inspectArchiveInThread`). Throws GraftError
+ * read. CPU-bound: the API runs it in a child process (`ArchiveCheckPool`). Throws GraftError
  * with a code the API answers: invalid_archive, unsafe_archive, payload_too_large, unreadable_entry
  * (naming up to 10 images and why), too_many_entries, no_images, too_few_classes.
  */
@@ -134,7 +134,7 @@ export function readArchiveImages(path: string, wanted: ReadonlySet<string>): As
   return readZipFiles(path, wanted);
 }
 
-export { inspectArchiveInThread } from './archive-check.ts';
+export { ArchiveCheckPool, ARCHIVE_CHECK_LIMITS } from './archive-check.ts';
 
 /**
  * A few images of each class, for a person to look at (the dashboard's thumbnails): the first

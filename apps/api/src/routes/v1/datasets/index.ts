@@ -16,10 +16,11 @@ import {
   parseWith,
 } from '@graft/contracts';
 import { datasets } from '@graft/db';
-import { inspectArchiveInThread } from '@graft/engine/dataset-archive';
-import { archiveLimitsOf } from '../../../config.ts';
+import { ArchiveCheckPool } from '@graft/engine/dataset-archive';
+import { ChildTaskAborted, ChildTaskStopped, type ChildTaskReport } from '@graft/engine/child-tasks';
+import type { FastifyBaseLogger, FastifyReply } from 'fastify';
+import { archiveLimitsOf, datasetCheckLimitsOf } from '../../../config.ts';
 import { assertStorableText } from '../../../plugins/input-guard.ts';
-import { Pool } from '../../../inspector/pool.ts';
 import { detectTextFormat, TextCheckPool } from '@graft/engine/text-dataset';
 import { bodyByContentType, described, errorResponses } from '../../../route-schemas.ts';
 import { datasetOut } from '../../../serializers.ts';
@@ -59,12 +60,28 @@ async function textHint(path: string, filename: string): Promise<string> {
 
 const T = TEXT_DATASET_LIMITS;
 
+/** Aborted when the client goes away before its answer (the check it waits for is then killed). */
+function abandonedSignal(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) ac.abort();
+  });
+  return ac.signal;
+}
+
+/** Logs how a check process did (its own peak resident set: memory that is not the API's). */
+const logCheck = (log: FastifyBaseLogger, kind: 'image' | 'text') => (r: ChildTaskReport) =>
+  log.info({ check: kind, ms: Math.round(r.ms), childPeakRssBytes: r.childPeakRssBytes, coldStart: r.coldStart, outcome: r.outcome }, 'dataset check process');
+
 const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  // Text uploads are checked in worker threads (at most two at once; an idle one ends after a minute).
-  const textChecks = new TextCheckPool({ maxThreads: 2, idleMs: 60_000 });
-  app.addHook('onClose', () => textChecks.close());
-  // Image archives are inflated and every image decoded in a worker thread each: two at once, the rest wait.
-  const imageChecks = new Pool(2, Number.POSITIVE_INFINITY);
+  // Uploads are checked in child processes, two at once per kind (the rest wait), bounded in memory and time:
+  // the decoders' memory is never the API's, and a file that crashes or exhausts one ends its child only.
+  const limits = datasetCheckLimitsOf(app.config);
+  // Text: a child stays a minute for the next check. Images: a fresh child per check (its memory all
+  // goes back at the end; its start is about a tenth of a second, bench/RESULTS.md).
+  const textChecks = new TextCheckPool({ maxChildren: 2, idleMs: 60_000, limits });
+  const imageChecks = new ArchiveCheckPool({ maxChildren: 2, idleMs: 0, limits });
+  app.addHook('onClose', () => Promise.all([textChecks.close(), imageChecks.close()]));
   const archiveLimits = archiveLimitsOf(app.config);
 
   app.post(
@@ -90,7 +107,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
           201: described(Dataset, 'The dataset with its statistics (images: classes and balance; text: format, rows per class, lengths, duplicates, invalid rows).'),
           ...errorResponses(
             'invalid_request', 'invalid_archive', 'unsafe_archive', 'payload_too_large', 'unsupported_media_type', 'no_images', 'too_few_classes', 'unreadable_entry', 'too_many_entries',
-            'invalid_text_dataset', 'too_many_invalid_rows', 'base_model_not_found', 'base_model_unusable', 'task_mismatch', 'quota_exceeded',
+            'invalid_text_dataset', 'too_many_invalid_rows', 'dataset_check_failed', 'base_model_not_found', 'base_model_unusable', 'task_mismatch', 'quota_exceeded',
           ),
         },
       },
@@ -98,6 +115,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       if (!request.isMultipart()) throw new GraftError('unsupported_media_type', 'Send the dataset as multipart/form-data with a `file` part.');
       const { storage } = app;
+      const signal = abandonedSignal(reply);
       const fields: Record<string, string> = {};
       let upload: { key: string; bytes: number; sha256: string; filename: string } | undefined;
       try {
@@ -127,14 +145,14 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (form.task === 'text-classification') {
           const taken = upload;
           upload = undefined; // storeTextDataset owns the upload from here (it moves or removes it)
-          const row = await storeTextDataset(app, { upload: taken, tenantId: request.tenantId, name, maxInvalidShare: form.maxInvalidShare ?? 0, baseModel: form.baseModel, log: request.log, pool: textChecks });
+          const row = await storeTextDataset(app, { upload: taken, tenantId: request.tenantId, name, maxInvalidShare: form.maxInvalidShare ?? 0, baseModel: form.baseModel, log: request.log, pool: textChecks, signal, onReport: logCheck(request.log, 'text') });
           return reply.status(201).send(datasetOut(row));
         }
 
         let inspection;
         try {
           const path = storage.path(upload.key);
-          inspection = await imageChecks.run(() => inspectArchiveInThread(path, archiveLimits, { ...DATASET_LIMITS, maxEntries: archiveLimits.maxEntries }));
+          inspection = await imageChecks.inspect(path, archiveLimits, { ...DATASET_LIMITS, maxEntries: archiveLimits.maxEntries }, { signal, onReport: logCheck(request.log, 'image') });
         } catch (err) {
           if (err instanceof GraftError && (err.code === 'invalid_archive' || err.code === 'no_images')) {
             const hint = await textHint(storage.path(upload.key), upload.filename);
@@ -165,6 +183,13 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
           await storage.remove(key);
           throw err;
         }
+      } catch (err) {
+        if (err instanceof ChildTaskStopped) request.log.warn({ reason: err.reason, detail: err.detail }, 'dataset check stopped');
+        if (err instanceof ChildTaskAborted) {
+          request.log.info('the client went away during the dataset check: check stopped, nothing stored');
+          return reply.hijack(); // the connection is gone: nothing to answer
+        }
+        throw err;
       } finally {
         if (upload) await storage.remove(upload.key);
       }

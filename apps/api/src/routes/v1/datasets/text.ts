@@ -1,6 +1,6 @@
 /**
- * A text dataset upload, after the file is in storage: checked in full in a worker thread (the
- * API's event loop stays free), then the upload, its normalised rows and its fingerprints are
+ * A text dataset upload, after the file is in storage: checked in full in a child process (the
+ * API's event loop stays free, its memory is not the API's), then the upload, its normalised rows and its fingerprints are
  * moved into place and the row inserted. Anything refused or failed leaves nothing behind.
  */
 import { GraftError, isTextBase, newId, type TextFormat } from '@graft/contracts';
@@ -8,6 +8,7 @@ import { baseLookups, datasets, type DatasetRow } from '@graft/db';
 import { getBaseModel } from '@graft/engine/catalog';
 import { resolveBase } from '@graft/engine/resolve-base';
 import { TOKEN_COUNTING_AVAILABLE, type TextCheckPool, type TokenizerSpec } from '@graft/engine/text-dataset';
+import type { ChildTaskReport } from '@graft/engine/child-tasks';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -66,6 +67,9 @@ export async function storeTextDataset(
     baseModel: string | undefined;
     log: FastifyBaseLogger;
     pool: TextCheckPool;
+    /** Aborted when the client goes away: the check is killed. */
+    signal?: AbortSignal;
+    onReport?: (r: ChildTaskReport) => void;
   },
 ): Promise<DatasetRow> {
   const { storage } = app;
@@ -86,7 +90,7 @@ export async function storeTextDataset(
       fingerprintsPath: storage.path(tmpFingerprints),
       tokenizer: tokenizer?.spec ?? null,
       archiveLimits: archiveLimitsOf(app.config),
-    });
+    }, { signal: req.signal, onReport: req.onReport });
     tokenizer?.release();
     tokenizer = null;
     req.log.info(
