@@ -25,8 +25,8 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-function startProcess(entry: string, env: Record<string, string>, sink: (s: string) => void): ChildProcess {
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startProcess(entry: string, env: Record<string, string>, sink: (s: string) => void, root = ROOT): ChildProcess {
+  const proc = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.on('data', (d: Buffer) => sink(d.toString()));
   proc.stderr!.on('data', (d: Buffer) => sink(d.toString()));
   return proc;
@@ -50,7 +50,8 @@ const stopProcess = async (proc: ChildProcess | null) => {
   clearTimeout(timer);
 };
 
-export async function startService(name: string, opts: { worker: boolean; env?: Record<string, string> }): Promise<Service> {
+/** `root`: another checkout of graft (set up) whose API and worker run instead of this one's (a baseline). */
+export async function startService(name: string, opts: { worker: boolean; env?: Record<string, string>; root?: string }): Promise<Service> {
   const storageDir = await mkdtemp(join(tmpdir(), `graft-bench-${name}-`));
   const db = new URL(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres');
   db.pathname = `/graft_bench_${name.replace(/\W/g, '_')}_${Date.now().toString(36)}`;
@@ -71,7 +72,7 @@ export async function startService(name: string, opts: { worker: boolean; env?: 
   };
   const logs = () => out;
   const url = `http://127.0.0.1:${port}`;
-  const api = startProcess('apps/api/src/main.ts', { ...env, PORT: String(port) }, sink);
+  const api = startProcess('apps/api/src/main.ts', { ...env, PORT: String(port) }, sink, opts.root);
   let worker: ChildProcess | null = null;
   const stop = async () => {
     await stopProcess(worker);
@@ -90,7 +91,7 @@ export async function startService(name: string, opts: { worker: boolean; env?: 
   try {
     await until('the API to answer /healthz', () => fetch(`${url}/healthz`).then((r) => r.ok, () => false), api, logs);
     if (opts.worker) {
-      worker = startProcess('apps/worker/src/main.ts', { ...env, WORKER_METRICS_PORT: '0' }, sink);
+      worker = startProcess('apps/worker/src/main.ts', { ...env, WORKER_METRICS_PORT: '0' }, sink, opts.root);
       await until('the worker to be ready', () => out.includes('"worker ready"'), worker, logs);
     }
   } catch (err) {
@@ -112,4 +113,12 @@ export async function cpuSecondsOf(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The pids of a process's children (every thread's), from /proc. */
+export async function childrenOf(pid: number): Promise<number[]> {
+  const { readdir } = await import('node:fs/promises');
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const lists = await Promise.all(tasks.map((t) => readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '')));
+  return lists.flatMap((l) => l.split(' ').filter(Boolean).map(Number));
 }

@@ -5,7 +5,8 @@
  * in the error shape, and leaves nothing in STORAGE_DIR/tmp.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { crc32, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
@@ -13,7 +14,7 @@ import request from 'supertest';
 import { decodeImage } from '@graft/engine';
 import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
 import { colourEntries, png, writeZip } from '../../../test/helpers/fixtures.ts';
-import { startApi } from '../../../test/helpers/processes.ts';
+import { startApi, waitFor } from '../../../test/helpers/processes.ts';
 
 let env: TestEnv;
 let api: Awaited<ReturnType<typeof startApi>>;
@@ -265,6 +266,50 @@ describe('images the trainer could not read are refused at upload, each named wi
     assert.equal(res.status, 201, JSON.stringify(res.body));
     for (const e of entries) assert.equal(decodeImage(e.data as Buffer).width, 16);
     assert.deepEqual(tmpLeft(), []);
+  });
+});
+
+describe('the check runs in a child process: what exhausts it ends the child, never the API', () => {
+  // A real 6000x6000 RGB PNG (36 Mpx, under the 40 Mpx decode limit): about 100 KB, over 250 MB once decoded.
+  const bigPng = () => rawPng(6000, 6000, 8, 2, deflateSync(Buffer.alloc(6000 * (1 + 6000 * 3)), { level: 1 }));
+  const childrenOfThisProcess = () =>
+    readdirSync(`/proc/${process.pid}/task`).flatMap((t) => readFileSync(`/proc/${process.pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+
+  test('an image that needs more memory than a check may use (DATASET_CHECK_MAX_RSS_MB) is refused with 422 dataset_check_failed', async () => {
+    const small = await startApi(env, { DATASET_CHECK_MAX_RSS_MB: '160' });
+    try {
+      const path = join(dir, 'big-image.zip');
+      await writeZip(path, [...colourEntries(2), { name: 'blue/big.png', data: bigPng() }]);
+      const res = await request(small.url).post('/v1/datasets').field('task', 'image-classification').attach('file', path);
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'dataset_check_failed');
+      assert.match(res.body.error.message, /needed more memory than it may use \(160 MB\); nothing was stored/);
+      assert.deepEqual(tmpLeft(), []);
+      // The API is unharmed, and the same kind of upload within bounds is still accepted.
+      const ok = join(dir, 'ok-after.zip');
+      await writeZip(ok, colourEntries(3));
+      assert.equal((await request(small.url).post('/v1/datasets').field('task', 'image-classification').attach('file', ok)).status, 201);
+    } finally {
+      await small.close();
+    }
+  });
+
+  test('a client that goes away during the check: its check process is killed and nothing is left staged', async () => {
+    const path = join(dir, 'abandoned.zip');
+    // Twenty 36 Mpx images: a check of a minute or more, so the child ending within seconds is the abort's doing.
+    const big = bigPng();
+    await writeZip(path, [...colourEntries(2), ...Array.from({ length: 20 }, (_, i) => ({ name: `blue/big-${i}.png`, data: big }))]);
+    const before = new Set(childrenOfThisProcess());
+    const boundary = 'graftabandon';
+    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="task"\r\n\r\nimage-classification\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.zip"\r\nContent-Type: application/zip\r\n\r\n`);
+    const body = Buffer.concat([head, readFileSync(path), Buffer.from(`\r\n--${boundary}--\r\n`)]);
+    const req = httpRequest(`${api.url}/v1/datasets`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length } });
+    req.on('error', () => {});
+    req.end(body);
+    const child = await waitFor('the check process to start', async () => childrenOfThisProcess().find((pid) => !before.has(pid)), 30_000, 20);
+    req.destroy();
+    await waitFor('the check process to be killed', async () => !existsSync(`/proc/${child}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${child}/status`, 'utf8')), 10_000, 20);
+    await waitFor('the staged upload to be removed', async () => tmpLeft().length === 0, 10_000, 50);
   });
 });
 
