@@ -20,7 +20,9 @@
  * process per upload adds its start to. `--baseline <dir>`: another checkout of graft (set up) runs
  * its API too, each upload measured on both back to back, so before/after ratios share one load.
  *
- *   npm run bench -- --only upload [--gb 1] [--runs 1] [--sample-runs 5] [--side 1024x768] [--pool 48] [--baseline <dir>]
+ * `--variants`: also the current build without the spare check process, and with used ones kept warm.
+ *
+ *   npm run bench -- --only upload [--gb 1] [--runs 1] [--sample-runs 5] [--side 1024x768] [--pool 48] [--baseline <dir>] [--variants]
  */
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -53,6 +55,8 @@ export interface UploadOptions {
   sampleRuns: number;
   /** Another checkout whose API is measured too. */
   baseline?: string | undefined;
+  /** Also the current build without a spare check process, and with warm ones. */
+  variants: boolean;
 }
 
 export function parseUploadArgs(argv: string[]): UploadOptions {
@@ -61,7 +65,7 @@ export function parseUploadArgs(argv: string[]): UploadOptions {
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const [w, h] = (at('side') ?? '1024x768').split('x').map(Number);
-  return { gb: Number(at('gb') ?? 1), runs: Number(at('runs') ?? 1), width: w!, height: h ?? w!, pool: Number(at('pool') ?? 48), sampleRuns: Number(at('sample-runs') ?? 5), baseline: at('baseline') };
+  return { gb: Number(at('gb') ?? 1), runs: Number(at('runs') ?? 1), width: w!, height: h ?? w!, pool: Number(at('pool') ?? 48), sampleRuns: Number(at('sample-runs') ?? 5), baseline: at('baseline'), variants: argv.includes('--variants') };
 }
 
 /** A photo-like RGB image: a few smooth colour fields with per-pixel noise (so it neither compresses to nothing nor is pure noise). */
@@ -120,7 +124,12 @@ export async function writeDatasetZip(path: string, bytes: number, opts: UploadO
 /** Resets the process's peak RSS (VmHWM) to its current RSS (Linux: clear_refs 5). */
 const resetPeak = (pid: number) => writeFile(`/proc/${pid}/clear_refs`, '5');
 
-type Build = 'current' | 'baseline';
+/**
+ * `current`: this build as configured by default (a fresh check process per upload, a spare started ahead);
+ * `no spare`: the same without the spare (DATASET_CHECK_SPARE_MS=0); `warm`: used check processes kept a
+ * minute for the next upload (DATASET_CHECK_IDLE_MS=60000); `baseline`: another checkout.
+ */
+type Build = 'current' | 'baseline' | 'warm' | 'no spare';
 
 interface Run {
   build: Build;
@@ -244,7 +253,11 @@ export async function runUpload(opts: UploadOptions): Promise<{ markdown: string
   try {
     const env = { MAX_UPLOAD_BYTES: String(4 * 2 ** 30) };
     if (opts.baseline) services.push({ build: 'baseline', service: await startService('upload-baseline', { worker: false, env, root: opts.baseline }) });
-    services.push({ build: 'current', service: await startService('upload', { worker: false, env }) });
+    services.push({ build: 'current', service: await startService('upload', { worker: false, env: { ...env, DATASET_CHECK_IDLE_MS: '0', DATASET_CHECK_SPARE_MS: '60000' } }) });
+    if (opts.variants) {
+      services.push({ build: 'no spare', service: await startService('upload-nospare', { worker: false, env: { ...env, DATASET_CHECK_IDLE_MS: '0', DATASET_CHECK_SPARE_MS: '0' } }) });
+      services.push({ build: 'warm', service: await startService('upload-warm', { worker: false, env: { ...env, DATASET_CHECK_IDLE_MS: '60000', DATASET_CHECK_SPARE_MS: '0' } }) });
+    }
     for (const { build, service } of services) {
       const pid = service.api.pid!;
       const before = (await memoryOf(pid)).rss;
@@ -265,7 +278,7 @@ export async function runUpload(opts: UploadOptions): Promise<{ markdown: string
     await rm(dir, { recursive: true, force: true });
   }
   const m = machine();
-  const builds: Build[] = opts.baseline ? ['baseline', 'current'] : ['current'];
+  const builds = services.map((s) => s.build);
   const bigOf = (b: Build) => runs.filter((r) => r.build === b && r.path !== SAMPLE);
   const worst = Math.max(...bigOf('current').map((r) => r.growthMiB));
   const met = worst * (MiB / 1e6) < TARGET_MB;
@@ -285,6 +298,10 @@ export async function runUpload(opts: UploadOptions): Promise<{ markdown: string
     const xs = sampleRepeats('current');
     const bs = sampleRepeats('baseline');
     if (xs.length && bs.length) ratios.push(`sample upload (median) ${(median(xs) / median(bs)).toFixed(2)}x the time`);
+    for (const b of ['no spare', 'warm'] as const) {
+      const ws = sampleRepeats(b);
+      if (ws.length && bs.length) ratios.push(`${b}: ${(median(ws) / median(bs)).toFixed(2)}x`);
+    }
     const big = bigOf('current');
     const bigBase = bigOf('baseline');
     big.forEach((r, i) => {
@@ -296,13 +313,16 @@ export async function runUpload(opts: UploadOptions): Promise<{ markdown: string
     '## Upload: a 1 GB image dataset zip (`bench/upload.ts`)',
     '',
     '```',
-    `npm run bench -- --only upload${opts.gb !== 1 ? ` --gb ${opts.gb}` : ''}${opts.runs !== 1 ? ` --runs ${opts.runs}` : ''}${opts.sampleRuns !== 5 ? ` --sample-runs ${opts.sampleRuns}` : ''}${opts.baseline ? ' --baseline <checkout of the commit before>' : ''}`,
+    `npm run bench -- --only upload${opts.gb !== 1 ? ` --gb ${opts.gb}` : ''}${opts.runs !== 1 ? ` --runs ${opts.runs}` : ''}${opts.sampleRuns !== 5 ? ` --sample-runs ${opts.sampleRuns}` : ''}${opts.baseline ? ' --baseline <checkout of the commit before>' : ''}${opts.variants ? ' --variants' : ''}`,
     '```',
     '',
     `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}. Load average after each upload below; ${fmtLoad(m.load)} at the end (a shared 2-core machine: other processes ran too, so times are inflated; the API's CPU time is not).`,
     '',
     `Archive: ${(size / 1e9).toFixed(3)} GB, ${made.entries} stored entries in 5 class folders: ${opts.width}×${opts.height} photo-like images (smooth colour fields plus noise), ${made.png} PNG and ${made.jpeg} JPEG (quality 90), mean ${(made.meanBytes / 1e6).toFixed(2)} MB; ${opts.pool} distinct images repeated under distinct names. Sent as one multipart request streamed from disk over loopback to the API in its own process (\`MAX_UPLOAD_BYTES\` raised to 4 GiB), which streams it to storage, then has every image inflated and decoded (current: in a child process; baseline: in a thread of the API) before answering 201. Memory: the API process' peak resident set (VmHWM, every thread; a child process is not counted in it) reset before each upload, minus its RSS then; cross-checked by sampling VmRSS every 20 ms. The check process' own peak is given apart: as it reported it (its getrusage maximum, in the API's log) and as sampled from /proc. Warm-up \`GET /v1/datasets\` first: ${builds.map((b) => `${b} API RSS ${(warm[b]!.before / MiB).toFixed(0)} → ${(warm[b]!.after / MiB).toFixed(0)} MiB`).join('; ')}.${opts.baseline ? ' Baseline: the API of a checkout of the commit before the change, beside this one, each upload measured on both back to back.' : ''}`,
     '',
+    ...(opts.variants
+      ? ['"current": as configured by default, a fresh check process per upload with a spare started ahead (`DATASET_CHECK_SPARE_MS=60000`); "no spare": the same without the spare (`DATASET_CHECK_SPARE_MS=0`); "warm": a used check process stays a minute for the next upload (`DATASET_CHECK_IDLE_MS=60000`).', '']
+      : []),
     '| upload | build | answer | time | of which sending | MB/s | API CPU | API RSS before → peak | API growth | check process peak | load average after |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
     ...runs.filter((r) => !r.repeat).map(row),

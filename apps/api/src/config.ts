@@ -28,6 +28,8 @@ export const ApiEnv = Type.Object({
   ARCHIVE_MAX_INFLATED_BYTES: Type.Integer({ minimum: 1024, default: ARCHIVE_LIMITS.maxInflatedBytes, description: 'Bytes one upload may inflate to (zip or gzip; 413 beyond).' }),
   ARCHIVE_MAX_RATIO: Type.Number({ minimum: 1, default: ARCHIVE_LIMITS.maxRatio, description: 'Inflated ÷ compressed bytes allowed per zip entry and per upload (422 unsafe_archive beyond).' }),
   DATASET_CHECK_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 600_000, description: 'Time limit of one dataset upload check (its child process is killed past it: 422 dataset_check_failed).' }),
+  DATASET_CHECK_IDLE_MS: Type.Integer({ minimum: 0, default: 0, description: 'How long a dataset check process stays for the next check once idle (0: a fresh process per check, ended when it answers).' }),
+  DATASET_CHECK_SPARE_MS: Type.Integer({ minimum: 0, default: 60_000, description: 'With DATASET_CHECK_IDLE_MS=0: a fresh check process is started ahead and kept this long for the next upload, so a check does not wait for a process to start (0: none).' }),
   DATASET_CHECK_MAX_RSS_MB: Type.Integer({ minimum: 128, default: 1024, description: 'Memory bound of a dataset check process (resident set, read from /proc on Linux; V8 heap bound at half of it): killed past it, 422 dataset_check_failed.' }),
   INSPECT_CONCURRENCY: Type.Integer({ minimum: 1, default: 2, description: 'Base-model inspections (child processes) running at once.' }),
   INSPECT_QUEUE: Type.Integer({ minimum: 0, default: 4, description: 'Registrations waiting for an inspection slot; beyond, 503 inspector_busy with Retry-After.' }),

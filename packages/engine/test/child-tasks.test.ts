@@ -57,6 +57,21 @@ describe('ChildTaskPool', () => {
     }
   });
 
+  test('with a spare: each task gets a process that ran nothing before, already started', async () => {
+    const pool = new ChildTaskPool<FixtureRequest, { value: unknown; pid: number }>(ENTRY, { name: 'test task', maxChildren: 2, idleMs: 0, spareMs: 10_000, ...LIMITS });
+    try {
+      const reports: ChildTaskReport[] = [];
+      const a = await pool.run({ kind: 'echo', value: 1 }, { onReport: (r) => reports.push(r) });
+      await new Promise((r) => setTimeout(r, 1500)); // the spare starts meanwhile
+      const b = await pool.run({ kind: 'echo', value: 2 }, { onReport: (r) => reports.push(r) });
+      assert.notEqual(b.pid, a.pid);
+      assert.ok(!alive(a.pid), 'a used child ends');
+      assert.deepEqual(reports.map((r) => r.coldStart), [true, false]);
+    } finally {
+      await pool.close();
+    }
+  });
+
   test('a task past its time limit, its resident-set bound or the heap bound, or whose child exits, is stopped; the pool goes on', async () => {
     const pool = new ChildTaskPool<FixtureRequest, unknown>(ENTRY, { name: 'test task', maxChildren: 4, idleMs: 0, ...LIMITS });
     try {

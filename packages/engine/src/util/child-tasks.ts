@@ -6,7 +6,8 @@
  * away with memory or never ends kills the child, never the API.
  *
  * A pool starts children on demand (at most `maxChildren` at once; more tasks wait in arrival order),
- * each running one task at a time and ended after `idleMs` without work (0: after each task). Each
+ * each running one task at a time and ended after `idleMs` without work (0: after each task, with a
+ * spare started ahead for the next one when `spareMs` is set). Each
  * task is bounded: V8's old space (`--max-old-space-size`), the child's resident set (read from /proc
  * on Linux, which also bounds the array buffers V8 does not count), and time; a child past a bound, or
  * whose task's AbortSignal fires, is killed and the task rejected once it has exited (so the files it
@@ -46,6 +47,11 @@ export interface ChildTaskPoolOptions extends ChildTaskLimits {
   maxChildren: number;
   /** A child without work ends after this long; 0: after each task. */
   idleMs: number;
+  /**
+   * With `idleMs` 0: a child is started ahead of need and kept this long for the next task, so a task
+   * gets a process that has run nothing before without waiting for its start (0: none).
+   */
+  spareMs?: number;
   rssCheckMs?: number;
 }
 
@@ -54,7 +60,7 @@ export interface ChildTaskReport {
   ms: number;
   /** The child's peak resident set over its life so far (its own figure; undefined when it did not answer). */
   childPeakRssBytes: number | undefined;
-  /** A fresh child was started for this task. */
+  /** The task waited for its child to start (no warm or spare child was ready). */
   coldStart: boolean;
   outcome: 'answered' | 'failed' | 'timeout' | 'memory' | 'aborted' | 'crashed';
 }
@@ -90,7 +96,8 @@ interface Job<Req, T> {
 interface Child<Req, T> {
   proc: ChildProcess;
   ready: boolean;
-  fresh: boolean;
+  /** The running task found the child not yet started. */
+  cold: boolean;
   job: Job<Req, T> | null;
   started: number;
   stop: ChildTaskReport['outcome'] | null;
@@ -182,6 +189,7 @@ export class ChildTaskPool<Req, T> {
       job.cancelWait();
       this.assign(child, job);
     }
+    this.startSpare(script);
   }
 
   private spawn(script: ThreadScript): Child<Req, T> {
@@ -191,7 +199,7 @@ export class ChildTaskPool<Req, T> {
       execArgv.push('--import', TSX);
     }
     const proc = fork(fileURLToPath(script.url), [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    const child: Child<Req, T> = { proc, ready: false, fresh: true, job: null, started: 0, stop: null, stderr: '', idleTimer: null, taskTimer: null, rssTimer: null, onAbort: null };
+    const child: Child<Req, T> = { proc, ready: false, cold: true, job: null, started: 0, stop: null, stderr: '', idleTimer: null, taskTimer: null, rssTimer: null, onAbort: null };
     this.children.add(child);
     proc.stderr!.setEncoding('utf8');
     proc.stderr!.on('data', (d: string) => (child.stderr = (child.stderr + d).slice(-4000)));
@@ -208,6 +216,7 @@ export class ChildTaskPool<Req, T> {
     if (child.idleTimer) clearTimeout(child.idleTimer);
     child.idleTimer = null;
     child.job = job;
+    child.cold = !child.ready;
     child.started = performance.now();
     child.proc.ref();
     child.proc.channel?.ref();
@@ -239,7 +248,7 @@ export class ChildTaskPool<Req, T> {
     if (!job || child.stop !== null) return;
     this.release(child);
     const report = (outcome: ChildTaskReport['outcome']) =>
-      job.onReport?.({ ms: performance.now() - child.started, childPeakRssBytes: m.peakRssBytes, coldStart: child.fresh, outcome });
+      job.onReport?.({ ms: performance.now() - child.started, childPeakRssBytes: m.peakRssBytes, coldStart: child.cold, outcome });
     if (m.ok) {
       report('answered');
       job.resolve(m.value);
@@ -247,7 +256,6 @@ export class ChildTaskPool<Req, T> {
       report('failed');
       job.reject('error' in m ? new GraftError(m.error.code, m.error.message, m.error.param) : new Error(`${this.opts.name} failed: ${m.unexpected}`));
     }
-    child.fresh = false;
     if (this.opts.idleMs <= 0 || this.closed) void this.kill(child, null);
     else {
       child.proc.unref(); // an idle child never keeps the process alive
@@ -287,7 +295,7 @@ export class ChildTaskPool<Req, T> {
     const stop = child.stop ?? 'crashed';
     this.release(child);
     if (job) {
-      job.onReport?.({ ms: performance.now() - child.started, childPeakRssBytes: undefined, coldStart: child.fresh, outcome: stop });
+      job.onReport?.({ ms: performance.now() - child.started, childPeakRssBytes: undefined, coldStart: child.cold, outcome: stop });
       const how = signal ? `signal ${signal}` : `code ${code}`;
       const detail = `${this.opts.name} process ended (${how}): ${child.stderr.trim().slice(-1000) || 'no output'}`;
       const o = this.opts;
@@ -298,6 +306,18 @@ export class ChildTaskPool<Req, T> {
       } else job.reject(new ChildTaskStopped('crashed', `The ${o.name} stopped unexpectedly; nothing was stored.`, detail));
     }
     if (!this.closed) void this.script?.then((s) => this.dispatch(s));
+  }
+
+  /** Starts a spare child when none is idle and there is room (`spareMs`). */
+  private startSpare(script: ThreadScript): void {
+    const ms = this.opts.spareMs ?? 0;
+    if (ms <= 0 || this.closed || this.waiting.length) return;
+    if ([...this.children].some((c) => !c.job && c.stop === null) || this.children.size >= this.opts.maxChildren) return;
+    const child = this.spawn(script);
+    child.proc.unref(); // a spare never keeps the process alive
+    child.proc.channel?.unref();
+    child.idleTimer = setTimeout(() => void this.kill(child, null), ms);
+    child.idleTimer.unref();
   }
 }
 

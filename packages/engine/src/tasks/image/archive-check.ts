@@ -26,8 +26,8 @@ export class ArchiveCheckPool {
   private readonly pool: ChildTaskPool<ArchiveCheckRequest, ArchiveInspection>;
 
   /** `idleMs`: how long a child without work stays for the next check (0: a fresh child per check). */
-  constructor(opts: { maxChildren?: number; idleMs?: number; limits?: Partial<ChildTaskLimits> } = {}) {
-    this.pool = new ChildTaskPool(ENTRY, { name: 'image dataset check', maxChildren: opts.maxChildren ?? 2, idleMs: opts.idleMs ?? 0, ...ARCHIVE_CHECK_LIMITS, ...opts.limits });
+  constructor(opts: { maxChildren?: number; idleMs?: number; spareMs?: number; limits?: Partial<ChildTaskLimits> } = {}) {
+    this.pool = new ChildTaskPool(ENTRY, { name: 'image dataset check', maxChildren: opts.maxChildren ?? 2, spareMs: opts.spareMs ?? 0, idleMs: opts.idleMs ?? 0, ...ARCHIVE_CHECK_LIMITS, ...opts.limits });
   }
 
   get stats() {

@@ -77,10 +77,13 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Uploads are checked in child processes, two at once per kind (the rest wait), bounded in memory and time:
   // the decoders' memory is never the API's, and a file that crashes or exhausts one ends its child only.
   const limits = datasetCheckLimitsOf(app.config);
-  // Text: a child stays a minute for the next check. Images: a fresh child per check (its memory all
-  // goes back at the end; its start is about a tenth of a second, bench/RESULTS.md).
-  const textChecks = new TextCheckPool({ maxChildren: 2, idleMs: 60_000, limits });
-  const imageChecks = new ArchiveCheckPool({ maxChildren: 2, idleMs: 0, limits });
+  // By default a fresh child per check: all its memory goes back when it answers, and no upload is
+  // checked in a process that held another's. A spare is started ahead so that a small upload does not
+  // wait for a process to start (half a second under load: bench/RESULTS.md, upload).
+  // DATASET_CHECK_IDLE_MS keeps used children warm instead.
+  const pools = { maxChildren: 2, idleMs: app.config.DATASET_CHECK_IDLE_MS, spareMs: app.config.DATASET_CHECK_SPARE_MS, limits };
+  const textChecks = new TextCheckPool(pools);
+  const imageChecks = new ArchiveCheckPool(pools);
   app.addHook('onClose', () => Promise.all([textChecks.close(), imageChecks.close()]));
   const archiveLimits = archiveLimitsOf(app.config);
 

@@ -22,8 +22,8 @@ export const TEXT_CHECK_LIMITS: ChildTaskLimits = { maxOldSpaceMb: 512, maxRssMb
 export class TextCheckPool {
   private readonly pool: ChildTaskPool<TextCheckRequest, TextDatasetReport>;
 
-  constructor(opts: { maxChildren?: number; idleMs?: number; limits?: Partial<ChildTaskLimits> } = {}) {
-    this.pool = new ChildTaskPool(ENTRY, { name: 'text dataset check', maxChildren: opts.maxChildren ?? 2, idleMs: opts.idleMs ?? 60_000, ...TEXT_CHECK_LIMITS, ...opts.limits });
+  constructor(opts: { maxChildren?: number; idleMs?: number; spareMs?: number; limits?: Partial<ChildTaskLimits> } = {}) {
+    this.pool = new ChildTaskPool(ENTRY, { name: 'text dataset check', maxChildren: opts.maxChildren ?? 2, spareMs: opts.spareMs ?? 0, idleMs: opts.idleMs ?? 60_000, ...TEXT_CHECK_LIMITS, ...opts.limits });
   }
 
   /** Check processes alive now (working or idle). */
