@@ -282,6 +282,7 @@ export class ChildTaskPool<Req, T> {
     if (child.idleTimer) clearTimeout(child.idleTimer);
     if (child.proc.exitCode === null && child.proc.signalCode === null) {
       const exited = new Promise((r) => child.proc.once('exit', r));
+      child.proc.ref(); // an idle or spare child is unref'd: whoever awaits its end must keep the loop alive
       // An idle child is asked to leave; one mid-task is killed outright (it may be stuck in a decoder).
       child.proc.kill(child.job ? 'SIGKILL' : 'SIGTERM');
       await exited;
