@@ -11,9 +11,9 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Graft, GraftApiError, type FineTune } from '@graft/client';
 import { readArchiveImages } from '@graft/engine';
-import yauzl from 'yauzl';
 import { sotuExamples, toCsv } from '../../scripts/text/sotu.ts';
 import { createTestEnv, type TestEnv } from '../helpers/env.ts';
+import { zipEntry } from '../helpers/zip-read.ts';
 import { startApi, startWorker, type WorkerProcess } from '../helpers/processes.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../samples/digits-5-9.zip', import.meta.url));
@@ -25,23 +25,6 @@ let graft: Graft;
 let job: FineTune;
 let validation: { path: string; label: string; data: Buffer }[];
 
-function zipEntry(buf: Uint8Array, name: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(Buffer.from(buf), { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err);
-      zip.on('entry', (entry: yauzl.Entry) => {
-        if (entry.fileName !== name) return zip.readEntry();
-        zip.openReadStream(entry, (e, stream) => {
-          if (e || !stream) return reject(e);
-          const chunks: Buffer[] = [];
-          stream.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks)));
-        });
-      });
-      zip.on('end', () => reject(new Error(`no ${name}`)));
-      zip.readEntry();
-    });
-  });
-}
 
 async function time<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t = performance.now();

@@ -13,7 +13,7 @@ import { crc32, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { decodeImage } from '@graft/engine';
 import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
-import { colourEntries, png, writeZip } from '../../../test/helpers/fixtures.ts';
+import { colourEntries, png, uploadColourDataset, writeZip } from '../../../test/helpers/fixtures.ts';
 import { startApi, waitFor } from '../../../test/helpers/processes.ts';
 
 let env: TestEnv;
@@ -31,6 +31,9 @@ before(async () => {
   api = await startApi(env);
   dir = join(env.STORAGE_DIR, 'fixtures');
   mkdirSync(dir, { recursive: true });
+  // One clean upload first: the check code is bundled and a check process started on first use,
+  // so that the times asserted below are the refusals' own.
+  await uploadColourDataset(api.url, dir, 2);
 });
 after(async () => api.close());
 

@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { Graft, GraftApiError, GraftConnectionError, type FineTune, type FineTuneEvent } from '@graft/client';
 import { createTestEnv, type TestEnv } from '../../../test/helpers/env.ts';
 import { startApi, startWorker, type WorkerProcess } from '../../../test/helpers/processes.ts';
+import { zipEntryNames } from '../../../test/helpers/zip-read.ts';
 
 const SAMPLE = fileURLToPath(new URL('../../../samples/digits-5-9.zip', import.meta.url));
 
@@ -136,10 +137,13 @@ describe('@graft/client on a real server and worker', () => {
     assert.equal(model.size, bytes.length);
     assert.equal(Buffer.from(bytes.subarray(0, 4)).toString('latin1'), 'PK\x03\x04');
     const ck = await graft.fineTunes.download(job.id, { checkpoint: checkpoints[0]!.id });
-    // A head-phase checkpoint is stored as head + base reference (`bytes`); its download is the complete model, assembled.
+    // A head-phase checkpoint is stored as head + base reference (`bytes`, uncompressed); its download is the
+    // complete model, assembled: the final model's files, no head-checkpoint manifest.
     const ckBytes = await ck.bytes();
-    assert.ok(ckBytes.length >= checkpoints[0]!.bytes, `${ckBytes.length} < ${checkpoints[0]!.bytes}`);
     assert.equal(Buffer.from(ckBytes.subarray(0, 4)).toString('latin1'), 'PK\x03\x04');
+    const ckNames = await zipEntryNames(ckBytes);
+    for (const name of ['model.json', 'labels.json']) assert.ok(ckNames.includes(name), `${name} in ${ckNames.join(', ')}`);
+    assert.ok(!ckNames.includes('checkpoint.json'), `assembled: ${ckNames.join(', ')}`);
 
     assert.ok((await graft.fineTunes.list({ status: 'succeeded' })).data.some((j) => j.id === job.id));
 
