@@ -172,7 +172,11 @@ describe('faults during jobs: every job ends truthfully or goes on', () => {
     await pg.shutdown();
     await new Promise((res) => setTimeout(res, 10_000));
     await pg.start();
-    const j = await finished(id, 60_000);
+    const j = await finished(id, 60_000).catch(async (err: Error) => {
+      const now = await job(id);
+      const last = (await eventsOf(id)).slice(-8).map((e) => `${e.type}: ${e.message}`);
+      throw new Error(`${err.message}; the job: ${now.status} at epoch ${now.epoch}; its last events: ${last.join(' | ')}`);
+    });
     assert.equal(j.status, 'failed');
     assert.equal(j.error.code, 'checkpoint_unrecorded', JSON.stringify(j.error));
     // The epochs trained before the failure are all there (buffered while Postgres was away).

@@ -10,7 +10,7 @@ export const WorkerEnv = Type.Object({
   WORKER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464, description: 'Port of the worker\'s /healthz and /metrics (0: any free port, logged).' }),
   WORKER_METRICS_HOST: Type.String({ default: '127.0.0.1', description: 'Address that port listens on (0.0.0.0 in containers).' }),
   WORKER_LOCK_MS: Type.Integer({ minimum: 1_000, default: 30_000, description: "BullMQ's job lock (renewed at half of it) and stalled-job check interval: a killed worker's job is free to move after this long." }),
-  CHECKPOINT_RECORD_DEADLINE_MS: Type.Integer({ minimum: 1_000, default: 60_000, description: 'How long storing and recording one checkpoint is retried (storage or Postgres away) before the job fails with `checkpoint_unrecorded`.' }),
+  CHECKPOINT_RECORD_DEADLINE_MS: Type.Integer({ minimum: 1_000, default: 60_000, description: 'A checkpoint must be stored and recorded within this long of the trainer reporting it (retried while storage or Postgres is away, including time behind earlier writes), else the job fails with `checkpoint_unrecorded`.' }),
   MAX_CHECKPOINTS_PER_JOB: Type.Integer({ minimum: 0, default: 50, description: 'Checkpoints one job keeps while it runs: beyond, the oldest are removed, never the best or the newest (0: no cap; else at least 2).' }),
   CHECKPOINT_MIN_INTERVAL_MS: Type.Integer({ minimum: 0, default: 0, description: 'Checkpoints taken every N batches are skipped until this long after the previous one (0: every one is written); end-of-epoch checkpoints are never skipped.' }),
   CHECKPOINT_RETENTION_MS: Type.Integer({ minimum: 0, default: 24 * 3600_000, description: 'After a job ended this long ago, its checkpoints are pruned to the best and the last (0: kept for ever).' }),

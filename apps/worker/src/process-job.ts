@@ -262,7 +262,13 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
     const resumeKey = m.resumePath ? `models/${id}/checkpoints/${ckId}.resume` : null;
     // Counted from the message's arrival: time spent behind earlier writes counts too.
     const deadline = arrivedAt + ctx.checkpointDeadlineMs;
-    const left = () => Math.max(0, deadline - Date.now());
+    // A deadline already past (the writes before this one waited for Postgres) fails it without a last
+    // try: whether a try just after Postgres returns gets through is a race, and the outcome must not be.
+    const left = () => {
+      const ms = deadline - Date.now();
+      if (ms <= 0) throw new Error(`not stored and recorded within ${Math.round(ctx.checkpointDeadlineMs / 1000)} s of being taken (the writes before it waited for a dependency)`);
+      return ms;
+    };
     try {
       let committed = false;
       let resumeStored = false;
