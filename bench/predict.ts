@@ -155,11 +155,11 @@ export async function runPredict(opts: PredictOptions): Promise<{ markdown: stri
         await scenario(graft, job.id, `1 image, ${opts.clients} clients`, images, 1, opts.clients, budget, 600),
         await scenario(graft, job.id, `32 images, ${opts.clients} clients`, images, 32, opts.clients, budget * 1.5, 200),
       ];
-      raw[model] = { job: job.id, cold: { ms: coldMs, timing: cold.timing }, scenarios };
+      raw[model] = { job: job.id, cold: { ms: coldMs, timing: cold.timing, runtime: cold.runtime }, scenarios };
       const title = model === 'mnist' ? '`bm_mnist_cnn` (28×28 grey) fine-tuned on the bundled sample' : '`bm_mobilenet_v2` head (224×224; inputs 160×160, PNG and JPEG) fine-tuned on 200 digits';
       sections.push(
         [
-          `**${title}** (job ${job.id}, model zip ${job.model?.bytes ?? '?'} bytes). Cold first request (starts the prediction thread, loads the model): ${coldMs.toFixed(0)} ms (server: thread ${cold.timing.queuedMs} ms, load ${cold.timing.loadMs} ms, inference ${cold.timing.inferenceMs} ms).`,
+          `**${title}** (job ${job.id}, model zip ${job.model?.bytes ?? '?'} bytes). Cold first request (starts the prediction thread, loads the model): ${coldMs.toFixed(0)} ms (server: thread ${cold.timing.queuedMs} ms, load ${cold.timing.loadMs} ms, inference ${cold.timing.inferenceMs} ms). Answered by: ${cold.runtime.name === 'onnx' ? 'ONNX Runtime' : `TensorFlow.js${cold.runtime.reason ? ` (${cold.runtime.reason})` : ''}`}.`,
           '',
           '| warm requests | n answered | 504 (timed out) | p50 | p99 | max | server: waiting for the thread (median) | server: inference (median) | inputs/s | load average after |',
           '|---|---|---|---|---|---|---|---|---|---|',
@@ -184,7 +184,7 @@ export async function runPredict(opts: PredictOptions): Promise<{ markdown: stri
     `The API in its own process with the default \`PREDICT_THREADS=1\` (one prediction thread: concurrent requests wait for it), multipart images sent by \`@graft/client\` over loopback; latency = request sent → answer parsed. Each row runs for at most ${opts.seconds} s (batches ${opts.seconds * 1.5} s) or a request cap, after 3 warm-up batches; p99 is the nearest rank, so with fewer than 100 requests it is the slowest but one or the slowest. Issue 9 sets no target for these figures.`,
     '',
     ...sections.flatMap((s) => [s, '']),
-    'An image model predicts through the whole exported model on TensorFlow.js in the prediction thread (the wasm backend here): the ONNX Runtime path of the frozen base serves training only (compare the `job` section\'s feature pass), and a request waits for the one thread behind the others, its time limit (`PREDICT_TIMEOUT_MS`, 30 s) counting from when the thread is ready: a `504` above is such a request.',
+    'An image model predicts in the prediction thread through the whole exported model, on ONNX Runtime where `GRAFT_FROZEN_RUNTIME` allows it and the converted model checks out against TensorFlow.js when the thread loads it (the cold request pays that), else on TensorFlow.js; "Answered by" above is what the answers said. A request waits for the one thread behind the others, its time limit (`PREDICT_TIMEOUT_MS`, 30 s) counting from when the thread is ready: a `504` above is such a request.',
   ].join('\n');
   return { markdown, raw: { opts, load: { start: loadStart, end: m.load }, ...raw } };
 }
