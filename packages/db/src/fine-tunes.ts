@@ -46,11 +46,21 @@ export async function createFineTune(db: Db, f: NewFineTune): Promise<FineTuneRo
  * does the dispatcher need a nudge: nobody watches the feed of a job that did not exist).
  */
 export async function createQueuedFineTune(db: Db, f: NewFineTune): Promise<{ row: FineTuneRow; mayHaveDeliveries: boolean }> {
+  try {
+    return await createQueuedOnce(db, f, false);
+  } catch (err) {
+    // The tenant came near its limit while this create looked: it wrote nothing; once more, exactly.
+    if (!isQuotaRecheck(err)) throw err;
+    return createQueuedOnce(db, f, true);
+  }
+}
+
+async function createQueuedOnce(db: Db, f: NewFineTune, exact: boolean): Promise<{ row: FineTuneRow; mayHaveDeliveries: boolean }> {
   if (!f.webhook && !f.events?.length) {
-    const row = await createPlainFineTune(db, f);
+    const row = await createPlainFineTune(db, f, exact);
     if (row) return { row, mayHaveDeliveries: false };
   }
-  return { row: await createFineTuneInTransaction(db, f), mayHaveDeliveries: true };
+  return { row: await createFineTuneInTransaction(db, f, exact), mayHaveDeliveries: true };
 }
 
 /** A unique index refused the write: Prisma's own P2002, or a raw statement's 23505 (the single-statement insert). */
@@ -60,12 +70,28 @@ export function isUniqueViolation(err: unknown): boolean {
 }
 
 /**
- * The tenant's count of jobs queued or running, its counter row locked until the transaction ends:
- * the quota's serialisation. Two creates at the limit queue on the row; the second, once the first
- * commits, reads the row's new count (FOR UPDATE returns the latest version, not its snapshot's),
- * so they cannot both pass. The insert's trigger then adds the job to that same row.
+ * The tenant's count of jobs queued or running that the quota decides on, with the stripes of its
+ * counter it read locked until the transaction ends (`graft_active_jobs_claim`, migration
+ * `active_jobs_stripes`, which argues both paths). Far from the limit it locks one stripe, so
+ * creates on other connections go on in parallel, and passes only with room for every create that
+ * could be in flight unseen; near it (or `exact`) it locks them all, so creates at the limit queue
+ * and the second reads the first's count. The insert's trigger adds the job to a stripe it holds.
+ * A max of 0: no check. May fail with `QUOTA_RECHECK` (see `isQuotaRecheck`).
  */
-const lockedActiveJobs = (tenantId: string) => Prisma.sql`SELECT jobs FROM tenant_active_jobs WHERE tenant_id = ${tenantId}::text FOR UPDATE`;
+const claimActiveJobs = (tenantId: string, max: number, exact: boolean) =>
+  Prisma.sql`graft_active_jobs_claim(${tenantId}::text, ${max}::int, ${exact}::boolean)`;
+
+/**
+ * SQLSTATE of a fast-path check that found the tenant near its limit once its stripe was locked:
+ * it raises rather than lock more stripes (a deadlock risk), which ends the create's statement or
+ * transaction with nothing written; the create is retried with the exact check.
+ */
+const QUOTA_RECHECK = 'GQ001';
+
+function isQuotaRecheck(err: unknown): boolean {
+  const e = err as { code?: string; meta?: { driverAdapterError?: { cause?: { originalCode?: string } } } } | null;
+  return e?.code === 'P2010' && e.meta?.driverAdapterError?.cause?.originalCode === QUOTA_RECHECK;
+}
 
 const activeJobsQuota = (active: number, max: number) =>
   new GraftError('quota_exceeded', `This tenant has ${active} jobs queued or running, its limit is ${max}: wait for one to end (or cancel one) and retry.`, undefined, {
@@ -82,7 +108,7 @@ interface InsertedRow {
 }
 
 /** The single-statement path; null when an endpoint wants the queued event (then the caller records its deliveries in a transaction). */
-async function createPlainFineTune(db: Db, f: NewFineTune): Promise<FineTuneRow | null> {
+async function createPlainFineTune(db: Db, f: NewFineTune, exact: boolean): Promise<FineTuneRow | null> {
   const id = newId('fineTune');
   const tenantId = f.tenantId ?? DEFAULT_TENANT;
   const spec = f.spec;
@@ -105,7 +131,7 @@ async function createPlainFineTune(db: Db, f: NewFineTune): Promise<FineTuneRow 
         EXISTS (SELECT 1 FROM fb) AS ft_base,
         EXISTS (SELECT 1 FROM webhook_endpoints WHERE jsonb_typeof(events) <> 'array' OR jsonb_exists(events, 'fine_tune.queued')) AS webhooks_wanted,
         -- Last, after the rows it references are locked (see the migration tenant_usage on lock order).
-        CASE WHEN ${maxActive}::int > 0 THEN coalesce((${lockedActiveJobs(tenantId)}), 0) ELSE 0 END AS active
+        ${claimActiveJobs(tenantId, maxActive, exact)} AS active
     ), ft AS (
       INSERT INTO fine_tunes (id, tenant_id, status, base_model_id, dataset_id, test_dataset_id, request, resources, idempotency_key, request_hash, epochs, updated_at)
       SELECT ${id}::text, ${tenantId}::text, 'queued'::"FineTuneStatus", ${spec.baseModel}::text, ${spec.dataset}::text, ${spec.testDataset ?? null}::text, ${JSON.stringify(spec)}::jsonb,
@@ -173,14 +199,14 @@ function fineTuneRowOf(j: Record<string, unknown>): FineTuneRow {
 }
 
 /** Inserts a queued job, its first events and their webhook deliveries in one interactive transaction. */
-async function createFineTuneInTransaction(db: Db, f: NewFineTune) {
+async function createFineTuneInTransaction(db: Db, f: NewFineTune, exact: boolean) {
   const id = newId('fineTune');
   const tenantId = f.tenantId ?? DEFAULT_TENANT;
   return db.$transaction(async (tx) => {
     // The rows it references first, then the tenant's counter (the single-statement path's order too).
     await lockReferences(tx, f.spec, tenantId);
     if (f.maxActiveJobs) {
-      const [row] = await tx.$queryRaw<{ active: number | null }[]>`SELECT (${lockedActiveJobs(tenantId)}) AS active`;
+      const [row] = await tx.$queryRaw<{ active: number }[]>`SELECT ${claimActiveJobs(tenantId, f.maxActiveJobs, exact)} AS active`;
       const active = row?.active ?? 0;
       if (active >= f.maxActiveJobs) {
         throw activeJobsQuota(active, f.maxActiveJobs);

@@ -1,16 +1,23 @@
 /**
  * What a tenant holds, for its quotas: jobs queued or running, and bytes stored. Both are counters
  * (`tenant_active_jobs`, `tenant_stored_bytes`) that triggers keep in the same statement as the
- * rows they count (see the migration `tenant_usage`), so a read is one row whatever the tenant holds,
- * and a figure cannot drift: a change and its count commit or roll back together. `recount` gives
- * the figures from the rows themselves, to check them.
+ * rows they count (see the migration `tenant_usage`), so a read is a few rows whatever the tenant
+ * holds, and a figure cannot drift: a change and its count commit or roll back together. `recount`
+ * gives the figures from the rows themselves, to check them.
  */
 import { poolOf, type Db } from './client.ts';
 
-/** Jobs of the tenant that are queued or running (as of this statement; the create locks the row to decide). */
+/**
+ * Stripes of a tenant's active-jobs counter (`graft_active_jobs_stripes()` in the migration
+ * `active_jobs_stripes`, which must say the same): a change is counted on its connection's stripe,
+ * so concurrent creates of one tenant do not queue on one row; the count is their SUM.
+ */
+export const ACTIVE_JOBS_STRIPES = 16;
+
+/** Jobs of the tenant that are queued or running (as of this statement; a create locks stripes to decide). */
 export async function activeJobs(db: Db, tenantId: string): Promise<number> {
-  const row = await db.tenantActiveJobs.findUnique({ where: { tenantId }, select: { jobs: true } });
-  return row?.jobs ?? 0;
+  const { _sum } = await db.tenantActiveJobs.aggregate({ where: { tenantId }, _sum: { jobs: true } });
+  return _sum.jobs ?? 0;
 }
 
 /**
