@@ -20,6 +20,7 @@ export const WorkerEnv = Type.Object({
   WORKER_ACCELERATOR: Literals(['auto', 'gpu', 'cpu'], { default: 'auto', description: 'What the worker advertises: auto = gpu with tfjs-node-gpu and a GPU nvidia-smi lists, else cpu.' }),
   WORKER_MEMORY_MB: Type.Integer({ minimum: 0, default: 0, description: 'RAM training may use, shared by WORKER_CONCURRENCY jobs (0: the host\'s or the container\'s limit).' }),
   TRAINER_MAX_OLD_SPACE_MB: Type.Integer({ minimum: 256, default: 4096, description: 'Heap limit of each training process.' }),
+  TRAINER_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 10, description: 'CPU niceness of each training process: on a host shared with the API (or under the worker\'s own lock renewal) training takes the CPU the others leave; 0: the worker\'s priority.' }),
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'Webhook deliveries sent at once.' }),
   WEBHOOK_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 30, default: 12, description: 'Attempts per delivery (the first and its retries).' }),
   WEBHOOK_RETRY_BASE_MS: Type.Integer({ minimum: 10, default: 5_000, description: 'Delay before the first retry; doubled for each next one.' }),

@@ -44,6 +44,8 @@ export interface JobContext {
   onTrainingMessage?: (id: string, m: ChildMessage) => void;
   log: Logger;
   maxOldSpaceMb: number;
+  /** Niceness of training processes (TRAINER_NICE). */
+  trainerNice: number;
   /** Running trainings by fine-tune id, so cancel requests can reach them. */
   running: Map<string, TrainingRun>;
   /** Set when the worker stops its trainings on shutdown. */
@@ -310,7 +312,7 @@ async function train(ctx: JobContext, job: Job<FineTuneJobData>, row: FineTuneRo
       await handle(m, arrivedAt);
       if (m.kind === 'event' || m.kind === 'epoch') ctx.notify?.(id);
     }).catch((err) => log.error({ err }, 'recording a training message failed'));
-  }, { maxOldSpaceMb: ctx.maxOldSpaceMb });
+  }, { maxOldSpaceMb: ctx.maxOldSpaceMb, nice: ctx.trainerNice });
   ctx.running.set(id, training);
   if (ctx.leaving) {
     // Claimed while the worker was closing (the job was being prepared): back to the queue too.

@@ -51,7 +51,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, backend: st
   const ctx: JobContext = {
     db, storage, log, redis: connection, queuePrefix: config.QUEUE_PREFIX, workerId: config.WORKER_ID, heartbeatTtlMs: config.JOB_HEARTBEAT_TTL_MS,
     checkpointDeadlineMs: config.CHECKPOINT_RECORD_DEADLINE_MS, maxCheckpointsPerJob: config.MAX_CHECKPOINTS_PER_JOB,
-    checkpointMinIntervalMs: config.CHECKPOINT_MIN_INTERVAL_MS, maxOldSpaceMb: config.TRAINER_MAX_OLD_SPACE_MB, running, shuttingDown: false,
+    checkpointMinIntervalMs: config.CHECKPOINT_MIN_INTERVAL_MS, maxOldSpaceMb: config.TRAINER_MAX_OLD_SPACE_MB, trainerNice: config.TRAINER_NICE, running, shuttingDown: false,
     handingBack: new Set(),
     // Watchers (Server-Sent Events) read the rows from Postgres; this only wakes them.
     notify: (id) => void publishFeedUpdate(connection, config.QUEUE_PREFIX, id).catch((err: Error) => log.warn({ err: err.message, jobId: id }, 'feed nudge failed')),

@@ -3,6 +3,8 @@
  * would starve the worker's event loop (BullMQ lock renewal, cancel messages); here it can take
  * the whole core. The engine yields between batches, so a `cancel` message is seen within one.
  */
+// First: the process' priority applies to every thread started after it.
+import './priority.ts';
 import { fineTune, readResumeState, TrainingCancelled, TrainingError } from '@graft/engine';
 import type { ChildMessage, ParentMessage } from './messages.ts';
 

@@ -26,12 +26,24 @@ export interface TrainingRun {
   pid: number | undefined;
 }
 
-export function runTraining(start: StartMessage, onMessage: (m: ChildMessage) => void, opts: { maxOldSpaceMb: number }): TrainingRun {
-  const child: ChildProcess = fork(CHILD, [], {
+export interface TrainerOptions {
+  maxOldSpaceMb: number;
+  /** Niceness of the training process (0: the worker's own priority). */
+  nice: number;
+}
+
+/** The training process, waiting for its start message. */
+export function forkTrainer(opts: TrainerOptions): ChildProcess {
+  return fork(CHILD, [], {
     execArgv: ['--import', TSX, `--max-old-space-size=${opts.maxOldSpaceMb}`],
+    env: { ...process.env, GRAFT_TRAINER_NICE: String(opts.nice) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
   });
+}
+
+export function runTraining(start: StartMessage, onMessage: (m: ChildMessage) => void, opts: TrainerOptions): TrainingRun {
+  const child = forkTrainer(opts);
   let end: TrainingEnd | undefined;
   let cancelled = false;
   let killTimer: NodeJS.Timeout | undefined;
