@@ -1,4 +1,6 @@
 import { GraftError, ID_PREFIX, newId, type FineTuneSpec, type FineTuneStatus, type Resources } from '@graft/contracts';
+import type pg from 'pg';
+import { BatchedReader } from './batched-reads.ts';
 import { poolOf, type Db } from './client.ts';
 import { Prisma, type FineTune as FineTuneRow } from './generated/prisma/client.ts';
 import { ACTIVE_STATUSES, page, scoped, type DeleteOutcome, type TenantScope } from './datasets.ts';
@@ -276,17 +278,33 @@ export async function deleteFineTune(db: Db, id: string, tenantId: string): Prom
 
 /**
  * A job (of `tenantId`; null: of any tenant, for the worker, which works by job id). The hottest read
- * (every GET of a job, every poll): a named prepared statement on the pool when there is one.
+ * (every GET of a job, every poll): concurrent reads share one prepared statement per round trip
+ * (`BatchedReader`: never an answer older than its request) when there is a pool.
  */
 export async function getFineTune(db: Db, id: string, tenantId: TenantScope): Promise<FineTuneRow | null> {
   const pool = poolOf(db);
   if (!pool) return db.fineTune.findFirst({ where: { id, ...scoped(tenantId) } });
-  const { rows } = await pool.query<Record<string, unknown>>({
-    name: 'graft_get_fine_tune',
-    text: 'SELECT * FROM fine_tunes WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2::text)',
-    values: [id, tenantId],
-  });
-  return rows[0] ? fineTuneRowOf(rows[0]) : null;
+  const row = await jobReader(pool).get(id);
+  // Another tenant's job is "not found", exactly as a missing one.
+  return row && (tenantId === null || row.tenantId === tenantId) ? row : null;
+}
+
+const jobReaders = new WeakMap<pg.Pool, BatchedReader<FineTuneRow>>();
+
+function jobReader(pool: pg.Pool): BatchedReader<FineTuneRow> {
+  let reader = jobReaders.get(pool);
+  if (!reader) {
+    reader = new BatchedReader(
+      pool,
+      { name: 'graft_get_fine_tunes', text: 'SELECT * FROM fine_tunes WHERE id = ANY($1::text[])' },
+      (r) => r.id as string,
+      fineTuneRowOf,
+      // A quarter of the pool: the other connections stay free for writes and other reads.
+      { maxInFlight: Math.max(1, Math.floor((pool.options.max ?? 10) / 4)), maxBatch: 500 },
+    );
+    jobReaders.set(pool, reader);
+  }
+  return reader;
 }
 
 /** Idempotency keys are the tenant's own: two tenants may send the same key. Read by every keyed create (prepared, as `getFineTune`). */

@@ -124,3 +124,34 @@ test('the prepared dataset read equals Prisma\'s row (image and text), and skips
   await db.dataset.update({ where: { id: text.id }, data: { deletedAt: new Date() } });
   assert.equal(await datasets.getDataset(db, text.id, 'default'), null);
 });
+
+test('concurrent job reads share statements, each answer its own row, never older than its request', async () => {
+  const t = await tenants.createTenant(db, 'readers');
+  const mine = await Promise.all(Array.from({ length: 5 }, (_, i) => fineTunes.createFineTune(db, { spec, requestHash: `r${i}` })));
+  const ids = [...mine.map((r) => r.id), 'ft_missing'];
+  const commits = async () => {
+    const [row] = await db.$queryRaw<{ n: bigint }[]>`SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()`;
+    return Number(row!.n);
+  };
+  // pg_stat_database is updated when a session reports its counters: give it time, before and after.
+  await new Promise((r) => setTimeout(r, 600));
+  const before = await commits();
+  const reads = Array.from({ length: 300 }, (_, i) => ({ id: ids[i % ids.length]!, tenant: i % 3 === 0 ? t.id : i % 3 === 1 ? 'default' : null }));
+  const rows = await Promise.all(reads.map((r) => fineTunes.getFineTune(db, r.id, r.tenant)));
+  await new Promise((r) => setTimeout(r, 600));
+  const statements = (await commits()) - before - 1; // the first counter read is a statement too
+  for (const [i, r] of reads.entries()) {
+    const expected = r.id === 'ft_missing' || r.tenant === t.id ? null : mine.find((m) => m.id === r.id);
+    assert.deepEqual(rows[i], expected, `read ${i} (${r.id}, tenant ${r.tenant})`);
+  }
+  assert.ok(statements < 300 / 10, `300 concurrent reads took ${statements} statements`);
+  // Each answer is a new object: one caller's changes are not another's.
+  const [a, b] = await Promise.all([fineTunes.getFineTune(db, mine[0]!.id, null), fineTunes.getFineTune(db, mine[0]!.id, null)]);
+  assert.notEqual(a, b);
+
+  // A read sent after a write has committed sees it, even while earlier reads of the row are out.
+  const earlier = Array.from({ length: 50 }, () => fineTunes.getFineTune(db, mine[1]!.id, null));
+  await db.fineTune.update({ where: { id: mine[1]!.id }, data: { status: 'cancelled', finishedAt: new Date() } });
+  assert.equal((await fineTunes.getFineTune(db, mine[1]!.id, 'default'))?.status, 'cancelled');
+  await Promise.all(earlier);
+});
