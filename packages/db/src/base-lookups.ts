@@ -3,6 +3,7 @@ import type { BaseModel, FineTuneResult, FineTuneSpec, ImageBaseModel, TextBaseM
 import type { BaseLookups } from '@graft/engine/resolve-base';
 import type { Db } from './client.ts';
 import { scoped, type TenantScope } from './datasets.ts';
+import { getFineTune } from './fine-tunes.ts';
 import type { UserBaseModel } from './generated/prisma/client.ts';
 
 /** Registered bases and fine-tunes of `tenantId` only (catalog bases are everyone's). */
@@ -15,7 +16,7 @@ export function baseLookups(db: Db, pathOf: (storageKey: string) => string, tena
       return { model, dir: pathOf(row.storageKey) };
     },
     async fineTune(id) {
-      const row = await db.fineTune.findFirst({ where: { id, ...scoped(tenantId) } });
+      const row = await getFineTune(db, id, tenantId);
       if (!row) return null;
       const spec = row.request as FineTuneSpec;
       const result = row.result as FineTuneResult | null;

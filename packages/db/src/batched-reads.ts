@@ -22,6 +22,8 @@ export interface BatchedReadOptions {
   maxInFlight: number;
   /** Ids in one statement at most (the rest wait for the next). */
   maxBatch: number;
+  /** The statement's parameters for a batch's distinct ids (default: the ids as `$1`). */
+  params?: (ids: string[]) => unknown[];
 }
 
 export class BatchedReader<R> {
@@ -30,7 +32,7 @@ export class BatchedReader<R> {
 
   constructor(
     private readonly pool: pg.Pool,
-    /** A named prepared statement taking the ids as `$1::text[]`. */
+    /** A named prepared statement taking the ids as `$1::text[]` (or as `opts.params` makes them); rows it returns that no waiter asked for are ignored. */
     private readonly statement: { name: string; text: string },
     private readonly keyOf: (row: Record<string, unknown>) => string,
     private readonly toRow: (row: Record<string, unknown>) => R,
@@ -59,7 +61,8 @@ export class BatchedReader<R> {
   private async run(batch: Waiter<R>[]): Promise<void> {
     try {
       const ids = [...new Set(batch.map((w) => w.id))];
-      const { rows } = await this.pool.query<Record<string, unknown>>({ ...this.statement, values: [ids] });
+      const values = this.opts.params ? this.opts.params(ids) : [ids];
+      const { rows } = await this.pool.query<Record<string, unknown>>({ ...this.statement, values });
       const byId = new Map(rows.map((r) => [this.keyOf(r), r]));
       // Each waiter gets its own object: callers may change what they are handed.
       for (const w of batch) {
@@ -70,4 +73,32 @@ export class BatchedReader<R> {
       for (const w of batch) w.reject(err);
     }
   }
+}
+
+const readers = new WeakMap<pg.Pool, Map<string, BatchedReader<unknown>>>();
+
+/**
+ * The pool's reader for one statement (made on first use): every caller of one kind of read shares
+ * it, so their requests batch together. A quarter of the pool's connections at most are out for
+ * it at once; the rest stay free for writes and other reads.
+ */
+export function sharedReader<R>(
+  pool: pg.Pool,
+  statement: { name: string; text: string },
+  keyOf: (row: Record<string, unknown>) => string,
+  toRow: (row: Record<string, unknown>) => R,
+  params?: (ids: string[]) => unknown[],
+): BatchedReader<R> {
+  let byName = readers.get(pool);
+  if (!byName) readers.set(pool, (byName = new Map()));
+  let reader = byName.get(statement.name) as BatchedReader<R> | undefined;
+  if (!reader) {
+    reader = new BatchedReader(pool, statement, keyOf, toRow, {
+      maxInFlight: Math.max(1, Math.floor((pool.options.max ?? 10) / 4)),
+      maxBatch: 500,
+      ...(params ? { params } : {}),
+    });
+    byName.set(statement.name, reader as BatchedReader<unknown>);
+  }
+  return reader;
 }

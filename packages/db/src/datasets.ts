@@ -1,5 +1,6 @@
 import { newId } from '@graft/contracts';
 import { poolOf, type Db } from './client.ts';
+import { sharedReader } from './batched-reads.ts';
 import type { Dataset as DatasetRow, Prisma } from './generated/prisma/client.ts';
 
 /** Scopes a read to one tenant; null: any tenant (the worker, which works by job id). */
@@ -53,18 +54,18 @@ export function datasetFiles(row: { storageKey: string; rowsKey: string | null; 
 
 /**
  * A dataset that exists (a deleted one is a tombstone: its row stays for the jobs that used it).
- * Read by every job create: a named prepared statement on the pool when there is one.
+ * Read by every job create: batched reads of one prepared statement on the pool when there is one.
  */
 export async function getDataset(db: Db, id: string, tenantId: TenantScope): Promise<DatasetRow | null> {
   const pool = poolOf(db);
   if (!pool) return db.dataset.findFirst({ where: { id, deletedAt: null, ...scoped(tenantId) } });
-  const { rows } = await pool.query<Record<string, unknown>>({
-    name: 'graft_get_dataset',
-    text: 'SELECT * FROM datasets WHERE id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR tenant_id = $2::text)',
-    values: [id, tenantId],
-  });
-  return rows[0] ? datasetRowOf(rows[0]) : null;
+  const row = await sharedReader(pool, DATASETS_BY_ID, (r) => r.id as string, datasetRowOf).get(id);
+  // Another tenant's dataset is "not found", exactly as a missing one.
+  return row && (tenantId === null || row.tenantId === tenantId) ? row : null;
 }
+
+/** Concurrent reads share one statement per round trip (see `BatchedReader`). */
+const DATASETS_BY_ID = { name: 'graft_get_datasets', text: 'SELECT * FROM datasets WHERE id = ANY($1::text[]) AND deleted_at IS NULL' };
 
 /** A `datasets` row read by node-postgres → the row Prisma would return. */
 function datasetRowOf(r: Record<string, unknown>): DatasetRow {

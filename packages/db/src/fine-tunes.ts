@@ -1,6 +1,6 @@
 import { GraftError, ID_PREFIX, newId, type FineTuneSpec, type FineTuneStatus, type Resources } from '@graft/contracts';
 import type pg from 'pg';
-import { BatchedReader } from './batched-reads.ts';
+import { sharedReader } from './batched-reads.ts';
 import { poolOf, type Db } from './client.ts';
 import { Prisma, type FineTune as FineTuneRow } from './generated/prisma/client.ts';
 import { ACTIVE_STATUSES, page, scoped, type DeleteOutcome, type TenantScope } from './datasets.ts';
@@ -289,35 +289,32 @@ export async function getFineTune(db: Db, id: string, tenantId: TenantScope): Pr
   return row && (tenantId === null || row.tenantId === tenantId) ? row : null;
 }
 
-const jobReaders = new WeakMap<pg.Pool, BatchedReader<FineTuneRow>>();
+const jobReader = (pool: pg.Pool) =>
+  sharedReader(pool, { name: 'graft_get_fine_tunes', text: 'SELECT * FROM fine_tunes WHERE id = ANY($1::text[])' }, (r) => r.id as string, fineTuneRowOf);
 
-function jobReader(pool: pg.Pool): BatchedReader<FineTuneRow> {
-  let reader = jobReaders.get(pool);
-  if (!reader) {
-    reader = new BatchedReader(
-      pool,
-      { name: 'graft_get_fine_tunes', text: 'SELECT * FROM fine_tunes WHERE id = ANY($1::text[])' },
-      (r) => r.id as string,
-      fineTuneRowOf,
-      // A quarter of the pool: the other connections stay free for writes and other reads.
-      { maxInFlight: Math.max(1, Math.floor((pool.options.max ?? 10) / 4)), maxBatch: 500 },
-    );
-    jobReaders.set(pool, reader);
-  }
-  return reader;
-}
-
-/** Idempotency keys are the tenant's own: two tenants may send the same key. Read by every keyed create (prepared, as `getFineTune`). */
+/**
+ * Idempotency keys are the tenant's own: two tenants may send the same key. Read by every keyed
+ * create, batched as `getFineTune` (a tenant id never holds a newline, and a header value cannot).
+ */
 export async function findByIdempotencyKey(db: Db, tenantId: string, key: string): Promise<FineTuneRow | null> {
   const pool = poolOf(db);
   if (!pool) return db.fineTune.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: key } } });
-  const { rows } = await pool.query<Record<string, unknown>>({
-    name: 'graft_fine_tune_by_key',
-    text: 'SELECT * FROM fine_tunes WHERE tenant_id = $1 AND idempotency_key = $2',
-    values: [tenantId, key],
-  });
-  return rows[0] ? fineTuneRowOf(rows[0]) : null;
+  return (await keyReader(pool).get(`${tenantId}\n${key}`)) ?? null;
 }
+
+// Tenants and keys as two arrays: the unique index (tenant_id, idempotency_key) answers both
+// `= ANY`s; a row pairing one request's tenant with another's key is not asked for, so ignored.
+const keyReader = (pool: pg.Pool) =>
+  sharedReader(
+    pool,
+    { name: 'graft_fine_tunes_by_keys', text: 'SELECT * FROM fine_tunes WHERE tenant_id = ANY($1::text[]) AND idempotency_key = ANY($2::text[])' },
+    (r) => `${r.tenant_id as string}\n${r.idempotency_key as string}`,
+    fineTuneRowOf,
+    (pairs) => {
+      const split = pairs.map((p) => [p.slice(0, p.indexOf('\n')), p.slice(p.indexOf('\n') + 1)] as const);
+      return [[...new Set(split.map(([t]) => t))], [...new Set(split.map(([, k]) => k))]];
+    },
+  );
 
 /** The tenant's jobs, newest first; `after` must be one of them (the route checks). */
 export async function listFineTunes(db: Db, opts: { tenantId: string; limit: number; after?: string | undefined; status?: FineTuneStatus | undefined }) {

@@ -5,6 +5,7 @@
  * holds, and a figure cannot drift: a change and its count commit or roll back together. `recount`
  * gives the figures from the rows themselves, to check them.
  */
+import { sharedReader } from './batched-reads.ts';
 import { poolOf, type Db } from './client.ts';
 
 /**
@@ -22,7 +23,7 @@ export async function activeJobs(db: Db, tenantId: string): Promise<number> {
 
 /**
  * Bytes the tenant stores: datasets and registered bases (not deleted), models and checkpoints of
- * its jobs. Read on every job create (a prepared statement on the pool when there is one).
+ * its jobs. Read on every job create (batched reads of a prepared statement on the pool when there is one).
  */
 export async function storedBytes(db: Db, tenantId: string): Promise<number> {
   const pool = poolOf(db);
@@ -30,13 +31,12 @@ export async function storedBytes(db: Db, tenantId: string): Promise<number> {
     const row = await db.tenantStoredBytes.findUnique({ where: { tenantId }, select: { bytes: true } });
     return Number(row?.bytes ?? 0);
   }
-  const { rows } = await pool.query<{ bytes: string }>({
-    name: 'graft_stored_bytes',
-    text: 'SELECT bytes FROM tenant_stored_bytes WHERE tenant_id = $1',
-    values: [tenantId],
-  });
-  return Number(rows[0]?.bytes ?? 0);
+  // Every create reads it: concurrent creates share one statement per round trip (see `BatchedReader`).
+  const row = await sharedReader(pool, STORED_BYTES, (r) => r.tenant_id as string, (r) => Number(r.bytes)).get(tenantId);
+  return row ?? 0;
 }
+
+const STORED_BYTES = { name: 'graft_stored_bytes', text: 'SELECT tenant_id, bytes FROM tenant_stored_bytes WHERE tenant_id = ANY($1::text[])' };
 
 /** The two figures counted and summed over the tenant's rows (O(rows)): what the counters must equal. */
 export async function recount(db: Db, tenantId: string): Promise<{ activeJobs: number; storedBytes: number }> {

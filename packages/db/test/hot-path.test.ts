@@ -155,3 +155,24 @@ test('concurrent job reads share statements, each answer its own row, never olde
   assert.equal((await fineTunes.getFineTune(db, mine[1]!.id, 'default'))?.status, 'cancelled');
   await Promise.all(earlier);
 });
+
+test('concurrent reads by Idempotency-Key and of datasets answer each request with its own tenant\'s row only', async () => {
+  const a = await tenants.createTenant(db, 'keys-a');
+  const b = await tenants.createTenant(db, 'keys-b');
+  const dsOf = async (tenantId: string) => (await datasets.createDataset(db, {
+    tenantId, name: 'k', task: 'image-classification', storageKey: `datasets/${tenantId}.zip`, bytes: 10, sha256: 'ab', imageCount: 2,
+    classes: [{ name: 'a', images: 1 }, { name: 'b', images: 1 }], skipped: [],
+  })).id;
+  const [dsA, dsB] = [await dsOf(a.id), await dsOf(b.id)];
+  // Tenant a holds keys k1 and k2, tenant b only k1: a batch asking (a, k1), (b, k1), (b, k2) fetches (a, k2) too.
+  const aK1 = await fineTunes.createFineTune(db, { tenantId: a.id, spec: { ...spec, dataset: dsA }, requestHash: 'x', idempotencyKey: 'k1' });
+  const aK2 = await fineTunes.createFineTune(db, { tenantId: a.id, spec: { ...spec, dataset: dsA }, requestHash: 'x', idempotencyKey: 'k2' });
+  const bK1 = await fineTunes.createFineTune(db, { tenantId: b.id, spec: { ...spec, dataset: dsB }, requestHash: 'x', idempotencyKey: 'k1' });
+  const asks = [[a.id, 'k1', aK1.id], [b.id, 'k1', bK1.id], [b.id, 'k2', null], [a.id, 'k2', aK2.id], [a.id, 'k3', null]] as const;
+  const found = await Promise.all(Array.from({ length: 100 }, (_, i) => asks[i % asks.length]!).map(([t, k]) => fineTunes.findByIdempotencyKey(db, t, k)));
+  for (const [i, row] of found.entries()) assert.equal(row?.id ?? null, asks[i % asks.length]![2], `ask ${i}`);
+
+  const dsAsks = [[dsA, a.id, dsA], [dsA, b.id, null], [dsB, b.id, dsB], [dsB, null, dsB], ['ds_missing', a.id, null]] as const;
+  const sets = await Promise.all(Array.from({ length: 100 }, (_, i) => dsAsks[i % dsAsks.length]!).map(([id, t]) => datasets.getDataset(db, id, t)));
+  for (const [i, row] of sets.entries()) assert.equal(row?.id ?? null, dsAsks[i % dsAsks.length]![2], `dataset ask ${i}`);
+});
