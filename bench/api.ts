@@ -293,7 +293,7 @@ export async function runApi(opts: ApiBenchOptions): Promise<{ markdown: string;
     '',
     `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Node ${m.node}, autocannon ${packageVersion('autocannon')}, fastify ${packageVersion('fastify')}. ` +
       `Client (autocannon) and API on the same machine over loopback (AUTH none, no rate limits); ${opts.duration} s per run after a 2 s warm-up; POSTs carry a distinct Idempotency-Key each; ` +
-      `the active-jobs quota is on but set to 10,000,000 (each POST still checks it: since the per-tenant counters, by locking its tenant's counter row; before them, by taking an advisory lock and counting the tenant's queued jobs, which the run piles up by thousands). ` +
+      `the active-jobs quota is on but set to 10,000,000 (each POST still checks it: since the striped counters, by locking one of its tenant's 16 counter stripes, far from the limit; with the single counter row before them, by locking that row; before the counters, by taking an advisory lock and counting the tenant's queued jobs, which the run piles up by thousands). ` +
       `"training": a worker process trains bm_mnist_cnn (500 head epochs, batch 2) meanwhile and the current build's GET reads that running job. ` +
       (opts.baseline ? `"baseline": the API of another checkout (\`--baseline <dir>\`) beside this one, each route measured on both back to back. ` : '') +
       'Load average (1/5/15 min) taken just before each run; ÷ /healthz is against the same build in the same variant.',
