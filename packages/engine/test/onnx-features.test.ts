@@ -129,3 +129,30 @@ test('a conversion that failed its check falls back to tfjs, says why, and gives
   const training = JSON.parse(await readFile(join(dir, 'fallback', 'model', 'training.json'), 'utf8')) as { featureRuntime?: string };
   assert.equal(training.featureRuntime, 'tfjs');
 });
+
+test('augmented batches run through the frozen base on ONNX Runtime too, with the tfjs path\'s metrics within tolerance', async () => {
+  const augmented = { ...spec, augmentation: { flip: 'none' as const, rotation: 10, zoom: 0.1, brightness: 0.1, contrast: 0.1 } };
+  const run = async (name: string, runtime: 'onnx' | 'tfjs'): Promise<Run> => {
+    process.env.GRAFT_FROZEN_RUNTIME = runtime;
+    const events: TrainingEvent[] = [];
+    const losses: Run['losses'] = [];
+    const out = await fineTune({
+      base, datasetPath: SAMPLE, spec: { ...augmented, testDataset: undefined }, outDir: join(dir, name), cacheDir: join(dir, 'cache-augmented'),
+      hooks: { onEvent: (e) => { events.push(e); }, onEpoch: (m) => { losses.push({ loss: m.loss, valLoss: m.valLoss }); } },
+    });
+    return { out, events, losses };
+  };
+  const tfjs = await run('aug-tfjs', 'tfjs');
+  const onnx = await run('aug-onnx', 'onnx');
+  const said = onnx.events.filter((e) => e.type === 'augmentation' && e.data?.frozenRuntime);
+  assert.equal(said.length, 1, 'one event says where the augmented batches run');
+  assert.equal(said[0]!.data!.frozenRuntime, 'onnx');
+  assert.match(said[0]!.message, /ONNX Runtime/);
+  assert.equal(tfjs.events.filter((e) => e.type === 'augmentation' && e.data?.frozenRuntime).length, 0, 'tfjs by setting: nothing to say');
+  // The same augmentation draws (same seed); features within 1e-4 of each other.
+  assert.equal(onnx.losses.length, tfjs.losses.length);
+  for (const [i, e] of onnx.losses.entries()) assertClose(e.loss, tfjs.losses[i]!.loss, 1e-2, `epoch ${i + 1} training loss`);
+  const nVal = tfjs.out.result.confusionMatrix.flat().reduce((s, v) => s + v, 0);
+  assertClose(onnx.out.result.valAccuracy!, tfjs.out.result.valAccuracy!, 2 / nVal + 1e-9, 'validation accuracy (at most two examples apart)');
+  assertClose(onnx.out.result.valLoss!, tfjs.out.result.valLoss!, 1e-2, 'validation loss');
+});

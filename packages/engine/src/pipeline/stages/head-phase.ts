@@ -51,6 +51,7 @@ export async function trainHeadPhase(t: Training): Promise<PhaseResult> {
     from,
   };
   let outcome: PhaseOutcome;
+  let onnx: FrozenPart | null = null;
   try {
     if (plan.head.onFeatures) {
       const trainX = inputs.trainX!;
@@ -71,12 +72,16 @@ export async function trainHeadPhase(t: Training): Promise<PhaseResult> {
       const run = encoder.run;
       if (!run) throw new TrainingError('unsupported_option', 'This encoder does not run per batch, so the head cannot train on augmented inputs.');
       const cache = inputs.cache!;
+      onnx = await augmentedOnOnnx(t);
+      const frozen = onnx?.rows ?? null;
       outcome = await runPhase({
         ...common,
         load: (idx) => cache.read(idx.map((i) => inputs.rows.train[i]!)),
         step: async (batch, idx) => {
           // The frozen encoder in inference mode, outside the gradient tape: only the head trains.
-          const feats = tf.tidy(() => poolFeatures(head, runInChunks(run, cache.inputs(batch, random), encoder.inferenceBatchSize)));
+          const feats = frozen
+            ? await onnxFeatures(frozen, cache.inputs(batch, random) as tf.Tensor, idx.length, encoder.featureShape, head)
+            : tf.tidy(() => poolFeatures(head, runInChunks(run, cache.inputs(batch, random), encoder.inferenceBatchSize)));
           const y = tf.tensor1d(idx.map((i) => trainLabels[i]!), 'int32');
           const dropoutSeed = nextSeed(random);
           try {
@@ -89,6 +94,7 @@ export async function trainHeadPhase(t: Training): Promise<PhaseResult> {
     }
   } finally {
     optimizer.dispose();
+    await onnx?.release().catch(() => {});
   }
   const out = { ...outcome, restoredEpoch: earlyStopping?.restoredEpoch ?? null };
   const modelEpoch = ctx.record.phaseEnded('head', plan.head.epochs, plan.head.learningRate, out, { featureCache: plan.head.onFeatures });
@@ -97,4 +103,46 @@ export async function trainHeadPhase(t: Training): Promise<PhaseResult> {
   t.resume.headEnded({ history: out.history, stoppedEarly: out.stoppedEarly, restoredEpoch: out.restoredEpoch, modelEpoch, best });
   ctx.checkCancelled();
   return { outcome: out, modelEpoch, best };
+}
+
+type FrozenPart = Awaited<ReturnType<NonNullable<Training['encoder']['frozenPartRuntime']>>>;
+
+/**
+ * Augmented batches through the frozen base on ONNX Runtime when the job's features run there: the
+ * whole cut, converted and checked like the features (it is the same cached conversion), run on
+ * every augmented batch. Null (tfjs) otherwise, or when that conversion is refused (said in an event).
+ */
+async function augmentedOnOnnx(t: Training): Promise<FrozenPart | null> {
+  const { ctx, encoder } = t;
+  if (encoder.featureRuntime?.runtime !== 'onnx' || !encoder.frozenPartRuntime || !encoder.cut) return null;
+  const opened = await encoder.frozenPartRuntime(encoder.cut);
+  await ctx.emit({
+    level: 'info',
+    type: 'augmentation',
+    message: opened.rows
+      ? 'The augmented batches run through the frozen base on ONNX Runtime, as the features did.'
+      : `The augmented batches run through the frozen base on TensorFlow.js: ${opened.report.reason ?? 'ONNX Runtime could not be used'}.`,
+    data: { frozenRuntime: opened.rows ? 'onnx' : 'tfjs' },
+  });
+  if (opened.rows) return opened;
+  await opened.release().catch(() => {});
+  return null;
+}
+
+/** The pooled features of n augmented inputs on ONNX Runtime, in its batch size; frees `x`. */
+async function onnxFeatures(frozen: NonNullable<FrozenPart['rows']>, x: tf.Tensor, n: number, featureShape: number[], head: Parameters<typeof poolFeatures>[0]): Promise<tf.Tensor2D> {
+  let input: Float32Array;
+  try {
+    input = await x.data<'float32'>();
+  } finally {
+    x.dispose();
+  }
+  const perInput = input.length / n;
+  const perOutput = featureShape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n * perOutput);
+  for (let start = 0; start < n; start += frozen.batchSize) {
+    const m = Math.min(frozen.batchSize, n - start);
+    out.set(await frozen.run(input.subarray(start * perInput, (start + m) * perInput), m), start * perOutput);
+  }
+  return tf.tidy(() => poolFeatures(head, tf.tensor(out, [n, ...featureShape])) as tf.Tensor2D);
 }
