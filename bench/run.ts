@@ -15,6 +15,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseApiArgs, runApi } from './api.ts';
 import { parseCheckpointArgs, runCheckpoints } from './checkpoints.ts';
+import { parseAugmentedArgs, runAugmented } from './augmented.ts';
 import { parseFeatureArgs, runFeatures } from './features.ts';
 import { parseJobArgs, runJob } from './job.ts';
 import { parsePredictThreadArgs, runPredictThread } from './predict-thread.ts';
@@ -39,6 +40,10 @@ export const SUITES: Record<string, Suite> = {
   checkpoints: {
     about: 'a head phase with a checkpoint every epoch (head checkpoints, complete zips) against none (MobileNetV2, the sample)',
     run: (argv) => runCheckpoints(parseCheckpointArgs(argv)),
+  },
+  augmented: {
+    about: 'a MobileNetV2 head phase with augmentation (the frozen base on every batch): on ONNX Runtime vs tfjs wasm',
+    run: (argv) => runAugmented(parseAugmentedArgs(argv)),
   },
   api: {
     about: 'API hot path (autocannon): /healthz, GET and POST /v1/fine-tunes req/s and p50/p99, idle and while a job trains (--duration, --no-training, --profile <name>)',
@@ -71,7 +76,7 @@ export const SUITES: Record<string, Suite> = {
 };
 
 /** Modules under bench/ that are suites or helpers, not stand-alone scripts. */
-const NOT_SCRIPTS = new Set(['run.ts', 'api.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts', 'job.ts', 'predict-thread.ts', 'phase2.ts', 'predict.ts', 'upload.ts']);
+const NOT_SCRIPTS = new Set(['run.ts', 'api.ts', 'features.ts', 'text-features-onnx.ts', 'checkpoints.ts', 'job.ts', 'predict-thread.ts', 'phase2.ts', 'predict.ts', 'upload.ts', 'augmented.ts']);
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help')) {

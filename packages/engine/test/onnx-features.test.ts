@@ -137,7 +137,7 @@ test('augmented batches run through the frozen base on ONNX Runtime too, with th
     const events: TrainingEvent[] = [];
     const losses: Run['losses'] = [];
     const out = await fineTune({
-      base, datasetPath: SAMPLE, spec: { ...augmented, testDataset: undefined }, outDir: join(dir, name), cacheDir: join(dir, 'cache-augmented'),
+      base, datasetPath: SAMPLE, spec: { ...augmented, testDataset: null }, outDir: join(dir, name), cacheDir: join(dir, 'cache-augmented'),
       hooks: { onEvent: (e) => { events.push(e); }, onEpoch: (m) => { losses.push({ loss: m.loss, valLoss: m.valLoss }); } },
     });
     return { out, events, losses };
