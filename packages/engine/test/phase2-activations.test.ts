@@ -163,3 +163,33 @@ test('with augmentation the training batches recompute (said in the phase event)
   });
   assert.ok(out.result.valAccuracy !== null);
 });
+
+test('with augmentation and the frozen part on ONNX Runtime, the augmented training batches run it there too, within tolerance of tfjs', async () => {
+  const augmented = specFor({ hyperparameters: { epochs: 1, fineTuneEpochs: 2 }, trainableLayers: 1, earlyStopping: false, augmentation: { flip: 'none', rotation: 5, zoom: 0.1, brightness: 0, contrast: 0 } });
+  const run = async (runtime: 'onnx' | 'tfjs') => {
+    const saved = process.env.GRAFT_FROZEN_RUNTIME;
+    process.env.GRAFT_FROZEN_RUNTIME = runtime;
+    const events: TrainingEvent[] = [];
+    const epochs: Run['epochs'] = [];
+    try {
+      const out = await fineTune({
+        base, datasetPath: SAMPLE, spec: augmented, outDir: join(dir, `augmented-${runtime}`), cacheDir: join(dir, 'cache-augmented'),
+        hooks: { onEvent: (e) => { events.push(e); }, onEpoch: (m) => { epochs.push(m); } },
+      });
+      return { out, events, epochs };
+    } finally {
+      if (saved === undefined) delete process.env.GRAFT_FROZEN_RUNTIME;
+      else process.env.GRAFT_FROZEN_RUNTIME = saved;
+    }
+  };
+  const tfjs = await run('tfjs');
+  const onnx = await run('onnx');
+  const phaseMessage = (r: Run) => r.events.find((e) => e.type === 'phase' && (e.data as Record<string, unknown>)?.frozenActivations)!.message;
+  assert.match(phaseMessage(onnx), /every augmented batch \(ONNX Runtime\)/);
+  assert.match(phaseMessage(tfjs), /every augmented batch \(TensorFlow\.js\)/);
+  assert.equal(onnx.epochs.length, tfjs.epochs.length);
+  for (const [i, e] of onnx.epochs.entries()) {
+    assert.ok(Math.abs(e.loss - tfjs.epochs[i]!.loss) <= 1e-2, `epoch ${i + 1} (${e.phase}) training loss: ${e.loss} vs ${tfjs.epochs[i]!.loss}`);
+  }
+  assert.ok(Math.abs(onnx.out.result.valLoss! - tfjs.out.result.valLoss!) <= 1e-2, `validation loss: ${onnx.out.result.valLoss} vs ${tfjs.out.result.valLoss}`);
+});

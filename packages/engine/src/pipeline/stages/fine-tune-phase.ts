@@ -69,8 +69,8 @@ export async function trainFineTunePhase(t: Training, selection: TrainableSelect
         if (frozen.train) boundary = frozen.tensors(batch as StoredRows);
         else {
           x = cache.inputs(batch, random);
-          // Below the lowest unfrozen layer: inference, outside the gradient tape.
-          boundary = forward.frozen(x, encoder.inferenceBatchSize);
+          // Below the lowest unfrozen layer: inference, outside the gradient tape (on ONNX Runtime when the pass ran there).
+          boundary = frozen.runFrozen ? await frozen.runFrozen(x as tf.Tensor, idx.length) : forward.frozen(x, encoder.inferenceBatchSize);
           frozen.frozenRuns += idx.length;
         }
         const y = tf.tensor1d(idx.map((i) => trainLabels[i]!), 'int32');

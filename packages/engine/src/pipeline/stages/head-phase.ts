@@ -12,6 +12,7 @@ import { runInChunks } from '../../train/model-input.ts';
 import { accumulatedStep } from '../../train/accumulate.ts';
 import { runPhase, type PhaseOutcome } from '../../train/phase-runner.ts';
 import { nextSeed } from '../../util/random.ts';
+import { runOnnxRows, type OnnxRows } from './onnx-rows.ts';
 import { microBatchOf, phaseRandom, reportStop, type Training } from '../training.ts';
 
 export interface PhaseResult {
@@ -129,20 +130,16 @@ async function augmentedOnOnnx(t: Training): Promise<FrozenPart | null> {
   return null;
 }
 
-/** The pooled features of n augmented inputs on ONNX Runtime, in its batch size; frees `x`. */
-async function onnxFeatures(frozen: NonNullable<FrozenPart['rows']>, x: tf.Tensor, n: number, featureShape: number[], head: Parameters<typeof poolFeatures>[0]): Promise<tf.Tensor2D> {
-  let input: Float32Array;
+/** The pooled features of n augmented inputs on ONNX Runtime; frees `x`. */
+async function onnxFeatures(frozen: OnnxRows, x: tf.Tensor, n: number, featureShape: number[], head: Parameters<typeof poolFeatures>[0]): Promise<tf.Tensor2D> {
+  let rows: tf.Tensor;
   try {
-    input = await x.data<'float32'>();
+    rows = await runOnnxRows(frozen, x, n, featureShape);
   } finally {
     x.dispose();
   }
-  const perInput = input.length / n;
-  const perOutput = featureShape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n * perOutput);
-  for (let start = 0; start < n; start += frozen.batchSize) {
-    const m = Math.min(frozen.batchSize, n - start);
-    out.set(await frozen.run(input.subarray(start * perInput, (start + m) * perInput), m), start * perOutput);
-  }
-  return tf.tidy(() => poolFeatures(head, tf.tensor(out, [n, ...featureShape])) as tf.Tensor2D);
+  // Pooling may be the identity (features already flat): then the rows are the features.
+  const feats = tf.tidy(() => poolFeatures(head, rows) as tf.Tensor2D);
+  if (feats !== rows) rows.dispose();
+  return feats;
 }

@@ -20,6 +20,7 @@ import type { Validation } from '../../train/callbacks.ts';
 import { activationCacheSetting, ActivationStore, placeActivations, type ActivationSlot, type StoredRows } from '../../train/activation-store.ts';
 import type { SplitForward } from '../../train/freezing.ts';
 import { poolFeatures } from '../../train/head.ts';
+import { runOnnxRows } from './onnx-rows.ts';
 import { batchSizeOf } from '../../train/model-input.ts';
 import type { Training } from '../training.ts';
 
@@ -37,6 +38,11 @@ export interface FrozenActivations {
   validation: boolean;
   /** Examples the frozen part ran on so far (the pass, then every recomputed batch and validation). */
   frozenRuns: number;
+  /**
+   * With augmentation and the frozen part on ONNX Runtime: the boundary values of a batch of model
+   * inputs (not freed here) computed there; null: the caller runs the frozen part in tfjs.
+   */
+  runFrozen: ((x: tf.Tensor, n: number) => Promise<tf.Tensor[]>) | null;
   /** The store's batch of training indices (store rows 0..nTrain-1), as bytes; `tensors` makes them the boundary values. */
   readTrain(indices: readonly number[]): Promise<StoredRows>;
   tensors(batch: StoredRows): tf.Tensor[];
@@ -72,6 +78,7 @@ export async function prepareFrozenActivations(t: Training, forward: SplitForwar
     train: false,
     validation: false,
     frozenRuns: 0,
+    runFrozen: null,
     readTrain: () => Promise.reject(new Error('no stored activations')),
     tensors: () => {
       throw new Error('no stored activations');
@@ -165,7 +172,7 @@ export async function prepareFrozenActivations(t: Training, forward: SplitForwar
   const message =
     `The frozen layers below ${boundaryNames.join(', ')} ran once on ${augmenting ? `the ${nVal} validation` : `${nTrain} training and ${nVal} validation`} ${many} ` +
     `(${onnx ? 'ONNX Runtime' : 'TensorFlow.js'}, ${(ms / 1000).toFixed(1)} s); their activations are kept ${where}` +
-    (augmenting ? '. Augmentation is on: the training batches run the frozen layers on every augmented batch.' : ' and every epoch trains the unfrozen top and the head on them.') +
+    (augmenting ? `. Augmentation is on: the training batches run the frozen layers on every augmented batch (${onnx ? 'ONNX Runtime' : 'TensorFlow.js'}).` : ' and every epoch trains the unfrozen top and the head on them.') +
     (runtimeNote ? ` (${runtimeNote[0]!.toUpperCase()}${runtimeNote.slice(1)}.)` : '');
   const numClasses = data.classes.length;
   const { head } = model;
@@ -188,6 +195,8 @@ export async function prepareFrozenActivations(t: Training, forward: SplitForwar
     train: !augmenting,
     validation: nVal > 0,
     frozenRuns: rows.length,
+    // Augmented batches need a new pass each: on ONNX Runtime too when the pass ran there (the session stays open for the job).
+    runFrozen: onnx && augmenting ? async (x, n) => [await runOnnxRows(onnx!.rows!, x, n, slots[0]!.shape)] : null,
     readTrain: (indices) => store.records(indices),
     tensors: (batch) => store.tensors(batch),
     validate: async () => {
