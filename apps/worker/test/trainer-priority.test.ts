@@ -3,14 +3,13 @@
  * before the engine loads, so it yields the CPU to an API or a worker on the same host.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { forkTrainer } from '../src/trainer/run-training.ts';
 
 /** Niceness of every thread of a process (field 19 of /proc/<pid>/task/<tid>/stat). */
 async function threadNiceness(pid: number): Promise<number[]> {
-  const { readdir } = await import('node:fs/promises');
   const tids = await readdir(`/proc/${pid}/task`);
   const out: number[] = [];
   for (const tid of tids) {
